@@ -1,0 +1,43 @@
+# The two commands a new user needs: `make run` (the system) and `make test` (the checks).
+# Each does its own set-up: a virtual environment in .venv and the Kafka jars in ~/.cache/circles.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit integration schemas bench kafka clean
+
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(INSTALLED)
+
+kafka: $(INSTALLED)
+	$(BIN)/python deploy/kafka/local_kafka.py fetch
+
+run: $(INSTALLED) kafka
+	CIRCLES_DATA_DIR=$${CIRCLES_DATA_DIR:-$(CURDIR)/.circles} $(BIN)/circles dev up
+
+test: $(INSTALLED) kafka lint typecheck
+	$(BIN)/pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy services schemas deploy tests
+
+unit: $(INSTALLED)
+	$(BIN)/pytest tests/unit
+
+integration: $(INSTALLED) kafka
+	$(BIN)/pytest -m integration
+
+schemas: $(INSTALLED)
+	$(BIN)/python -m schemas.generate
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

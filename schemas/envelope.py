@@ -1,0 +1,133 @@
+"""CloudEvents 1.0 envelope carried in Kafka headers (binary content mode) and the record codec.
+
+The record value is the event's JSON; ``datacontenttype`` maps to the ``content-type`` header and every
+other attribute to a ``ce_``-prefixed UTF-8 header. ``correlationid`` follows a referral from its HTTP
+request to its last notification; ``causationid`` names the event that caused this one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import ClassVar, Literal, TypeVar
+
+from pydantic import AwareDatetime, ValidationError
+
+from schemas.common import Contract
+
+Headers = Sequence[tuple[str, bytes]]
+E = TypeVar("E", bound="Event")
+
+
+class Event(Contract):
+    """Base of every event. Subclasses name their CloudEvents type and their partition key."""
+
+    event_type: ClassVar[str]
+
+    def partition_key(self) -> str:
+        raise NotImplementedError
+
+
+class Envelope(Contract):
+    id: uuid.UUID
+    type: str
+    source: str
+    time: AwareDatetime
+    correlationid: str
+    specversion: Literal["1.0"] = "1.0"
+    subject: str | None = None
+    causationid: uuid.UUID | None = None
+    datacontenttype: Literal["application/json"] = "application/json"
+
+    @classmethod
+    def for_event(
+        cls,
+        event: Event,
+        *,
+        source: str,
+        correlation_id: str,
+        cause: Envelope | None = None,
+        event_id: uuid.UUID | None = None,
+        time: datetime | None = None,
+    ) -> Envelope:
+        return cls(
+            id=event_id or uuid.uuid4(),
+            type=event.event_type,
+            source=source,
+            time=time or datetime.now(UTC),
+            correlationid=correlation_id,
+            subject=event.partition_key(),
+            causationid=cause.id if cause else None,
+        )
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        out: list[tuple[str, bytes]] = []
+        for name, value in self.model_dump(mode="json", exclude_none=True).items():
+            header = "content-type" if name == "datacontenttype" else f"ce_{name}"
+            out.append((header, str(value).encode()))
+        return out
+
+    @classmethod
+    def from_headers(cls, headers: Iterable[tuple[str, bytes | None]]) -> Envelope:
+        attributes: dict[str, str] = {}
+        for name, raw in headers:
+            if raw is None:
+                continue
+            if name.startswith("ce_"):
+                attributes[name[3:]] = raw.decode("utf-8", errors="replace")
+            elif name == "content-type":
+                attributes["datacontenttype"] = raw.decode("utf-8", errors="replace")
+        return cls.model_validate(attributes)
+
+
+class UndecodableRecord(Exception):
+    """A record that is not a valid event; ``reason`` is safe to log (it never quotes the input)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def describe(error: ValidationError) -> str:
+    """Every field error on one line, without the offending values (they may be personal data)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or '(body)'}: {item['msg']} [{item['type']}]"
+        for item in error.errors(include_input=False, include_url=False, include_context=False)
+    )
+
+
+def encode(event: Event, envelope: Envelope) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Key, value and headers of the Kafka record carrying ``event``."""
+    if envelope.type != event.event_type:
+        raise ValueError(f"envelope type {envelope.type} does not match event {event.event_type}")
+    return event.partition_key().encode(), event.model_dump_json().encode(), envelope.headers()
+
+
+def decode(
+    value: bytes | None,
+    headers: Iterable[tuple[str, bytes | None]],
+    known: dict[str, type[Event]],
+) -> tuple[Envelope, Event]:
+    """Parse a record into its envelope and event, or raise UndecodableRecord with a safe reason."""
+    try:
+        envelope = Envelope.from_headers(headers)
+    except ValidationError as error:
+        raise UndecodableRecord(f"CloudEvents headers invalid: {describe(error)}") from None
+    model = known.get(envelope.type)
+    if model is None:
+        raise UndecodableRecord(f"unknown event type {envelope.type!r} for this topic")
+    if value is None:
+        raise UndecodableRecord("record has no value")
+    try:
+        return envelope, model.model_validate_json(value)
+    except ValidationError as error:
+        raise UndecodableRecord(f"{envelope.type} invalid: {describe(error)}") from None
+
+
+def decode_as(
+    model: type[E], value: bytes, headers: Iterable[tuple[str, bytes | None]]
+) -> tuple[Envelope, E]:
+    envelope, event = decode(value, headers, {model.event_type: model})
+    assert isinstance(event, model)
+    return envelope, event

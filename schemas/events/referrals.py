@@ -1,0 +1,134 @@
+"""Events and commands of the referrals service.
+
+Commands (``circles.referral.submit.v1`` ...) travel on the service's private command topic and carry the
+whole submission. Events (``circles.referral.submitted.v1`` ...) cross service boundaries and carry only
+the minimised ``ReferralProfile``: no names, dates of birth, PNC numbers or referrer contact details.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated, ClassVar
+
+from pydantic import AwareDatetime, Field, StringConstraints
+
+from schemas.common import (
+    AgeBand,
+    AgencyId,
+    Contract,
+    DistinctPostcodeDistricts,
+    Gender,
+    LocalAuthority,
+    PostcodeDistrict,
+    RiskLevel,
+)
+from schemas.envelope import Event
+from schemas.partner_api import AgencyReference, Decision, MappaNumber, ReferralSubmission
+
+
+class NeedsProfile(Contract):
+    learning_disability: bool
+    mental_health: bool
+    interpreter_language: str | None
+
+
+class ReferralProfile(Contract):
+    """What other services may know about a core member: enough to match and route, nothing that names him."""
+
+    local_authority: LocalAuthority
+    postcode_district: PostcodeDistrict
+    gender: Gender
+    age_band: AgeBand
+    risk_level: RiskLevel
+    mappa_category: MappaNumber | None
+    mappa_level: MappaNumber | None
+    in_custody: bool
+    expected_release_date: date | None
+    needs: NeedsProfile
+    exclusion_zones: DistinctPostcodeDistricts
+
+
+class _ReferralEvent(Event):
+    referral_id: uuid.UUID
+    agency_id: AgencyId
+    agency_reference: AgencyReference
+
+    def partition_key(self) -> str:
+        return str(self.referral_id)
+
+
+class ReferralSubmitted(_ReferralEvent):
+    """A version of a referral was accepted (version 1 on submission, 2+ when the agency amends it)."""
+
+    event_type: ClassVar[str] = "circles.referral.submitted.v1"
+    version: int = Field(ge=1)
+    submitted_at: AwareDatetime
+    profile: ReferralProfile
+    detail_url: str = Field(description="Where the owning service answers for this referral")
+
+
+class ReferralAssessed(_ReferralEvent):
+    """The eligibility policy decided on a version of a referral."""
+
+    event_type: ClassVar[str] = "circles.referral.assessed.v1"
+    version: int = Field(ge=1)
+    decision: Decision
+    profile: ReferralProfile
+
+
+class ReferralWithdrawn(_ReferralEvent):
+    """The referring agency withdrew the referral (its reason stays with the referrals service)."""
+
+    event_type: ClassVar[str] = "circles.referral.withdrawn.v1"
+    version: int = Field(ge=1)
+    withdrawn_at: AwareDatetime
+
+
+class _ReferralCommand(Event):
+    referral_id: uuid.UUID
+
+    def partition_key(self) -> str:
+        return str(self.referral_id)
+
+
+Channel = Annotated[str, StringConstraints(pattern=r"^(http|kafka)$")]
+
+
+class SubmitReferral(_ReferralCommand):
+    """An agency submitted (or, with ``amend``, replaced) a referral. Private: holds personal data."""
+
+    event_type: ClassVar[str] = "circles.referral.submit.v1"
+    agency_id: AgencyId
+    submission: ReferralSubmission
+    fingerprint: str
+    amend: bool = False
+    received_at: AwareDatetime
+    channel: Channel = "http"
+
+
+class WithdrawReferral(_ReferralCommand):
+    event_type: ClassVar[str] = "circles.referral.withdraw.v1"
+    agency_id: AgencyId
+    reason: Annotated[str, StringConstraints(max_length=500)]
+    received_at: AwareDatetime
+
+
+class ReassessReferral(_ReferralCommand):
+    """Time passed: assess a deferred referral again as of ``as_of``."""
+
+    event_type: ClassVar[str] = "circles.referral.reassess.v1"
+    as_of: date
+
+
+class InboundSubmission(ReferralSubmission, Event):
+    """A submission an agency system produced to the inbound topic: the same body as ``POST /v1/referrals``.
+
+    The agency is named by the record's ``ce_source`` header, ``/agencies/<agency_id>``; who may write
+    the topic is a broker ACL matter.
+    """
+
+    event_type: ClassVar[str] = "circles.referral.submission.v1"
+
+    def partition_key(self) -> str:
+        return self.agency_reference

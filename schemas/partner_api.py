@@ -1,0 +1,185 @@
+"""Partner API models: the referral submission agencies send, and what the API answers.
+
+Fields marked ``x-personal-data`` in the JSON Schema stay inside the referrals service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, StringConstraints
+
+from schemas.common import (
+    PERSONAL,
+    Contract,
+    DistinctPostcodeDistricts,
+    Gender,
+    LocalAuthority,
+    Outcome,
+    PostcodeDistrict,
+    Reason,
+    ReferralStatus,
+    RiskLevel,
+)
+
+AgencyReference = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}$"),
+    Field(description="The agency's own reference for this referral, unique within the agency"),
+]
+PersonName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), Field(json_schema_extra=PERSONAL)
+]
+PncNumber = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{4}/[0-9]{7}[A-Z]$"),
+    Field(description="Police National Computer number, YYYY/NNNNNNNL", json_schema_extra=PERSONAL),
+]
+Email = Annotated[
+    str,
+    StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$", max_length=254),
+    Field(json_schema_extra=PERSONAL),
+]
+Phone = Annotated[str, StringConstraints(pattern=r"^[0-9 +()-]{6,20}$"), Field(json_schema_extra=PERSONAL)]
+MappaNumber = Literal[1, 2, 3]
+
+
+class Referrer(Contract):
+    name: PersonName
+    role: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    email: Email
+    phone: Phone | None = None
+
+
+class CoreMember(Contract):
+    given_name: PersonName
+    family_name: PersonName
+    date_of_birth: Annotated[date, Field(json_schema_extra=PERSONAL)]
+    gender: Gender
+    pnc_number: PncNumber | None = None
+    local_authority: LocalAuthority = Field(description="Where he lives, or is to be released to")
+    postcode_district: PostcodeDistrict
+
+
+class Offence(Contract):
+    sexual_offence: bool
+    registered_sex_offender: bool
+    mappa_category: MappaNumber | None = None
+    mappa_level: MappaNumber | None = None
+
+
+class Risk(Contract):
+    level: RiskLevel
+    tool: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
+
+
+class Custody(Contract):
+    in_custody: bool
+    establishment: Annotated[str, StringConstraints(max_length=100)] | None = None
+    expected_release_date: date | None = None
+
+
+class Consent(Contract):
+    given: bool
+    date: dt.date | None = None
+
+
+class Needs(Contract):
+    learning_disability: bool = False
+    mental_health: bool = False
+    interpreter_language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z -]{1,39}$")] | None = (
+        None
+    )
+
+
+class ReferralSubmission(Contract):
+    """The body of ``POST /v1/referrals`` and ``PUT /v1/referrals/{id}``, and of inbound Kafka records."""
+
+    agency_reference: AgencyReference
+    referrer: Referrer
+    core_member: CoreMember
+    offence: Offence
+    risk: Risk
+    custody: Custody
+    consent: Consent
+    needs: Needs = Needs()
+    exclusion_zones: Annotated[DistinctPostcodeDistricts, Field(max_length=20)] = []
+    notes: Annotated[str, StringConstraints(max_length=2000), Field(json_schema_extra=PERSONAL)] | None = None
+
+    def fingerprint(self) -> str:
+        """Stable hash of the normalised body: an identical resubmission has the same fingerprint."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+class Withdrawal(Contract):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500), Field(json_schema_extra=PERSONAL)]
+
+
+class Links(Contract):
+    self: str
+    history: str
+
+
+class Decision(Contract):
+    outcome: Outcome
+    reasons: list[Reason]
+    policy_version: str
+    decided_at: AwareDatetime
+    reassess_on: date | None = Field(
+        default=None, description="For a deferred referral: the day it will be assessed again"
+    )
+
+
+class ReferralAccepted(Contract):
+    referral_id: uuid.UUID
+    status: ReferralStatus
+    links: Links
+
+
+class ReferralView(Contract):
+    referral_id: uuid.UUID
+    agency_reference: AgencyReference
+    status: ReferralStatus
+    version: int
+    decision: Decision | None
+    submitted_at: AwareDatetime
+    updated_at: AwareDatetime
+    links: Links
+
+
+class HistoryEntry(Contract):
+    event_id: uuid.UUID
+    type: str
+    time: datetime
+    summary: str
+
+
+class ReferralHistory(Contract):
+    referral_id: uuid.UUID
+    events: list[HistoryEntry]
+
+
+class ReferralList(Contract):
+    referrals: list[ReferralView]
+
+
+class FieldError(Contract):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(Contract):
+    """RFC 9457 problem details, with every field error of a 422 in ``errors``."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+    links: dict[str, str] | None = None

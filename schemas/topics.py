@@ -1,0 +1,311 @@
+"""The topic catalogue: every topic, its key, partitions, cleanup policy, owner, consumers and events.
+
+One list, so the event flow is visible at a glance (after Confluent's ``Schemas.Topics``). Each topic has
+one writing service (single-writer principle). Topics whose events share a key share a partition count,
+so that faust can co-partition them with the tables keyed the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from schemas.envelope import Event
+from schemas.events.agencies import AgencyKeyRotated, AgencyRegistered
+from schemas.events.matching import (
+    CircleFormed,
+    MatchDecided,
+    MatchDeferred,
+    MatchProposed,
+    ProposalCancelled,
+    VolunteerReminderDue,
+)
+from schemas.events.notifications import (
+    DeliveryRetryDue,
+    NotificationDeadLettered,
+    NotificationDelivered,
+    NotificationRequested,
+)
+from schemas.events.referrals import (
+    InboundSubmission,
+    ReassessReferral,
+    ReferralAssessed,
+    ReferralSubmitted,
+    ReferralWithdrawn,
+    SubmitReferral,
+    WithdrawReferral,
+)
+from schemas.events.volunteers import (
+    VolunteerAvailabilityChanged,
+    VolunteerConflictDeclared,
+    VolunteerRegistered,
+    VolunteerSupervised,
+    VolunteerTrained,
+    VolunteerVetted,
+    VolunteerWithdrawn,
+)
+
+REFERRAL_PARTITIONS = 6
+"""Partitions of every topic keyed by referral id (and of the notification topics): the most workers
+one service can spread over."""
+
+DAY_MS = 24 * 3600 * 1000
+
+
+class Cleanup(StrEnum):
+    DELETE = "delete"
+    COMPACT = "compact"
+
+
+class Service(StrEnum):
+    REFERRALS = "referrals"
+    MATCHING = "matching"
+    NOTIFICATIONS = "notifications"
+    PARTNER_AGENCIES = "partner-agencies"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    owner: Service
+    key: str
+    partitions: int
+    cleanup: Cleanup
+    description: str
+    events: tuple[type[Event], ...] = ()
+    consumers: tuple[Service, ...] = ()
+    retention_ms: int = -1
+    personal_data: bool = False
+    dead_letter: bool = False
+
+    @property
+    def config(self) -> dict[str, str]:
+        """Kafka topic configuration, as given to the admin client when the topic is created."""
+        settings = {"cleanup.policy": self.cleanup.value, "retention.ms": str(self.retention_ms)}
+        if self.cleanup is Cleanup.COMPACT:
+            settings |= {"min.cleanable.dirty.ratio": "0.1", "segment.ms": str(DAY_MS)}
+        return settings
+
+    @property
+    def dlq(self) -> str:
+        return dead_letter_topic(self.name)
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+AGENCIES = TopicSpec(
+    name="circles.agencies.v1",
+    owner=Service.REFERRALS,
+    key="agency_id",
+    partitions=1,
+    cleanup=Cleanup.COMPACT,
+    description="Partner agency registry: the latest record of each agency (key hash, contact, webhook).",
+    events=(AgencyRegistered, AgencyKeyRotated),
+    consumers=(Service.REFERRALS, Service.NOTIFICATIONS),
+)
+REFERRALS_INBOUND = TopicSpec(
+    name="circles.referrals.inbound.v1",
+    owner=Service.PARTNER_AGENCIES,
+    key="agency_reference",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.DELETE,
+    retention_ms=7 * DAY_MS,
+    description="Submissions produced by agency systems that prefer Kafka to HTTP; validated like a POST.",
+    events=(InboundSubmission,),
+    consumers=(Service.REFERRALS,),
+    personal_data=True,
+)
+REFERRALS_COMMANDS = TopicSpec(
+    name="circles.referrals.commands.v1",
+    owner=Service.REFERRALS,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.DELETE,
+    retention_ms=7 * DAY_MS,
+    description="Private: accepted submissions, amendments, withdrawals and re-assessments, to the worker.",
+    events=(SubmitReferral, WithdrawReferral, ReassessReferral),
+    consumers=(Service.REFERRALS,),
+    personal_data=True,
+)
+REFERRALS_STATE = TopicSpec(
+    name="circles.referrals.state.v1",
+    owner=Service.REFERRALS,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.COMPACT,
+    description="Private: the referrals worker's table of referral records (changelog), read by its API.",
+    consumers=(Service.REFERRALS,),
+    personal_data=True,
+)
+REFERRAL_EVENTS = TopicSpec(
+    name="circles.referrals.events.v1",
+    owner=Service.REFERRALS,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.DELETE,
+    retention_ms=30 * DAY_MS,
+    description="Minimised referral events for other services: submitted, assessed, withdrawn.",
+    events=(ReferralSubmitted, ReferralAssessed, ReferralWithdrawn),
+    consumers=(Service.MATCHING, Service.NOTIFICATIONS),
+)
+VOLUNTEERS = TopicSpec(
+    name="circles.volunteers.v1",
+    owner=Service.MATCHING,
+    key="volunteer_id",
+    partitions=3,
+    cleanup=Cleanup.COMPACT,
+    description="Volunteer records: each event carries the whole record after the change.",
+    events=(
+        VolunteerRegistered,
+        VolunteerVetted,
+        VolunteerTrained,
+        VolunteerSupervised,
+        VolunteerAvailabilityChanged,
+        VolunteerConflictDeclared,
+        VolunteerWithdrawn,
+    ),
+    consumers=(Service.MATCHING,),
+    personal_data=True,
+)
+MATCH_DECISIONS = TopicSpec(
+    name="circles.matching.decisions.v1",
+    owner=Service.MATCHING,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.DELETE,
+    retention_ms=30 * DAY_MS,
+    description="The coordinator's accept/reject decisions, from the CLI or the coordinator page.",
+    events=(MatchDecided,),
+    consumers=(Service.MATCHING,),
+)
+MATCHING_INBOX = TopicSpec(
+    name="circles.matching.inbox.v1",
+    owner=Service.MATCHING,
+    key="referral_id or volunteer_id",
+    partitions=1,
+    cleanup=Cleanup.DELETE,
+    retention_ms=7 * DAY_MS,
+    description=(
+        "Private: every input of the matcher in one partition, because the volunteer pool is one "
+        "allocation problem with a single writer (no volunteer in two open proposals)."
+    ),
+    events=(
+        ReferralAssessed,
+        ReferralWithdrawn,
+        MatchDecided,
+        *VOLUNTEERS.events,
+    ),
+    consumers=(Service.MATCHING,),
+    personal_data=True,
+)
+MATCHING_STATE = TopicSpec(
+    name="circles.matching.state.v1",
+    owner=Service.MATCHING,
+    key="entity id",
+    partitions=1,
+    cleanup=Cleanup.COMPACT,
+    description="Private: the matcher's tables (referral cases, proposals, circles, pool), as a changelog.",
+    consumers=(Service.MATCHING,),
+    personal_data=True,
+)
+MATCHING_EVENTS = TopicSpec(
+    name="circles.matching.events.v1",
+    owner=Service.MATCHING,
+    key="referral_id (volunteer_id for reminders)",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.DELETE,
+    retention_ms=30 * DAY_MS,
+    description="Proposals, deferrals, cancellations, circles formed and volunteer reminders.",
+    events=(MatchProposed, MatchDeferred, ProposalCancelled, CircleFormed, VolunteerReminderDue),
+    consumers=(Service.REFERRALS, Service.NOTIFICATIONS),
+)
+NOTIFICATION_REQUESTS = TopicSpec(
+    name="circles.notifications.requests.v1",
+    owner=Service.NOTIFICATIONS,
+    key="notification_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.DELETE,
+    retention_ms=7 * DAY_MS,
+    description="One message to one recipient, decided by routing; and the retries of failed ones.",
+    events=(NotificationRequested, DeliveryRetryDue),
+    consumers=(Service.NOTIFICATIONS,),
+)
+NOTIFICATION_LOG = TopicSpec(
+    name="circles.notifications.log.v1",
+    owner=Service.NOTIFICATIONS,
+    key="notification_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.COMPACT,
+    description="Private: the delivery log (pending, sent, failed with attempts, dead) as a changelog.",
+    consumers=(Service.NOTIFICATIONS,),
+)
+NOTIFICATION_EVENTS = TopicSpec(
+    name="circles.notifications.events.v1",
+    owner=Service.NOTIFICATIONS,
+    key="notification_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.DELETE,
+    retention_ms=30 * DAY_MS,
+    description="What became of each message: delivered, or dead-lettered with the reason.",
+    events=(NotificationDelivered, NotificationDeadLettered),
+)
+
+_PRIMARY: tuple[TopicSpec, ...] = (
+    AGENCIES,
+    REFERRALS_INBOUND,
+    REFERRALS_COMMANDS,
+    REFERRALS_STATE,
+    REFERRAL_EVENTS,
+    VOLUNTEERS,
+    MATCH_DECISIONS,
+    MATCHING_INBOX,
+    MATCHING_STATE,
+    MATCHING_EVENTS,
+    NOTIFICATION_REQUESTS,
+    NOTIFICATION_LOG,
+    NOTIFICATION_EVENTS,
+)
+
+
+def _dead_letters(specs: tuple[TopicSpec, ...]) -> tuple[TopicSpec, ...]:
+    """A dead-letter topic for every event topic some service consumes."""
+    return tuple(
+        TopicSpec(
+            name=spec.dlq,
+            owner=spec.consumers[0],
+            key="as the source record",
+            partitions=1,
+            cleanup=Cleanup.DELETE,
+            retention_ms=90 * DAY_MS,
+            description=(
+                f"Records of {spec.name} that could not be parsed or processed: original bytes and headers, "
+                "plus dlq_error, dlq_service, dlq_topic, dlq_partition, dlq_offset and dlq_time headers."
+            ),
+            personal_data=spec.personal_data,
+            dead_letter=True,
+        )
+        for spec in specs
+        if spec.consumers and spec.events
+    )
+
+
+TOPICS: tuple[TopicSpec, ...] = _PRIMARY + _dead_letters(_PRIMARY)
+
+BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in TOPICS}
+
+EVENT_TYPES: dict[str, type[Event]] = {event.event_type: event for spec in TOPICS for event in spec.events}
+"""Every event type the system knows, for decoding."""
+
+
+def events_of(spec: TopicSpec) -> dict[str, type[Event]]:
+    return {event.event_type: event for event in spec.events}
+
+
+def topic_of(event: type[Event]) -> TopicSpec:
+    """The topic an event is published on: the one topic whose owner writes it."""
+    owners = [spec for spec in _PRIMARY if event in spec.events and spec is not MATCHING_INBOX]
+    if len(owners) != 1:
+        raise LookupError(f"{event.event_type} is published on {len(owners)} topics")
+    return owners[0]

@@ -1,0 +1,1 @@
+"""The Circles services: referrals, matching, notifications, and their shared runtime."""

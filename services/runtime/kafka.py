@@ -1,0 +1,245 @@
+"""Kafka plumbing outside faust: topics from the catalogue, a publisher, and views of compacted topics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import RecordMetadata
+
+from schemas.envelope import Envelope, Event, encode
+from schemas.topics import TOPICS, TopicSpec, topic_of
+from services.runtime.logs import get_logger
+
+log = get_logger(__name__)
+V = TypeVar("V")
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic's partition count differs from the catalogue."""
+
+
+async def create_topics(
+    bootstrap_servers: str,
+    specs: Iterable[TopicSpec] = TOPICS,
+    *,
+    replication_factor: int = 1,
+    prefix: str = "",
+) -> list[str]:
+    """Create the catalogue's missing topics; check the existing ones. Returns the names created.
+
+    ``prefix`` lets tests run isolated copies of the whole topology on one broker.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="circles-admin")
+    await admin.start()
+    try:
+        wanted = {prefix + spec.name: spec for spec in specs}
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, spec.partitions, replication_factor, topic_configs=spec.config)
+            for name, spec in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process got there first
+                await admin.create_topics(missing, timeout_ms=30_000)
+        present = [name for name in wanted if name in existing]
+        for described in await admin.describe_topics(present) if present else []:
+            expected = wanted[described["topic"]].partitions
+            if len(described["partitions"]) != expected:
+                raise TopicMismatch(
+                    f"{described['topic']} has {len(described['partitions'])} partitions, the catalogue says "
+                    f"{expected}: recreate it or raise the catalogue's count"
+                )
+        return [topic.name for topic in missing]
+    finally:
+        await admin.close()
+
+
+def producer(bootstrap_servers: str, client_id: str, **overrides: Any) -> AIOKafkaProducer:
+    """An idempotent producer with acks from all in-sync replicas."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers,
+        "client_id": client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 2,
+        "request_timeout_ms": 30_000,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+class Publisher:
+    """Publishes events with their CloudEvents headers and waits for the broker's acknowledgement."""
+
+    def __init__(self, bootstrap_servers: str, source: str, *, prefix: str = "") -> None:
+        self.source = source
+        self.prefix = prefix
+        self._producer = producer(bootstrap_servers, client_id=source.strip("/").replace("/", "-"))
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def __aenter__(self) -> Publisher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    def envelope(self, event: Event, correlation_id: str, **kwargs: Any) -> Envelope:
+        return Envelope.for_event(event, source=self.source, correlation_id=correlation_id, **kwargs)
+
+    async def publish(self, event: Event, envelope: Envelope, *, topic: str | None = None) -> RecordMetadata:
+        return await (await self.send(event, envelope, topic=topic))
+
+    async def send(
+        self, event: Event, envelope: Envelope, *, topic: str | None = None
+    ) -> Awaitable[RecordMetadata]:
+        """Queue the record; await the returned future for the broker's acknowledgement."""
+        key, value, headers = encode(event, envelope)
+        name = topic or self.prefix + topic_of(type(event)).name
+        future: Awaitable[RecordMetadata] = await self._producer.send(name, value, key=key, headers=headers)
+        return future
+
+    async def send_raw(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> RecordMetadata:
+        future: Awaitable[RecordMetadata] = await self._producer.send(
+            topic, value, key=key, headers=headers or []
+        )
+        return await future
+
+
+class CompactedView(Generic[V]):
+    """The latest value for each key of a (compacted) topic, kept current by a background reader.
+
+    Every partition is read from the beginning without a consumer group, so each process holds the
+    whole view; ``sync()`` waits until it has caught up with what was written before the call.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        parse: Callable[[bytes], V],
+        *,
+        on_change: Callable[[str, V | None], None] | None = None,
+        client_id: str = "circles-view",
+    ) -> None:
+        self.topic = topic
+        self._parse = parse
+        self._on_change = on_change
+        self._data: dict[str, V] = {}
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        self._partitions: list[TopicPartition] = []
+        self._positions: dict[TopicPartition, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._progress = asyncio.Condition()
+        self.skipped = 0
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            await self._consumer.stop()
+            raise LookupError(f"topic {self.topic} does not exist: create the topics first")
+        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._consumer.assign(self._partitions)
+        await self._consumer.seek_to_beginning(*self._partitions)
+        self._task = asyncio.create_task(self._run(), name=f"view:{self.topic}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def __aenter__(self) -> CompactedView[V]:
+        await self.start()
+        async with asyncio.timeout(60):
+            await self.sync()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    async def sync(self) -> None:
+        """Return once every record written before this call has been applied (wrap in a timeout)."""
+        ends = await self._consumer.end_offsets(self._partitions)
+        async with self._progress:
+            await self._progress.wait_for(
+                lambda: all(self._positions.get(tp, -1) >= end for tp, end in ends.items())
+            )
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    self._apply(record.key, record.value, record.offset)
+            for tp in self._partitions:
+                self._positions[tp] = await self._consumer.position(tp)
+            async with self._progress:
+                self._progress.notify_all()
+
+    def _apply(self, raw_key: bytes | None, raw_value: bytes | None, offset: int) -> None:
+        if raw_key is None:
+            self.skipped += 1
+            return
+        key = raw_key.decode("utf-8", errors="replace")
+        if raw_value is None:
+            self._data.pop(key, None)
+            if self._on_change:
+                self._on_change(key, None)
+            return
+        try:
+            value = self._parse(raw_value)
+        except Exception as error:  # a bad record must not stop the view; it is counted and logged
+            self.skipped += 1
+            log.warning("view_record_skipped", topic=self.topic, offset=offset, error=type(error).__name__)
+            return
+        self._data[key] = value
+        if self._on_change:
+            self._on_change(key, value)
+
+    def get(self, key: str) -> V | None:
+        return self._data.get(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def items(self) -> Iterator[tuple[str, V]]:
+        return iter(list(self._data.items()))
+
+    def values(self) -> Iterator[V]:
+        return iter(list(self._data.values()))
+
+
+async def read_compacted(bootstrap_servers: str, topic: str, parse: Callable[[bytes], V]) -> dict[str, V]:
+    """A one-off snapshot of a compacted topic (for the CLI): read to the end, then stop."""
+    async with CompactedView(bootstrap_servers, topic, parse, client_id="circles-cli") as view:
+        return dict(view.items())

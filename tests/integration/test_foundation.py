@@ -1,0 +1,139 @@
+"""The foundation against a real broker: the broker itself, the catalogue's topics, every event type
+through Kafka, and the shared faust agent (processing, unit of work, dead letters)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from schemas.envelope import Envelope, Event, decode
+from schemas.events.referrals import ReassessReferral, ReferralSubmitted
+from schemas.topics import EVENT_TYPES, REFERRALS_COMMANDS, TOPICS, topic_of
+from services.runtime.faust_app import EventAgent, UnitOfWork, create_app
+from services.runtime.ids import derive_id
+from services.runtime.kafka import Publisher
+from services.runtime.settings import RuntimeSettings
+from tests.kafka_broker import local_kafka
+from tests.kafka_helpers import consume
+from tests.samples import SAMPLES
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_broker_is_a_real_kafka_jvm_the_project_started(kafka: dict[str, Any]) -> None:
+    broker = kafka["local"]
+    if broker is None:
+        pytest.skip("using an existing cluster or testcontainers, not the project's script")
+    command = Path(f"/proc/{broker.pid}/cmdline").read_bytes().split(b"\0")
+    assert Path(command[0].decode()).name == "java"
+    assert b"kafka.Kafka" in command
+    host, port = kafka["bootstrap"].split(":")
+    assert local_kafka.answers_metadata(host, int(port))
+
+
+async def test_the_catalogue_creates_every_topic_with_its_partitions_and_policy(
+    kafka_bootstrap: str, topics: str
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        described = {t["topic"]: t for t in await admin.describe_topics([topics + s.name for s in TOPICS])}
+        configs = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topics + s.name) for s in TOPICS]
+        )
+    finally:
+        await admin.close()
+    for spec in TOPICS:
+        assert len(described[topics + spec.name]["partitions"]) == spec.partitions, spec.name
+    policies = {
+        resource[3]: {entry[0]: entry[1] for entry in resource[4]}
+        for response in configs
+        for resource in response.resources
+    }
+    for spec in TOPICS:
+        assert policies[topics + spec.name]["cleanup.policy"] == spec.cleanup.value, spec.name
+
+
+async def test_every_event_type_round_trips_through_the_broker(kafka_bootstrap: str, topics: str) -> None:
+    sent: dict[uuid.UUID, Event] = {}
+    async with Publisher(kafka_bootstrap, "/tests/roundtrip", prefix=topics) as publisher:
+        for event in SAMPLES.values():
+            envelope = publisher.envelope(event, correlation_id="corr-roundtrip")
+            await publisher.publish(event, envelope)
+            sent[envelope.id] = event
+    by_topic: dict[str, int] = {}
+    for event in sent.values():
+        name = topics + topic_of(type(event)).name
+        by_topic[name] = by_topic.get(name, 0) + 1
+    received: dict[uuid.UUID, Event] = {}
+    for name, count in by_topic.items():
+        for record in await consume(kafka_bootstrap, name, count):
+            envelope, event = decode(record.value, record.headers, EVENT_TYPES)
+            assert envelope.correlationid == "corr-roundtrip"
+            assert record.key == event.partition_key().encode()
+            received[envelope.id] = event
+    assert received == sent
+    assert {type(e) for e in received.values()} == set(EVENT_TYPES.values())
+
+
+async def test_event_agent_processes_in_a_unit_of_work_and_dead_letters_the_malformed(
+    kafka_bootstrap: str, topics: str, tmp_path: Path
+) -> None:
+    """A faust worker on the real broker: a good command yields an output event; a malformed record and a
+    record the handler refuses land on <topic>.dlq with the original bytes and the reason."""
+    settings = RuntimeSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topics, data_dir=tmp_path, standby_replicas=0
+    )
+    app = create_app("runtime-test", settings)
+    outputs = topics + topic_of(ReferralSubmitted).name
+
+    async def handler(uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        assert isinstance(event, ReassessReferral)
+        if event.as_of.year < 2000:
+            raise KeyError("Testy Fictionalperson")  # an unexpected failure: dead-lettered, message withheld
+        uow.emit(
+            SAMPLES[ReferralSubmitted],
+            outputs,
+            event_id=derive_id(envelope.id, "out"),
+            correlation_id=envelope.correlationid,
+            cause=envelope,
+        )
+
+    EventAgent(app, spec=REFERRALS_COMMANDS, handler=handler, service="runtime-test", settings=settings)
+    good = ReassessReferral(referral_id=uuid.uuid4(), as_of="2026-12-01")
+    refused = ReassessReferral(referral_id=uuid.uuid4(), as_of="1999-01-01")
+    async with Publisher(kafka_bootstrap, "/tests", prefix=topics) as publisher:
+        good_envelope = publisher.envelope(good, correlation_id="corr-good")
+        await publisher.publish(good, good_envelope)
+        await publisher.publish(refused, publisher.envelope(refused, correlation_id="corr-refused"))
+        await publisher.send_raw(
+            topics + REFERRALS_COMMANDS.name, b"{not json", key=b"k", headers=[("ce_id", b"x")]
+        )
+
+    await app.start()
+    try:
+        out = await consume(kafka_bootstrap, outputs, 1)
+        dead = await consume(kafka_bootstrap, topics + REFERRALS_COMMANDS.dlq, 2)
+    finally:
+        await app.stop()
+
+    envelope, _ = decode(out[0].value, out[0].headers, EVENT_TYPES)
+    assert envelope.id == derive_id(good_envelope.id, "out")
+    assert envelope.causationid == good_envelope.id and envelope.correlationid == "corr-good"
+    reasons = {record.value: dict(record.headers) for record in dead}
+    malformed = reasons[b"{not json"]
+    assert b"CloudEvents headers invalid" in malformed["dlq_error"]
+    assert malformed["dlq_service"] == b"runtime-test" and malformed["ce_id"] == b"x"
+    assert malformed["dlq_topic"] == (topics + REFERRALS_COMMANDS.name).encode()
+    refused_headers = next(h for v, h in reasons.items() if v != b"{not json")
+    assert refused_headers["dlq_error"].startswith(b"KeyError at test_foundation.py:")
+    assert b"Testy" not in refused_headers["dlq_error"]
+    assert json.loads(next(v for v in reasons if v != b"{not json"))["as_of"] == "1999-01-01"
+    assert os.environ.get("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)

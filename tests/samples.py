@@ -1,0 +1,294 @@
+"""Synthetic, obviously invented data for tests: never a real person.
+
+``sample_event(type)`` gives one valid instance of every event type; a test checks there is one for each
+type in the catalogue, so a new event cannot be added without a sample.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from schemas.common import AgeBand, Gender, LocalAuthority, Outcome, Reason, RiskLevel
+from schemas.envelope import Event
+from schemas.events.agencies import AgencyKeyRotated, AgencyKind, AgencyRecord, AgencyRegistered, ApiKeyHash
+from schemas.events.matching import (
+    ChosenVolunteer,
+    CircleFormed,
+    MatchDecided,
+    MatchDeferred,
+    MatchProposed,
+    PassedOver,
+    ProposalCancelled,
+    ReminderKind,
+    VolunteerReminderDue,
+)
+from schemas.events.notifications import (
+    ChannelKind,
+    DeliveryRetryDue,
+    NotificationContext,
+    NotificationDeadLettered,
+    NotificationDelivered,
+    NotificationRequested,
+    Recipient,
+)
+from schemas.events.referrals import (
+    InboundSubmission,
+    NeedsProfile,
+    ReassessReferral,
+    ReferralAssessed,
+    ReferralProfile,
+    ReferralSubmitted,
+    ReferralWithdrawn,
+    SubmitReferral,
+    WithdrawReferral,
+)
+from schemas.events.volunteers import (
+    Conflict,
+    VolunteerAvailabilityChanged,
+    VolunteerConflictDeclared,
+    VolunteerRecord,
+    VolunteerRegistered,
+    VolunteerSupervised,
+    VolunteerTrained,
+    VolunteerVetted,
+    VolunteerWithdrawn,
+)
+from schemas.partner_api import Decision, ReferralSubmission
+from schemas.topics import EVENT_TYPES
+
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+REFERRAL_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+PROPOSAL_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")
+
+
+def submission_body(**overrides: Any) -> dict[str, Any]:
+    """A valid partner submission as JSON, for an invented core member."""
+    body: dict[str, Any] = {
+        "agency_reference": "MAPPA-2026-0142",
+        "referrer": {
+            "name": "Ada Placeholder",
+            "role": "MAPPA coordinator",
+            "email": "ada.placeholder@example.org",
+            "phone": "01482 000000",
+        },
+        "core_member": {
+            "given_name": "Testy",
+            "family_name": "Fictionalperson",
+            "date_of_birth": "1979-03-02",
+            "gender": "male",
+            "pnc_number": "2004/0123456X",
+            "local_authority": "hull",
+            "postcode_district": "HU5",
+        },
+        "offence": {
+            "sexual_offence": True,
+            "registered_sex_offender": True,
+            "mappa_category": 1,
+            "mappa_level": 2,
+        },
+        "risk": {"level": "high", "tool": "OASys"},
+        "custody": {"in_custody": True, "establishment": "HMP Hull", "expected_release_date": "2027-01-15"},
+        "consent": {"given": True, "date": "2026-11-01"},
+        "needs": {"learning_disability": False, "mental_health": False, "interpreter_language": None},
+        "exclusion_zones": ["HU3"],
+        "notes": "Invented notes for a synthetic test referral.",
+    }
+    for path, value in overrides.items():
+        target = body
+        *parents, leaf = path.split("__")
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    return body
+
+
+def submission(**overrides: Any) -> ReferralSubmission:
+    return ReferralSubmission.model_validate(submission_body(**overrides))
+
+
+def profile() -> ReferralProfile:
+    return ReferralProfile(
+        local_authority=LocalAuthority.HULL,
+        postcode_district="HU5",
+        gender=Gender.MALE,
+        age_band=AgeBand.FROM_45_TO_54,
+        risk_level=RiskLevel.HIGH,
+        mappa_category=1,
+        mappa_level=2,
+        in_custody=True,
+        expected_release_date=date(2027, 1, 15),
+        needs=NeedsProfile(learning_disability=False, mental_health=False, interpreter_language=None),
+        exclusion_zones=["HU3"],
+    )
+
+
+def volunteer_record(volunteer_id: str = "vol-001", **overrides: Any) -> VolunteerRecord:
+    values: dict[str, Any] = {
+        "volunteer_id": volunteer_id,
+        "name": f"Volunteer {volunteer_id} (synthetic)",
+        "gender": Gender.FEMALE,
+        "local_authority": LocalAuthority.HULL,
+        "postcode_district": "HU7",
+        "experienced": True,
+        "skills": ["learning-disability"],
+        "max_circles": 2,
+        "availability": ["mon-eve", "sat-am"],
+        "dbs_checked_on": date(2025, 6, 1),
+        "trained_on": date(2025, 7, 1),
+        "last_supervised_on": date(2026, 11, 1),
+        "conflicts": [],
+        "registered_on": date(2025, 5, 1),
+    }
+    values.update(overrides)
+    return VolunteerRecord.model_validate(values)
+
+
+def agency_record(agency_id: str = "mappa-humberside") -> AgencyRecord:
+    return AgencyRecord(
+        agency_id=agency_id,
+        name="Humberside MAPPA (synthetic)",
+        kind=AgencyKind.MAPPA,
+        local_authorities=[LocalAuthority.HULL],
+        contact_email="mappa.unit@example.org",
+        webhook_url="http://127.0.0.1:9/webhooks",
+        webhook_secret="synthetic-secret",
+        api_key=ApiKeyHash(key_id="k1", salt="00", sha256="ab" * 32, created_at=NOW),
+        registered_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def decision() -> Decision:
+    return Decision(
+        outcome=Outcome.ELIGIBLE, reasons=[], policy_version="test-1", decided_at=NOW, reassess_on=None
+    )
+
+
+def _samples() -> dict[type[Event], Event]:
+    volunteer = volunteer_record()
+    agency = agency_record()
+    referral = {"referral_id": REFERRAL_ID, "agency_id": "mappa-humberside"}
+    delivery = {
+        "notification_id": PROPOSAL_ID,
+        "referral_id": REFERRAL_ID,
+        "channel": ChannelKind.EMAIL,
+        "recipient_id": "mappa-humberside",
+        "attempts": 1,
+    }
+    samples: list[Event] = [
+        AgencyRegistered(agency=agency),
+        AgencyKeyRotated(agency=agency),
+        InboundSubmission.model_validate(submission_body()),
+        SubmitReferral(
+            referral_id=REFERRAL_ID,
+            agency_id="mappa-humberside",
+            submission=submission(),
+            fingerprint="f" * 64,
+            received_at=NOW,
+        ),
+        WithdrawReferral(
+            referral_id=REFERRAL_ID, agency_id="mappa-humberside", reason="moved", received_at=NOW
+        ),
+        ReassessReferral(referral_id=REFERRAL_ID, as_of=date(2026, 12, 1)),
+        ReferralSubmitted(
+            **referral,
+            agency_reference="MAPPA-2026-0142",
+            version=1,
+            submitted_at=NOW,
+            profile=profile(),
+            detail_url="http://127.0.0.1/v1/referrals/x",
+        ),
+        ReferralAssessed(
+            **referral, agency_reference="MAPPA-2026-0142", version=1, decision=decision(), profile=profile()
+        ),
+        ReferralWithdrawn(**referral, agency_reference="MAPPA-2026-0142", version=1, withdrawn_at=NOW),
+        VolunteerRegistered(volunteer=volunteer),
+        VolunteerVetted(volunteer=volunteer),
+        VolunteerTrained(volunteer=volunteer),
+        VolunteerSupervised(volunteer=volunteer),
+        VolunteerAvailabilityChanged(volunteer=volunteer),
+        VolunteerConflictDeclared(
+            volunteer=volunteer.model_copy(
+                update={
+                    "conflicts": [
+                        Conflict(postcode_district="HU3", reason="lives there", declared_on=NOW.date())
+                    ]
+                }
+            )
+        ),
+        VolunteerWithdrawn(volunteer=volunteer.model_copy(update={"withdrawn_on": NOW.date()})),
+        MatchProposed(
+            **referral,
+            proposal_id=PROPOSAL_ID,
+            attempt=1,
+            volunteers=[
+                ChosenVolunteer(volunteer_id="vol-001", reasons=[Reason(code="vetted", message="in date")])
+            ],
+            passed_over=[PassedOver(volunteer_id="vol-009", reasons=[Reason(code="held", message="held")])],
+            flags=[],
+            score=1.5,
+            risk_level=RiskLevel.HIGH,
+            policy_version="test-1",
+            proposed_at=NOW,
+        ),
+        MatchDeferred(
+            **referral,
+            reasons=[Reason(code="too_few_volunteers", message="2 of 4")],
+            policy_version="test-1",
+            deferred_at=NOW,
+        ),
+        ProposalCancelled(**referral, proposal_id=PROPOSAL_ID, reason="referral_withdrawn", cancelled_at=NOW),
+        MatchDecided(
+            **referral,
+            decision_id=uuid.uuid4(),
+            proposal_id=PROPOSAL_ID,
+            outcome="accept",
+            decided_by="coordinator",
+            decided_at=NOW,
+        ),
+        CircleFormed(
+            **referral,
+            circle_id=uuid.uuid4(),
+            proposal_id=PROPOSAL_ID,
+            volunteer_ids=["vol-001"],
+            local_authority=LocalAuthority.HULL,
+            formed_at=NOW,
+            year=2026,
+            circles_formed_in_year=1,
+            yearly_target=8,
+        ),
+        VolunteerReminderDue(
+            volunteer_id="vol-001",
+            kind=ReminderKind.DBS_EXPIRING,
+            due_on=date(2027, 1, 1),
+            days_left=30,
+            raised_on=NOW.date(),
+        ),
+        NotificationRequested(
+            notification_id=PROPOSAL_ID,
+            cause_event_id=uuid.uuid4(),
+            cause_event_type=ReferralSubmitted.event_type,
+            template="referral_received",
+            recipient=Recipient(
+                kind="agency",
+                id="mappa-humberside",
+                channel=ChannelKind.EMAIL,
+                endpoint="mappa.unit@example.org",
+            ),
+            context=NotificationContext(referral_id=REFERRAL_ID, status="received"),
+            requested_at=NOW,
+        ),
+        DeliveryRetryDue(notification_id=PROPOSAL_ID, attempt=2),
+        NotificationDelivered(**delivery, delivered_at=NOW),
+        NotificationDeadLettered(**delivery, reason="SMTP 550", dead_lettered_at=NOW),
+    ]
+    return {type(sample): sample for sample in samples}
+
+
+SAMPLES = _samples()
+
+
+def sample_event(event_type: str) -> Event:
+    return SAMPLES[EVENT_TYPES[event_type]]

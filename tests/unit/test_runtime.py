@@ -1,0 +1,93 @@
+"""The shared runtime's pure parts: log redaction, safe error text, dead-letter headers, ids, clock."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from schemas.partner_api import ReferralSubmission
+from services.runtime.clock import FileClock, clock_from_setting
+from services.runtime.deadletter import dead_letter_headers, original_headers, safe_error
+from services.runtime.ids import derive_id
+from services.runtime.logs import configure_logging, get_logger, log_context
+from tests.samples import submission_body
+
+
+def test_logs_are_json_with_correlation_ids_and_no_personal_values() -> None:
+    stream = io.StringIO()
+    configure_logging("tests", stream=stream)
+    log = get_logger("tests")
+    with log_context(correlation_id="corr-42", referral_id="r-1"):
+        log.info("submitted", given_name="Testy", date_of_birth="1979-03-02")
+        logging.getLogger("faust.something").warning("library line %s", 1)
+    leaky = submission_body(core_member__pnc_number="PNC-LEAK")
+    try:
+        ReferralSubmission.model_validate(leaky)
+    except ValidationError:
+        log.exception("validation failed")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines[0]["correlation_id"] == "corr-42" and lines[0]["service"] == "tests"
+    assert lines[0]["given_name"] == "[redacted]" and lines[0]["date_of_birth"] == "[redacted]"
+    assert lines[1]["event"] == "library line 1"
+    assert "PNC-LEAK" not in stream.getvalue()
+    assert "Testy" not in stream.getvalue()
+
+
+def test_safe_error_never_repeats_an_unknown_exception_message() -> None:
+    try:
+        raise KeyError("Testy Fictionalperson")
+    except KeyError as error:
+        text = safe_error(error)
+    assert text.startswith("KeyError at test_runtime.py:")
+    assert "Testy" not in text
+
+
+def test_safe_error_lists_every_field_of_a_validation_error_without_values() -> None:
+    with pytest.raises(ValidationError) as caught:
+        ReferralSubmission.model_validate(
+            submission_body(core_member__pnc_number="PNC-LEAK", risk__level="unknown")
+        )
+    text = safe_error(caught.value)
+    assert "core_member.pnc_number" in text and "risk.level" in text and "PNC-LEAK" not in text
+
+
+def test_dead_letter_headers_keep_the_original_and_say_why() -> None:
+    headers = dead_letter_headers(
+        [("ce_id", b"1"), ("dlq_error", b"old")],
+        error="bad",
+        service="referrals",
+        topic="t",
+        partition=2,
+        offset=7,
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    as_dict = dict(headers)
+    assert (
+        as_dict["dlq_error"] == b"bad" and as_dict["dlq_offset"] == b"7" and as_dict["dlq_partition"] == b"2"
+    )
+    assert as_dict["dlq_service"] == b"referrals" and as_dict["dlq_topic"] == b"t"
+    assert original_headers(headers) == [("ce_id", b"1")]
+
+
+def test_derived_ids_are_stable_and_distinct() -> None:
+    assert derive_id("a", 1) == derive_id("a", 1)
+    assert derive_id("a", 1) != derive_id("a", 2)
+    assert derive_id("ab", "c") != derive_id("a", "bc")
+
+
+def test_file_clock_moves_when_the_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "now"
+    clock = clock_from_setting(f"file:{path}")
+    assert isinstance(clock, FileClock)
+    path.write_text("2027-06-01T09:00:00")
+    assert clock.now() == datetime(2027, 6, 1, 9, tzinfo=UTC)
+    path.write_text("2027-07-01T09:00:00+00:00")
+    assert clock.now().month == 7
+    with pytest.raises(ValueError, match="CIRCLES_CLOCK"):
+        clock_from_setting("tomorrow")
