@@ -91,3 +91,33 @@ def test_file_clock_moves_when_the_file_changes(tmp_path: Path) -> None:
     assert clock.now().month == 7
     with pytest.raises(ValueError, match="CIRCLES_CLOCK"):
         clock_from_setting("tomorrow")
+
+
+def test_a_missing_java_or_maven_names_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.kafka_broker import local_kafka
+
+    monkeypatch.setattr(local_kafka.shutil, "which", lambda name: None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with pytest.raises(local_kafka.KafkaSetupError) as caught:
+        local_kafka.ensure_jars("9.9.9")
+    message = str(caught.value)
+    assert "java and mvn not found on PATH" in message and "apt-get install" in message
+    assert "\n" not in message
+
+
+def test_the_faust_app_factory_has_safe_defaults(tmp_path: Path) -> None:
+    from services.runtime.faust_app import create_app
+    from services.runtime.settings import RuntimeSettings
+
+    app = create_app(
+        "defaults",
+        RuntimeSettings(kafka_bootstrap_servers="127.0.0.1:1", data_dir=tmp_path, topic_prefix="p."),
+    )
+    assert app.conf.id == "p.circles-defaults"
+    assert app.conf.producer_acks == -1
+    assert str(app.conf.processing_guarantee) in {"at_least_once", "ProcessingGuarantee.AT_LEAST_ONCE"}
+    assert app.conf.topic_allow_declare is False
+    assert app.conf.consumer_auto_offset_reset == "earliest"
+    assert app.conf.agent_supervisor.__name__ == "CrashingSupervisor"
