@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from services.devstack import dev
+from services.processes import PROCESSES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,3 +14,10 @@ def main() -> None:
 
 
 main.add_command(dev)
+
+
+@main.command(name="run")
+@click.argument("process", type=click.Choice(sorted(PROCESSES)))
+def run_process(process: str) -> None:
+    """Run one process of the system in the foreground (configured by CIRCLES_* variables)."""
+    PROCESSES[process]()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from schemas.common import AgeBand, Gender, LocalAuthority, Outcome, Reason, RiskLevel
 from schemas.envelope import Event
@@ -59,6 +59,7 @@ from schemas.partner_api import Decision, ReferralSubmission
 from schemas.topics import EVENT_TYPES
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+E = TypeVar("E", bound=Event)
 REFERRAL_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 PROPOSAL_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")
 
@@ -288,6 +289,13 @@ def _samples() -> dict[type[Event], Event]:
 
 
 SAMPLES = _samples()
+
+
+def sample(kind: type[E]) -> E:
+    """The sample of one event class, typed as that class."""
+    value = SAMPLES[kind]
+    assert isinstance(value, kind)
+    return value
 
 
 def sample_event(event_type: str) -> Event:

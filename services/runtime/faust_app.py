@@ -15,8 +15,9 @@ consumers drop what they already have.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import faust
@@ -204,11 +205,16 @@ class UnitOfWork:
 
 
 Handler = Callable[[UnitOfWork, Envelope, Event], Awaitable[None]]
+_APP_LOCKS: weakref.WeakKeyDictionary[faust.App, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
-class EventAgent(Generic[M]):
+class EventAgent:
     """Consumes one topic in batches: decodes each record, hands it to ``handler`` inside the batch's
-    unit of work, and dead-letters what cannot be decoded or processed, with the reason."""
+    unit of work, and dead-letters what cannot be decoded or processed, with the reason.
+
+    The agents of one app take turns (one lock per app): two batches touching the same table key never
+    interleave across the await in ``commit()``.
+    """
 
     def __init__(
         self,
@@ -234,15 +240,17 @@ class EventAgent(Generic[M]):
             self.topic_name, partitions=spec.partitions, key_serializer="raw", value_serializer="raw"
         )
         self.agent = app.agent(topic, name=name or f"{service}.{spec.name}", concurrency=1)(self._consume)
+        self.lock = _APP_LOCKS.setdefault(app, asyncio.Lock())
         self.processed = 0
         self.dead_lettered = 0
 
     async def _consume(self, stream: Any) -> None:
         async for batch in stream.take_events(self.settings.batch_size, within=self.settings.batch_within_s):
-            uow = UnitOfWork(self.app, self.source)
-            for event in batch:
-                await self._handle(uow, event)
-            await uow.commit()
+            async with self.lock:
+                uow = UnitOfWork(self.app, self.source)
+                for event in batch:
+                    await self._handle(uow, event)
+                await uow.commit()
 
     async def _handle(self, uow: UnitOfWork, event: EventT[Any]) -> None:
         message = event.message
@@ -294,9 +302,31 @@ def _headers(headers: Any) -> list[tuple[str, bytes | None]]:
     return [(str(name), value) for name, value in headers]
 
 
+class Resource(mode.Service):
+    """Starts and stops something of ours (a view, a client) with the faust app."""
+
+    def __init__(self, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
+        super().__init__()
+        self._start, self._stop = start, stop
+
+    async def on_start(self) -> None:
+        await self._start()
+
+    async def on_stop(self) -> None:
+        await self._stop()
+
+
+class _Worker(faust.Worker):
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        log.info("worker_ready", app=self.app.conf.id)
+
+
 def run_worker(app: faust.App, *, loglevel: str = "info") -> None:
-    """Run a faust worker in the foreground, keeping our JSON logging (no faust banner or colours)."""
-    worker = faust.Worker(
+    """Run a faust worker in the foreground, keeping our JSON logging (no faust banner or colours).
+
+    Logs ``worker_ready`` once its tables are recovered and it consumes."""
+    worker = _Worker(
         app,
         loglevel=loglevel,
         quiet=True,

@@ -36,6 +36,7 @@ class RuntimeSettings(BaseSettings):
     batch_size: int = 500
     batch_within_s: float = 0.005
     standby_replicas: int = 1
+    clock: str = Field(default="system", description="'system', or 'file:/path' (see runtime/clock.py)")
 
     def bootstrap_servers(self) -> str:
         if self.kafka_bootstrap_servers:

@@ -1,0 +1,44 @@
+"""Every process type of the system, by name: ``circles run <name>`` starts one in the foreground.
+
+The run command, the tests and the deployment manifests all start processes through this one list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import uvicorn
+
+from services.runtime.faust_app import run_worker
+from services.runtime.logs import configure_logging
+
+
+def referrals_api() -> None:
+    from services.referrals.api import build_api
+    from services.referrals.settings import ReferralsSettings
+
+    settings = ReferralsSettings()
+    configure_logging("referrals-api", settings.log_level)
+    uvicorn.run(
+        build_api(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def referrals_worker() -> None:
+    from services.referrals.agents import ReferralsWorker
+    from services.referrals.settings import ReferralsSettings
+
+    settings = ReferralsSettings()
+    configure_logging("referrals-worker", settings.log_level)
+    run_worker(ReferralsWorker(settings).app, loglevel=settings.log_level)
+
+
+PROCESSES: dict[str, Callable[[], None]] = {
+    "referrals-api": referrals_api,
+    "referrals-worker": referrals_worker,
+}

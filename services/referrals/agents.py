@@ -1,0 +1,157 @@
+"""The referrals worker: the single writer of referral state.
+
+Agents (thin adapters around ``domain.referral``):
+* commands (from the API, the inbound agent and the re-assessment timer) → record + referral events;
+* inbound Kafka submissions → validated like a POST, then a command;
+* matching events → the referral's status and history.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.envelope import Envelope, Event, encode
+from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, ProposalCancelled
+from schemas.events.referrals import (
+    InboundSubmission,
+    ReassessReferral,
+    SubmitReferral,
+    WithdrawReferral,
+)
+from schemas.partner_api import ReferralSubmission
+from schemas.topics import (
+    MATCHING_EVENTS,
+    REFERRAL_EVENTS,
+    REFERRALS_COMMANDS,
+    REFERRALS_INBOUND,
+    REFERRALS_STATE,
+)
+from services.referrals.agencies import AgencyDirectory
+from services.referrals.domain.policy import load_policy
+from services.referrals.domain.referral import (
+    Change,
+    ReferralEntry,
+    ReferralWithdrawnError,
+    SubmissionConflict,
+    UnknownReferral,
+    due_for_reassessment,
+    on_matching_event,
+    reassess,
+    referral_id_for,
+    scheme_today,
+    submit,
+    withdraw,
+)
+from services.referrals.settings import ReferralsSettings
+from services.runtime.clock import clock_from_setting
+from services.runtime.deadletter import ProcessingError
+from services.runtime.faust_app import EventAgent, Resource, UnitOfWork, create_app, model_table
+from services.runtime.ids import derive_id
+from services.runtime.logs import get_logger
+
+log = get_logger(__name__)
+SERVICE = "referrals"
+REFUSALS = (SubmissionConflict, UnknownReferral, ReferralWithdrawnError)
+
+
+class ReferralsWorker:
+    def __init__(self, settings: ReferralsSettings) -> None:
+        self.settings = settings
+        self.policy = load_policy(settings.eligibility_policy)
+        self.clock = clock_from_setting(settings.clock)
+        prefix = settings.topic_prefix
+        self.app = create_app(SERVICE, settings)
+        self.table = model_table(self.app, "referrals", ReferralEntry, REFERRALS_STATE, prefix)
+        self.commands_topic = prefix + REFERRALS_COMMANDS.name
+        self.events_topic = prefix + REFERRAL_EVENTS.name
+        self.agencies = AgencyDirectory(settings.bootstrap_servers(), prefix)
+        self.app.add_dependency(Resource(self.agencies.start, self.agencies.stop))
+        common: dict[str, Any] = {"service": SERVICE, "settings": settings}
+        self.agents = [
+            EventAgent(self.app, spec=REFERRALS_COMMANDS, handler=self.on_command, **common),
+            EventAgent(self.app, spec=REFERRALS_INBOUND, handler=self.on_inbound, **common),
+            EventAgent(self.app, spec=MATCHING_EVENTS, handler=self.on_matching_event, **common),
+        ]
+        self.app.timer(settings.reassess_interval_s)(self.reassess_due)
+
+    def detail_url(self, referral_id: object) -> str:
+        return f"{self.settings.base_url()}/v1/referrals/{referral_id}"
+
+    async def on_command(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        assert isinstance(event, SubmitReferral | WithdrawReferral | ReassessReferral)
+        key = str(event.referral_id)
+        entry = uow.get(self.table, key)
+        now = self.clock.now()
+        try:
+            if isinstance(event, SubmitReferral):
+                change = submit(entry, event, envelope.id, self.policy, now, self.detail_url(key))
+            elif isinstance(event, WithdrawReferral):
+                change = withdraw(entry, event, envelope.id, now)
+            else:
+                change = reassess(entry, event, envelope.id, self.policy, now)
+        except REFUSALS as refusal:
+            raise ProcessingError(f"{type(refusal).__name__}: {refusal}") from None
+        self._apply(uow, key, change, envelope)
+
+    async def on_inbound(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        """A submission an agency system produced to Kafka: the same validation as a POST, then a command."""
+        assert isinstance(event, InboundSubmission)
+        agency_id = envelope.source.removeprefix("/agencies/")
+        if agency_id == envelope.source or not agency_id:
+            raise ProcessingError("ce_source must be /agencies/<agency id>")
+        if self.agencies.get(agency_id) is None:
+            await self.agencies.view.sync()
+            if self.agencies.get(agency_id) is None:
+                raise ProcessingError(f"unknown agency {agency_id!r} in ce_source")
+        submission = ReferralSubmission.model_validate(event.model_dump())
+        command = SubmitReferral(
+            referral_id=referral_id_for(agency_id, submission.agency_reference),
+            agency_id=agency_id,
+            submission=submission,
+            fingerprint=submission.fingerprint(),
+            received_at=envelope.time,
+            channel="kafka",
+        )
+        uow.emit(
+            command,
+            self.commands_topic,
+            event_id=derive_id(envelope.id, "submit"),
+            correlation_id=envelope.correlationid,
+            cause=envelope,
+        )
+
+    async def on_matching_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        if not isinstance(event, MatchProposed | MatchDeferred | CircleFormed | ProposalCancelled):
+            return  # volunteer reminders are not about referrals
+        key = str(event.referral_id)
+        change = on_matching_event(uow.get(self.table, key), event, envelope.id, envelope.time)
+        self._apply(uow, key, change, envelope)
+
+    def _apply(self, uow: UnitOfWork, key: str, change: Change, cause: Envelope) -> None:
+        for event_id, event in change.events:
+            uow.emit(
+                event, self.events_topic, event_id=event_id, correlation_id=cause.correlationid, cause=cause
+            )
+        if change.entry is not None:
+            uow.put(self.table, key, change.entry)
+
+    async def reassess_due(self) -> None:
+        """Timer: ask for deferred referrals whose release date has come into the window to be assessed."""
+        today = scheme_today(self.clock.now())
+        due = [
+            entry.record.referral_id
+            for entry in list(self.table.values())
+            if entry.record is not None and due_for_reassessment(entry.record, today)
+        ]
+        for referral_id in due:
+            command = ReassessReferral(referral_id=referral_id, as_of=today)
+            envelope = Envelope.for_event(
+                command,
+                source=f"/circles/{SERVICE}/timer",
+                correlation_id=f"reassess-{referral_id}",
+                event_id=derive_id(referral_id, "reassess", today),
+            )
+            key, value, headers = encode(command, envelope)
+            await self.app.producer.send(self.commands_topic, key, value, None, None, headers)
+        if due:
+            log.info("reassessment_requested", count=len(due), as_of=today.isoformat())

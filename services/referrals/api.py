@@ -1,0 +1,511 @@
+"""The partner HTTP API (FastAPI): agencies submit, amend, withdraw and follow their own referrals.
+
+FastAPI because the API is defined by its OpenAPI document and its pydantic models are our contract
+models: the document we publish (``/openapi.json``, ``schemas/openapi.json``) is generated from the very
+classes that validate requests. The API never writes referral state: it validates, turns a request into a
+command on the worker's command topic, and answers reads from the worker's state (``readmodel``).
+
+Order of refusals, before any body is parsed: 401 (no or wrong key), 415 (not JSON), 413 (over 256 KiB);
+then 422 with every field error. Errors are RFC 9457 problem details; no stack trace reaches a caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request, Response, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from schemas.common import ReferralStatus
+from schemas.envelope import Envelope, Event
+from schemas.events.agencies import AgencyRecord
+from schemas.events.referrals import SubmitReferral, WithdrawReferral
+from schemas.partner_api import (
+    FieldError,
+    Links,
+    Problem,
+    ReferralAccepted,
+    ReferralHistory,
+    ReferralList,
+    ReferralSubmission,
+    ReferralView,
+    Withdrawal,
+)
+from services.referrals.agencies import AgencyDirectory
+from services.referrals.domain.referral import referral_id_for
+from services.referrals.readmodel import Pending, Referral, ReferralIndex, ReferralReadModel
+from services.referrals.settings import ReferralsSettings
+from services.runtime.clock import Clock, SystemClock, clock_from_setting
+from services.runtime.kafka import Publisher
+from services.runtime.logs import get_logger, log_context
+
+log = get_logger(__name__)
+PROBLEM = "application/problem+json"
+CORRELATION_HEADER = "x-correlation-id"
+_SAFE_CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+MAX_BODY = 256 * 1024
+
+
+class Authenticator(Protocol):
+    def authenticate(self, api_key: str) -> AgencyRecord | None: ...
+
+
+class CommandPublisher(Protocol):
+    async def publish_command(self, command: Event, correlation_id: str) -> None: ...
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
+    body = Problem(status=status, title=title, detail=detail, **extra).model_dump(
+        mode="json", exclude_none=True
+    )
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+class PartnerGate:
+    """ASGI middleware for /v1/: correlation id, then 401, 415 and 413, all before the body is parsed."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, max_body: int = MAX_BODY) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        offered = headers.get(CORRELATION_HEADER, "")
+        correlation_id = offered if _SAFE_CORRELATION.match(offered) else str(uuid.uuid4())
+        state: MutableMapping[str, Any] = scope.setdefault("state", {})
+        state["correlation_id"] = correlation_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (CORRELATION_HEADER.encode(), correlation_id.encode()),
+                ]
+            await send(message)
+
+        with log_context(correlation_id=correlation_id):
+            refusal, replay = await self._check(scope, headers, receive, state)
+            if refusal is not None:
+                await refusal(scope, receive, send_with_id)
+                return
+            await self.app(scope, replay or receive, send_with_id)
+
+    async def _check(
+        self, scope: Scope, headers: dict[str, str], receive: Receive, state: MutableMapping[str, Any]
+    ) -> tuple[JSONResponse | None, Receive | None]:
+        if not scope["path"].startswith("/v1/"):
+            return None, None
+        scheme, _, key = headers.get("authorization", "").partition(" ")
+        agency = self.authenticator.authenticate(key.strip()) if scheme.lower() == "bearer" and key else None
+        if agency is None:
+            response = problem(
+                401, "Unauthorized", "Send your agency's API key as 'Authorization: Bearer <key>'."
+            )
+            response.headers["WWW-Authenticate"] = 'Bearer realm="circles"'
+            return response, None
+        state["agency"] = agency
+        if scope["method"] not in {"POST", "PUT", "PATCH"}:
+            return None, None
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            return problem(415, "Unsupported Media Type", "Send the body as application/json."), None
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            return self._too_large(), None
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return problem(400, "Bad Request", "The client went away."), None
+            body.extend(message.get("body", b""))
+            if len(body) > self.max_body:
+                return self._too_large(), None
+            if not message.get("more_body", False):
+                break
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        return None, replay
+
+    def _too_large(self) -> JSONResponse:
+        return problem(413, "Content Too Large", f"The body must be at most {self.max_body // 1024} KiB.")
+
+
+def _links(base_url: str, referral_id: uuid.UUID) -> Links:
+    url = f"{base_url}/v1/referrals/{referral_id}"
+    return Links(self=url, history=f"{url}/history")
+
+
+def _view(referral: Referral, base_url: str) -> ReferralView:
+    return ReferralView(
+        referral_id=referral.referral_id,
+        agency_reference=referral.agency_reference,
+        status=referral.status,
+        version=referral.version,
+        decision=referral.decision,
+        submitted_at=referral.submitted_at,
+        updated_at=referral.updated_at,
+        links=_links(base_url, referral.referral_id),
+    )
+
+
+def _field_errors(error: RequestValidationError) -> list[FieldError]:
+    return [
+        FieldError(
+            loc=[str(part) if not isinstance(part, int) else part for part in item["loc"]],
+            msg=item["msg"],
+            type=item["type"],
+        )
+        for item in error.errors()
+    ]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No API key, or not a valid one"},
+    404: {"model": Problem, "description": "No such referral, or another agency's"},
+    413: {"model": Problem, "description": "Body over 256 KiB"},
+    415: {"model": Problem, "description": "Body is not application/json"},
+    422: {"model": Problem, "description": "Invalid body: every field error is listed in `errors`"},
+}
+
+
+def create_api(
+    *,
+    authenticator: Authenticator,
+    index: ReferralIndex,
+    publisher: CommandPublisher,
+    base_url: str,
+    clock: Clock | None = None,
+    max_body: int = MAX_BODY,
+    lifespan: Callable[[FastAPI], Any] | None = None,
+    ready: Callable[[], bool] = lambda: True,
+) -> FastAPI:
+    clock = clock or SystemClock()
+    app = FastAPI(
+        title="Circles partner API",
+        version="1.0.0",
+        summary="Submit and follow referrals to the Humberside Circles of Support and Accountability scheme.",
+        description=(
+            "Authenticate with `Authorization: Bearer <agency API key>`. The agency is taken from the key. "
+            "An agency sees only the referrals it submitted. "
+            "Errors are `application/problem+json` (RFC 9457)."
+        ),
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    bearer = Security(HTTPBearer(auto_error=False, description="The agency's API key"))
+    locks: defaultdict[uuid.UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = _field_errors(error)
+        return problem(422, "Invalid referral", f"{len(errors)} field error(s); see errors.", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return problem(error.status_code, _TITLES.get(error.status_code, "Error"), str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.error("request_failed", path=request.url.path, error=type(error).__name__)
+        return problem(500, "Internal Server Error", "Something went wrong on our side; it has been logged.")
+
+    def agency_of(request: Request) -> AgencyRecord:
+        agency: AgencyRecord = request.state.agency
+        return agency
+
+    def correlation_of(request: Request) -> str:
+        return str(request.state.correlation_id)
+
+    def not_found() -> JSONResponse:
+        return problem(404, "Not Found", "No referral with that id for your agency.")
+
+    @app.post(
+        "/v1/referrals",
+        status_code=202,
+        response_model=ReferralAccepted,
+        dependencies=[bearer],
+        responses={
+            200: {"model": ReferralAccepted, "description": "The same body again: the same referral"},
+            409: {"model": Problem, "description": "agency_reference already used with a different body"},
+            **ERROR_RESPONSES,
+        },
+    )
+    async def submit_referral(submission: ReferralSubmission, request: Request, response: Response) -> Any:
+        """Submit a referral. Acknowledged at once (202); the decision follows (GET, or the webhook)."""
+        agency = agency_of(request)
+        referral_id = referral_id_for(agency.agency_id, submission.agency_reference)
+        fingerprint = submission.fingerprint()
+        async with locks[referral_id]:
+            existing = index.get(referral_id)
+            if existing is not None:
+                if existing.fingerprint == fingerprint:
+                    response.status_code = 200
+                    return ReferralAccepted(
+                        referral_id=referral_id, status=existing.status, links=_links(base_url, referral_id)
+                    )
+                return problem(
+                    409,
+                    "Conflict",
+                    "This agency_reference is already used by a referral with a different body. "
+                    "To supply a new version, PUT the full body to the referral.",
+                    links={"amend": f"{base_url}/v1/referrals/{referral_id}"},
+                )
+            now = clock.now()
+            command = SubmitReferral(
+                referral_id=referral_id,
+                agency_id=agency.agency_id,
+                submission=submission,
+                fingerprint=fingerprint,
+                received_at=now,
+            )
+            await publisher.publish_command(command, correlation_of(request))
+            index.add_pending(
+                Pending(
+                    referral_id,
+                    agency.agency_id,
+                    submission.agency_reference,
+                    1,
+                    fingerprint,
+                    ReferralStatus.RECEIVED,
+                    now,
+                    now,
+                )
+            )
+        log.info("referral_received", referral_id=str(referral_id), agency_id=agency.agency_id)
+        return ReferralAccepted(
+            referral_id=referral_id, status=ReferralStatus.RECEIVED, links=_links(base_url, referral_id)
+        )
+
+    @app.put(
+        "/v1/referrals/{referral_id}",
+        response_model=ReferralAccepted,
+        dependencies=[bearer],
+        responses={409: {"model": Problem, "description": "The referral is withdrawn"}, **ERROR_RESPONSES},
+    )
+    async def amend_referral(referral_id: uuid.UUID, submission: ReferralSubmission, request: Request) -> Any:
+        """Replace the referral with a new version (e.g. supplying missing information), assessed again."""
+        agency = agency_of(request)
+        async with locks[referral_id]:
+            existing = index.owned_by(referral_id, agency.agency_id)
+            if existing is None:
+                return not_found()
+            if existing.status is ReferralStatus.WITHDRAWN:
+                return problem(409, "Conflict", "The referral is withdrawn and cannot be amended.")
+            if submission.agency_reference != existing.agency_reference:
+                error = FieldError(
+                    loc=["body", "agency_reference"],
+                    msg="must be the referral's agency_reference",
+                    type="value_error",
+                )
+                return problem(422, "Invalid referral", "1 field error(s); see errors.", errors=[error])
+            fingerprint = submission.fingerprint()
+            if fingerprint == existing.fingerprint:
+                return ReferralAccepted(
+                    referral_id=referral_id, status=existing.status, links=_links(base_url, referral_id)
+                )
+            now = clock.now()
+            command = SubmitReferral(
+                referral_id=referral_id,
+                agency_id=agency.agency_id,
+                submission=submission,
+                fingerprint=fingerprint,
+                amend=True,
+                received_at=now,
+            )
+            await publisher.publish_command(command, correlation_of(request))
+            index.add_pending(
+                Pending(
+                    referral_id,
+                    agency.agency_id,
+                    existing.agency_reference,
+                    existing.version + 1,
+                    fingerprint,
+                    ReferralStatus.RECEIVED,
+                    existing.submitted_at,
+                    now,
+                    history=tuple(existing.history),
+                )
+            )
+        return ReferralAccepted(
+            referral_id=referral_id, status=ReferralStatus.RECEIVED, links=_links(base_url, referral_id)
+        )
+
+    @app.post(
+        "/v1/referrals/{referral_id}/withdrawal",
+        response_model=ReferralAccepted,
+        dependencies=[bearer],
+        responses=ERROR_RESPONSES,
+    )
+    async def withdraw_referral(referral_id: uuid.UUID, withdrawal: Withdrawal, request: Request) -> Any:
+        """Withdraw the referral. Its history is kept."""
+        agency = agency_of(request)
+        async with locks[referral_id]:
+            existing = index.owned_by(referral_id, agency.agency_id)
+            if existing is None:
+                return not_found()
+            if existing.status is not ReferralStatus.WITHDRAWN:
+                now = clock.now()
+                command = WithdrawReferral(
+                    referral_id=referral_id,
+                    agency_id=agency.agency_id,
+                    reason=withdrawal.reason,
+                    received_at=now,
+                )
+                await publisher.publish_command(command, correlation_of(request))
+                index.add_pending(
+                    Pending(
+                        referral_id,
+                        agency.agency_id,
+                        existing.agency_reference,
+                        existing.version,
+                        existing.fingerprint,
+                        ReferralStatus.WITHDRAWN,
+                        existing.submitted_at,
+                        now,
+                        existing.decision,
+                        tuple(existing.history),
+                    )
+                )
+        return ReferralAccepted(
+            referral_id=referral_id, status=ReferralStatus.WITHDRAWN, links=_links(base_url, referral_id)
+        )
+
+    @app.get(
+        "/v1/referrals/{referral_id}",
+        response_model=ReferralView,
+        dependencies=[bearer],
+        responses=ERROR_RESPONSES,
+    )
+    async def get_referral(referral_id: uuid.UUID, request: Request) -> Any:
+        """Current status and decision."""
+        referral = index.owned_by(referral_id, agency_of(request).agency_id)
+        return _view(referral, base_url) if referral is not None else not_found()
+
+    @app.get(
+        "/v1/referrals/{referral_id}/history",
+        response_model=ReferralHistory,
+        dependencies=[bearer],
+        responses=ERROR_RESPONSES,
+    )
+    async def get_history(referral_id: uuid.UUID, request: Request) -> Any:
+        """The ordered events of the referral: its audit trail."""
+        referral = index.owned_by(referral_id, agency_of(request).agency_id)
+        if referral is None:
+            return not_found()
+        return ReferralHistory(referral_id=referral_id, events=list(referral.history))
+
+    @app.get("/v1/referrals", response_model=ReferralList, dependencies=[bearer], responses=ERROR_RESPONSES)
+    async def list_referrals(request: Request, status: ReferralStatus | None = None) -> Any:
+        """This agency's referrals, newest first, optionally with one status."""
+        referrals = [
+            r for r in index.of_agency(agency_of(request).agency_id) if status is None or r.status is status
+        ]
+        referrals.sort(key=lambda r: r.submitted_at, reverse=True)
+        return ReferralList(referrals=[_view(r, base_url) for r in referrals])
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/ready", include_in_schema=False)
+    async def readiness() -> JSONResponse:
+        is_ready = ready()
+        return JSONResponse(
+            {"status": "ready" if is_ready else "starting"}, status_code=200 if is_ready else 503
+        )
+
+    app.add_middleware(PartnerGate, authenticator=authenticator, max_body=max_body)
+    return app
+
+
+_TITLES = {404: "Not Found", 405: "Method Not Allowed", 400: "Bad Request"}
+
+
+class KafkaCommandPublisher:
+    """Publishes commands to the worker's topic; each envelope carries the request's correlation id."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+
+    async def publish_command(self, command: Event, correlation_id: str) -> None:
+        envelope: Envelope = self.publisher.envelope(command, correlation_id)
+        await self.publisher.publish(command, envelope)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document, for ``schemas/openapi.json`` (no broker needed)."""
+
+    class _Nobody:
+        def authenticate(self, api_key: str) -> AgencyRecord | None:
+            return None
+
+    class _Nowhere:
+        async def publish_command(self, command: Event, correlation_id: str) -> None:
+            raise RuntimeError("not connected")
+
+    app = create_api(authenticator=_Nobody(), index=ReferralIndex(), publisher=_Nowhere(), base_url="")
+    document: dict[str, Any] = json.loads(json.dumps(app.openapi()))
+    return document
+
+
+def build_api(settings: ReferralsSettings) -> FastAPI:
+    """The API wired to Kafka: agency directory, state view, command publisher (used by the entry point)."""
+    bootstrap = settings.bootstrap_servers()
+    prefix = settings.topic_prefix
+    directory = AgencyDirectory(bootstrap, prefix)
+    read_model = ReferralReadModel(bootstrap, prefix)
+    publisher = Publisher(bootstrap, "/circles/referrals/api", prefix=prefix)
+    started = {"ready": False}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await publisher.start()
+        await directory.start()
+        await read_model.start()
+        async with asyncio.timeout(120):
+            await directory.view.sync()
+            await read_model.view.sync()
+        started["ready"] = True
+        log.info("api_ready", referrals=len(read_model.index))
+        try:
+            yield
+        finally:
+            await read_model.stop()
+            await directory.stop()
+            await publisher.stop()
+
+    return create_api(
+        authenticator=directory,
+        index=read_model.index,
+        publisher=KafkaCommandPublisher(publisher),
+        base_url=settings.base_url(),
+        clock=clock_from_setting(settings.clock),
+        max_body=settings.max_body_bytes,
+        lifespan=lifespan,
+        ready=lambda: started["ready"],
+    )

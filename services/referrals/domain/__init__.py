@@ -1,0 +1,1 @@
+"""Pure rules of the referrals service: no Kafka, no HTTP."""

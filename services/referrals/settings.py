@@ -1,0 +1,24 @@
+"""Settings of the referrals service (``CIRCLES_*`` environment variables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from services.referrals.domain.policy import DEFAULT_POLICY
+from services.runtime.settings import RuntimeSettings
+
+
+class ReferralsSettings(RuntimeSettings):
+    eligibility_policy: Path = Field(default=DEFAULT_POLICY, description="the versioned policy file")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    public_url: str = Field(
+        default="", description="Base URL partners reach the API at; default http://host:port"
+    )
+    max_body_bytes: int = 256 * 1024
+    reassess_interval_s: float = Field(default=3600.0, description="How often deferred referrals are checked")
+
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
