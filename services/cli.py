@@ -6,6 +6,7 @@ import click
 
 from services.devstack import dev
 from services.processes import PROCESSES
+from services.referrals.commands import agency
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,6 +15,7 @@ def main() -> None:
 
 
 main.add_command(dev)
+main.add_command(agency)
 
 
 @main.command(name="run")

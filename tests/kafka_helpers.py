@@ -23,3 +23,28 @@ async def consume(bootstrap: str, topic: str, count: int, seconds: float = 30.0)
     finally:
         await consumer.stop()
     return records
+
+
+async def consume_all(bootstrap: str, topic: str, seconds: float = 30.0) -> list[Any]:
+    """Every record of ``topic`` written before the call (up to the end offsets read at the start)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list[Any] = []
+
+    async def fetch() -> None:
+        for batch in (await consumer.getmany(timeout_ms=100)).values():
+            records.extend(batch)
+
+    try:
+        async with asyncio.timeout(seconds):
+            while not consumer.assignment():
+                await fetch()
+            ends = await consumer.end_offsets(list(consumer.assignment()))
+            for tp, end in ends.items():
+                while await consumer.position(tp) < end:
+                    await fetch()
+    finally:
+        await consumer.stop()
+    return records

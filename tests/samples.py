@@ -64,6 +64,19 @@ REFERRAL_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 PROPOSAL_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")
 
 
+PERSONAL_SENTINELS = (
+    "Testy",
+    "Fictionalperson",
+    "1979-03-02",
+    "2004/0123456X",
+    "Ada Placeholder",
+    "ada.placeholder@example.org",
+    "01482 000000",
+    "Invented notes for a synthetic test referral",
+)
+"""The distinctive personal values of ``submission_body()``: none may appear in any log or message."""
+
+
 def submission_body(**overrides: Any) -> dict[str, Any]:
     """A valid partner submission as JSON, for an invented core member."""
     body: dict[str, Any] = {

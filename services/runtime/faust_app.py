@@ -23,6 +23,7 @@ from uuid import UUID
 import faust
 import mode
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 from faust.serializers import codecs
 from faust.types import EventT
 from pydantic import BaseModel
@@ -96,12 +97,27 @@ def create_app(service: str, settings: RuntimeSettings, *, web_port: int | None 
     )
 
 
-def model_table(app: faust.App, name: str, model: type[M], changelog: TopicSpec, prefix: str = "") -> Any:
-    """A faust table whose values are ``model`` instances, over the catalogue's changelog topic.
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key``: murmur2, as every producer here uses."""
+    hashed: int = murmur2(key.encode())
+    return (hashed & 0x7FFFFFFF) % partitions
 
-    ``use_partitioner`` places each key's changelog record by the key's own partition (murmur2, like
-    every producer here), so writes are correct from batches spanning partitions and from timers.
+
+class KeyedTable(faust.Table):  # type: ignore[type-arg]
+    """A table whose changelog record for a key goes to that key's own partition (``partition_of``).
+
+    faust would use the partition of the event being processed, which is wrong for a batch spanning
+    partitions and impossible from a timer; its ``use_partitioner`` option needs the producer to have
+    metadata for the changelog topic before the first write, which a fresh worker does not.
     """
+
+    def partition_for_key(self, key: Any) -> int | None:
+        assert self.partitions is not None
+        return partition_of(str(key), self.partitions)
+
+
+def model_table(app: faust.App, name: str, model: type[M], changelog: TopicSpec, prefix: str = "") -> Any:
+    """A faust table whose values are ``model`` instances, over the catalogue's changelog topic."""
     codec = f"pydantic:{model.__module__}.{model.__qualname__}"
     codecs.register(codec, ModelCodec(model))
     topic = app.topic(
@@ -112,15 +128,18 @@ def model_table(app: faust.App, name: str, model: type[M], changelog: TopicSpec,
         compacting=True,
         deleting=False,
     )
-    return app.Table(
-        name,
+    table = KeyedTable(
+        app,
+        name=name,
+        beacon=app.beacon,
         default=None,
         partitions=changelog.partitions,
         changelog_topic=topic,
-        key_serializer="circles-str",
-        value_serializer=codec,
-        use_partitioner=True,
     )
+    # faust derives a table's serializers from key_type/value_type (json by default); ours are codecs.
+    table.key_serializer = "circles-str"
+    table.value_serializer = codec
+    return app.tables.add(table)
 
 
 _MISSING: Any = object()

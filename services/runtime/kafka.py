@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import RecordMetadata
@@ -81,9 +81,11 @@ class Publisher:
     def __init__(self, bootstrap_servers: str, source: str, *, prefix: str = "") -> None:
         self.source = source
         self.prefix = prefix
-        self._producer = producer(bootstrap_servers, client_id=source.strip("/").replace("/", "-"))
+        self._bootstrap = bootstrap_servers
+        self._producer: Any = None
 
     async def start(self) -> None:
+        self._producer = producer(self._bootstrap, client_id=self.source.strip("/").replace("/", "-"))
         await self._producer.start()
 
     async def stop(self) -> None:
@@ -144,36 +146,37 @@ class CompactedView(Generic[V]):
         self._parse = parse
         self._on_change = on_change
         self._data: dict[str, V] = {}
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        self._partitions: list[TopicPartition] = []
-        self._positions: dict[TopicPartition, int] = {}
+        self._options: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": client_id,
+            "group_id": None,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+        }
+        self._consumer: Any = None
+        self._positions: dict[Any, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Condition()
         self.skipped = 0
 
     async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(self.topic, **self._options)  # aiokafka wants a running loop
         await self._consumer.start()
-        partitions = self._consumer.partitions_for_topic(self.topic)
-        if not partitions:
-            await self._consumer.stop()
-            raise LookupError(f"topic {self.topic} does not exist: create the topics first")
-        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self._consumer.assign(self._partitions)
-        await self._consumer.seek_to_beginning(*self._partitions)
         self._task = asyncio.create_task(self._run(), name=f"view:{self.topic}")
+        try:
+            async with asyncio.timeout(30), self._progress:  # with no group, aiokafka assigns every partition
+                await self._progress.wait_for(lambda: bool(self._consumer.assignment()))
+        except TimeoutError:
+            await self.stop()
+            raise LookupError(f"topic {self.topic} does not exist: create the topics first") from None
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
     async def __aenter__(self) -> CompactedView[V]:
         await self.start()
@@ -186,7 +189,7 @@ class CompactedView(Generic[V]):
 
     async def sync(self) -> None:
         """Return once every record written before this call has been applied (wrap in a timeout)."""
-        ends = await self._consumer.end_offsets(self._partitions)
+        ends = await self._consumer.end_offsets(list(self._consumer.assignment()))
         async with self._progress:
             await self._progress.wait_for(
                 lambda: all(self._positions.get(tp, -1) >= end for tp, end in ends.items())
@@ -194,11 +197,11 @@ class CompactedView(Generic[V]):
 
     async def _run(self) -> None:
         while True:
-            batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
             for records in batches.values():
                 for record in records:
                     self._apply(record.key, record.value, record.offset)
-            for tp in self._partitions:
+            for tp in self._consumer.assignment():
                 self._positions[tp] = await self._consumer.position(tp)
             async with self._progress:
                 self._progress.notify_all()

@@ -19,7 +19,16 @@ from services.runtime.logs import configure_logging, get_logger, log_context
 from tests.samples import submission_body
 
 
-def test_logs_are_json_with_correlation_ids_and_no_personal_values() -> None:
+@pytest.fixture
+def restore_logging():
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_logs_are_json_with_correlation_ids_and_no_personal_values(restore_logging) -> None:
     stream = io.StringIO()
     configure_logging("tests", stream=stream)
     log = get_logger("tests")

@@ -1,0 +1,61 @@
+"""What every ``circles`` command shares: settings, async bridging, and one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from pydantic import BaseModel, ValidationError
+
+from schemas.envelope import describe
+from services.runtime.settings import ConfigurationError, RuntimeSettings
+
+T = TypeVar("T")
+
+
+class CliError(click.ClickException):
+    """Exit status 1 with a one-line reason."""
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; turn the failures users can cause into one line each."""
+    try:
+        return asyncio.run(coroutine)
+    except ValidationError as error:
+        raise CliError(f"invalid input: {describe(error)}") from None
+    except ConfigurationError as error:
+        raise CliError(str(error)) from None
+    except KafkaConnectionError:
+        raise CliError(f"cannot reach Kafka at {bootstrap()}: is the system running (make run)?") from None
+    except KafkaError as error:
+        raise CliError(f"Kafka refused: {type(error).__name__}") from None
+    except LookupError as error:
+        raise CliError(str(error).strip("'\"")) from None
+
+
+def settings() -> RuntimeSettings:
+    return RuntimeSettings()
+
+
+def bootstrap() -> str:
+    try:
+        return settings().bootstrap_servers()
+    except ConfigurationError as error:
+        raise CliError(str(error)) from None
+
+
+def prefix() -> str:
+    return settings().topic_prefix
+
+
+def echo_json(value: Any) -> None:
+    """Stable JSON for scripts: models by field name, sorted keys, one document."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    elif isinstance(value, list):
+        value = [item.model_dump(mode="json") if isinstance(item, BaseModel) else item for item in value]
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))

@@ -1,0 +1,233 @@
+"""The referrals service end to end: real worker and API processes, real HTTP, the real broker.
+
+Agencies are registered with the CLI; referrals are submitted over HTTP (and one over Kafka); the worker's
+clock reads a file the test moves forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from schemas.envelope import Envelope, decode
+from schemas.events.referrals import InboundSubmission, ReferralAssessed, ReferralSubmitted, ReferralWithdrawn
+from schemas.topics import EVENT_TYPES, REFERRAL_EVENTS, REFERRALS_INBOUND, TOPICS
+from services.runtime.kafka import Publisher, create_topics
+from tests.conftest import leaks
+from tests.kafka_helpers import consume, consume_all
+from tests.processes import ServiceProcess, free_port, run_cli, service_env
+from tests.samples import submission_body
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    prefix: str
+    bootstrap: str
+    api_url: str
+    clock_file: Path
+    worker: ServiceProcess
+    api: ServiceProcess
+    keys: dict[str, str]
+
+    def client(self, agency: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.api_url, headers={"Authorization": f"Bearer {self.keys[agency]}"}, timeout=10
+        )
+
+    def wait_for(
+        self, agency: str, referral_id: str, predicate: Any, seconds: float = 30.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + seconds
+        with self.client(agency) as client:
+            while True:
+                response = client.get(f"/v1/referrals/{referral_id}")
+                if response.status_code == 200 and predicate(response.json()):
+                    return dict(response.json())
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"referral {referral_id}: last answer {response.status_code} {response.text}"
+                    )
+                time.sleep(0.1)
+
+    def wait_for_history(self, agency: str, referral_id: str, event_type: str, seconds: float = 30.0) -> list[Any]:
+        deadline = time.monotonic() + seconds
+        with self.client(agency) as client:
+            while True:
+                events = client.get(f"/v1/referrals/{referral_id}/history").json()["events"]
+                if any(entry["type"] == event_type for entry in events):
+                    return list(events)
+                assert time.monotonic() < deadline, events
+                time.sleep(0.1)
+
+    def events(self) -> list[tuple[Envelope, Any]]:
+        records = asyncio.run(consume_all(self.bootstrap, self.prefix + REFERRAL_EVENTS.name))
+        return [decode(r.value, r.headers, EVENT_TYPES) for r in records]
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    asyncio.run(create_topics(kafka_bootstrap, TOPICS, prefix=prefix))
+    data = tmp_path_factory.mktemp("referrals")
+    clock_file = data / "now"
+    clock_file.write_text("2026-11-24T10:00:00+00:00")
+    port = free_port()
+    env = service_env(
+        kafka_bootstrap,
+        prefix,
+        data,
+        CIRCLES_CLOCK=f"file:{clock_file}",
+        CIRCLES_REASSESS_INTERVAL_S="0.5",
+        CIRCLES_API_PORT=str(port),
+    )
+    keys = {}
+    for agency in ("mappa-humberside", "police-mosovo"):
+        created = run_cli(env, "agency", "add", agency, "--name", f"{agency} (test)", "--json")
+        keys[agency] = json.loads(created.stdout)["api_key"]
+    worker = ServiceProcess("referrals-worker", env).start()
+    api = ServiceProcess("referrals-api", env).start()
+    try:
+        worker.wait_for_log("worker_ready")
+        api.wait_http(f"http://127.0.0.1:{port}/ready")
+        yield Stack(env, prefix, kafka_bootstrap, f"http://127.0.0.1:{port}", clock_file, worker, api, keys)
+    finally:
+        api.stop()
+        worker.stop()
+    assert leaks(worker.logs() + api.logs()) == []
+
+
+def test_submit_then_read_status_and_history_as_the_owner_only(stack: Stack) -> None:
+    with stack.client("mappa-humberside") as client:
+        response = client.post("/v1/referrals", json=submission_body(agency_reference="MAPPA-OWN-1"))
+    assert response.status_code == 202, response.text
+    referral_id = response.json()["referral_id"]
+    view = stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "eligible")
+    assert view["decision"]["outcome"] == "eligible" and view["decision"]["reasons"] == []
+    with stack.client("mappa-humberside") as client:
+        history = client.get(f"/v1/referrals/{referral_id}/history").json()["events"]
+    assert [entry["type"] for entry in history] == [ReferralSubmitted.event_type, ReferralAssessed.event_type]
+    with stack.client("police-mosovo") as other:
+        assert other.get(f"/v1/referrals/{referral_id}").status_code == 404
+        assert other.get(f"/v1/referrals/{referral_id}/history").status_code == 404
+        assert referral_id not in other.get("/v1/referrals").text
+
+    published = [(env, event) for env, event in stack.events() if str(event.referral_id) == referral_id]
+    assert {type(event) for _, event in published} >= {ReferralSubmitted, ReferralAssessed}
+    correlation = response.headers["x-correlation-id"]
+    assert all(envelope.correlationid == correlation for envelope, _ in published)
+    for _, event in published:
+        assert leaks(event.model_dump_json()) == []
+
+
+def test_duplicate_and_conflicting_resubmissions(stack: Stack) -> None:
+    body = submission_body(agency_reference="MAPPA-DUP-1")
+    with stack.client("mappa-humberside") as client:
+        first = client.post("/v1/referrals", json=body)
+        referral_id = first.json()["referral_id"]
+        stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "eligible")
+        again = client.post("/v1/referrals", json=body)
+        conflict = client.post(
+            "/v1/referrals", json=submission_body(agency_reference="MAPPA-DUP-1", risk__level="medium")
+        )
+    assert first.status_code == 202
+    assert again.status_code == 200 and again.json()["referral_id"] == referral_id
+    assert conflict.status_code == 409 and conflict.json()["links"]["amend"].endswith(referral_id)
+    time.sleep(1.0)  # give a wrongly emitted duplicate time to arrive
+    submitted = [
+        e for _, e in stack.events() if isinstance(e, ReferralSubmitted) and str(e.referral_id) == referral_id
+    ]
+    assert len(submitted) == 1
+
+
+def test_a_deferred_referral_becomes_eligible_when_the_clock_moves(stack: Stack) -> None:
+    body = submission_body(agency_reference="MAPPA-DEFER-1", custody__expected_release_date="2027-09-30")
+    with stack.client("mappa-humberside") as client:
+        referral_id = client.post("/v1/referrals", json=body).json()["referral_id"]
+    view = stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "deferred")
+    assert view["decision"]["reasons"][0]["code"] == "release_outside_window"
+    assert view["decision"]["reassess_on"] == "2027-03-30"
+    stack.clock_file.write_text("2027-03-30T08:00:00+00:00")
+    view = stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "eligible")
+    with stack.client("mappa-humberside") as client:
+        history = client.get(f"/v1/referrals/{referral_id}/history").json()["events"]
+    assert "Re-assessed" in history[-1]["summary"]
+    stack.clock_file.write_text("2026-11-24T10:00:00+00:00")
+
+
+def test_missing_information_is_supplied_by_a_new_version(stack: Stack) -> None:
+    body = submission_body(agency_reference="MAPPA-INFO-1", custody__expected_release_date=None)
+    with stack.client("mappa-humberside") as client:
+        referral_id = client.post("/v1/referrals", json=body).json()["referral_id"]
+        stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "needs_information")
+        amended = client.put(
+            f"/v1/referrals/{referral_id}", json=submission_body(agency_reference="MAPPA-INFO-1")
+        )
+    assert amended.status_code == 200
+    view = stack.wait_for("mappa-humberside", referral_id, lambda v: v["version"] == 2 and v["decision"])
+    assert view["status"] == "eligible"
+
+
+def test_withdrawal(stack: Stack) -> None:
+    with stack.client("mappa-humberside") as client:
+        referral_id = client.post(
+            "/v1/referrals", json=submission_body(agency_reference="MAPPA-WD-1")
+        ).json()["referral_id"]
+        stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "eligible")
+        assert (
+            client.post(f"/v1/referrals/{referral_id}/withdrawal", json={"reason": "moved away"}).status_code
+            == 200
+        )
+        stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "withdrawn")
+        assert (
+            client.put(
+                f"/v1/referrals/{referral_id}", json=submission_body(agency_reference="MAPPA-WD-1")
+            ).status_code
+            == 409
+        )
+    withdrawn = [
+        e for _, e in stack.events() if isinstance(e, ReferralWithdrawn) and str(e.referral_id) == referral_id
+    ]
+    assert len(withdrawn) == 1 and "moved away" not in withdrawn[0].model_dump_json()
+
+
+def test_agency_systems_may_submit_over_kafka_with_the_same_validation(stack: Stack) -> None:
+    good = InboundSubmission.model_validate(submission_body(agency_reference="POLICE-KAFKA-1"))
+
+    async def produce() -> None:
+        async with Publisher(stack.bootstrap, "/agencies/police-mosovo", prefix=stack.prefix) as publisher:
+            await publisher.publish(good, publisher.envelope(good, correlation_id="kafka-1"))
+            broken = submission_body(agency_reference="POLICE-KAFKA-2", risk__level="extreme")
+            envelope = publisher.envelope(good, correlation_id="kafka-2")
+            await publisher.send_raw(
+                stack.prefix + REFERRALS_INBOUND.name,
+                json.dumps(broken).encode(),
+                b"POLICE-KAFKA-2",
+                envelope.headers(),
+            )
+
+    asyncio.run(produce())
+    with stack.client("police-mosovo") as client:
+        deadline = time.monotonic() + 30
+        while not (listed := client.get("/v1/referrals").json()["referrals"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert [r["agency_reference"] for r in listed] == ["POLICE-KAFKA-1"]
+    dead = asyncio.run(consume(stack.bootstrap, stack.prefix + REFERRALS_INBOUND.dlq, 1))
+    reason = dict(dead[0].headers)["dlq_error"].decode()
+    assert "risk.level" in reason and "extreme" not in reason
+    assert (
+        dead[0].value
+        == json.dumps(submission_body(agency_reference="POLICE-KAFKA-2", risk__level="extreme")).encode()
+    )

@@ -1,0 +1,145 @@
+"""Real service processes for integration tests: ``circles run <process>`` with its own environment.
+
+Every process's output goes to a log file under ``test-artifacts/logs/``; the session checks all of them
+for the synthetic personal values the tests submit (``tests/conftest.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+LOGS = ARTIFACTS / "logs"
+CIRCLES = Path(sys.executable).parent / "circles"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_env(bootstrap: str, prefix: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a test's processes: its broker, its topic prefix, quick timeouts."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "CIRCLES_TOPIC_PREFIX": prefix,
+        "CIRCLES_DATA_DIR": str(data_dir),
+        "CIRCLES_SESSION_TIMEOUT_S": "6",
+        "CIRCLES_COMMIT_INTERVAL_S": "0.5",
+        "CIRCLES_STANDBY_REPLICAS": "0",
+        "CIRCLES_LOG_LEVEL": "info",
+    }
+    env.update(extra)
+    return env
+
+
+class ServiceProcess:
+    def __init__(self, process: str, env: dict[str, str], name: str | None = None) -> None:
+        self.process = process
+        self.env = env
+        self.name = name or process
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOGS / f"{env.get('CIRCLES_TOPIC_PREFIX', '').strip('.')}-{self.name}.log"
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> ServiceProcess:
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            [str(CIRCLES), "run", self.process],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.starts += 1
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, seconds: float = 60.0, occurrences: int = 1) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.logs().count(text) >= occurrences:
+                return
+            if not self.alive():
+                raise AssertionError(
+                    f"{self.name} exited ({self.popen and self.popen.returncode}):\n{self.tail()}"
+                )
+            time.sleep(0.1)
+        raise AssertionError(f"{self.name}: no {text!r} within {seconds}s:\n{self.tail()}")
+
+    def wait_http(self, url: str, seconds: float = 60.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited:\n{self.tail()}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{self.name}: {url} not ready within {seconds}s:\n{self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        self._signal(signal.SIGKILL)
+        self._wait(10)
+
+    def stop(self, seconds: float = 30.0) -> None:
+        self._signal(signal.SIGTERM)
+        if not self._wait(seconds):
+            self.kill()
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.logs().splitlines()[-lines:])
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.alive():
+            assert self.popen is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+
+    def _wait(self, seconds: float) -> bool:
+        if self.popen is None:
+            return True
+        try:
+            self.popen.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+
+def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(CIRCLES), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"circles {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result
