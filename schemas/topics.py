@@ -2,7 +2,7 @@
 
 One list, so the event flow is visible at a glance (after Confluent's ``Schemas.Topics``). Each topic has
 one writing service (single-writer principle). Topics whose events share a key share a partition count,
-so that faust can co-partition them with the tables keyed the same way.
+so that a worker holds the same partitions of each, and of the tables keyed the same way.
 """
 
 from __future__ import annotations

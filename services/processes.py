@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import uvicorn
 
-from services.runtime.faust_app import run_worker
 from services.runtime.logs import configure_logging
+from services.runtime.worker import run_worker
 
 
 def referrals_api() -> None:
@@ -35,7 +35,7 @@ def referrals_worker() -> None:
 
     settings = ReferralsSettings()
     configure_logging("referrals-worker", settings.log_level)
-    run_worker(ReferralsWorker(settings).app, loglevel=settings.log_level)
+    run_worker(ReferralsWorker(settings).worker)
 
 
 PROCESSES: dict[str, Callable[[], None]] = {

@@ -8,8 +8,6 @@ Agents (thin adapters around ``domain.referral``):
 
 from __future__ import annotations
 
-from typing import Any
-
 from schemas.envelope import Envelope, Event, encode
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, ProposalCancelled
 from schemas.events.referrals import (
@@ -45,9 +43,9 @@ from services.referrals.domain.referral import (
 from services.referrals.settings import ReferralsSettings
 from services.runtime.clock import clock_from_setting
 from services.runtime.deadletter import ProcessingError
-from services.runtime.faust_app import EventAgent, Resource, UnitOfWork, create_app, model_table
 from services.runtime.ids import derive_id
 from services.runtime.logs import get_logger
+from services.runtime.worker import StreamWorker, UnitOfWork
 
 log = get_logger(__name__)
 SERVICE = "referrals"
@@ -60,19 +58,16 @@ class ReferralsWorker:
         self.policy = load_policy(settings.eligibility_policy)
         self.clock = clock_from_setting(settings.clock)
         prefix = settings.topic_prefix
-        self.app = create_app(SERVICE, settings)
-        self.table = model_table(self.app, "referrals", ReferralEntry, REFERRALS_STATE, prefix)
+        self.worker = StreamWorker(SERVICE, settings)
+        self.table = self.worker.table("referrals", ReferralEntry, REFERRALS_STATE)
         self.commands_topic = prefix + REFERRALS_COMMANDS.name
         self.events_topic = prefix + REFERRAL_EVENTS.name
         self.agencies = AgencyDirectory(settings.bootstrap_servers(), prefix)
-        self.app.add_dependency(Resource(self.agencies.start, self.agencies.stop))
-        common: dict[str, Any] = {"service": SERVICE, "settings": settings}
-        self.agents = [
-            EventAgent(self.app, spec=REFERRALS_COMMANDS, handler=self.on_command, **common),
-            EventAgent(self.app, spec=REFERRALS_INBOUND, handler=self.on_inbound, **common),
-            EventAgent(self.app, spec=MATCHING_EVENTS, handler=self.on_matching_event, **common),
-        ]
-        self.app.timer(settings.reassess_interval_s)(self.reassess_due)
+        self.worker.resource(self.agencies.start, self.agencies.stop)
+        self.worker.route(REFERRALS_COMMANDS, self.on_command)
+        self.worker.route(REFERRALS_INBOUND, self.on_inbound)
+        self.worker.route(MATCHING_EVENTS, self.on_matching_event)
+        self.worker.timer(settings.reassess_interval_s, self.reassess_due)
 
     def detail_url(self, referral_id: object) -> str:
         return f"{self.settings.base_url()}/v1/referrals/{referral_id}"
@@ -152,6 +147,6 @@ class ReferralsWorker:
                 event_id=derive_id(referral_id, "reassess", today),
             )
             key, value, headers = encode(command, envelope)
-            await self.app.producer.send(self.commands_topic, key, value, None, None, headers)
+            await self.worker.producer.send_and_wait(self.commands_topic, value, key=key, headers=headers)
         if due:
             log.info("reassessment_requested", count=len(due), as_of=today.isoformat())

@@ -1,2 +1,2 @@
-"""The runtime every service shares, kept small: settings, JSON logging, Kafka plumbing, the faust app
-factory with safe defaults, the unit of work and the dead-letter helper."""
+"""The runtime every service shares, kept small: settings, JSON logging, Kafka plumbing, the stream worker
+with its unit of work and state tables, and the dead-letter helper."""

@@ -1,4 +1,4 @@
-"""Kafka plumbing outside faust: topics from the catalogue, a publisher, and views of compacted topics."""
+"""Kafka plumbing: topics from the catalogue, an idempotent publisher, and views of compacted topics."""
 
 from __future__ import annotations
 

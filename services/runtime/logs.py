@@ -58,7 +58,7 @@ def _service_adder(service: str) -> structlog.types.Processor:
 
 
 def configure_logging(service: str, level: str = "info", stream: IO[str] | None = None) -> None:
-    """Route structlog and every stdlib logger (faust, aiokafka, uvicorn) to one JSON stream."""
+    """Route structlog and every stdlib logger (aiokafka, uvicorn) to one JSON stream."""
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -90,8 +90,10 @@ def configure_logging(service: str, level: str = "info", stream: IO[str] | None 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "faust", "mode", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # The libraries' debug lines print record values (personal data), so they never go below INFO.
+    library_level = logging.INFO if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
+    for library in ("aiokafka", "uvicorn.access"):
+        logging.getLogger(library).setLevel(library_level)
 
 
 def get_logger(name: str) -> Any:

@@ -1,8 +1,9 @@
 """The foundation against a real broker: the broker itself, the catalogue's topics, every event type
-through Kafka, and the shared faust agent (processing, unit of work, dead letters)."""
+through Kafka, and the stream worker (processing, unit of work, dead letters)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -16,10 +17,10 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from schemas.envelope import Envelope, Event, decode
 from schemas.events.referrals import ReassessReferral, ReferralSubmitted
 from schemas.topics import EVENT_TYPES, REFERRALS_COMMANDS, TOPICS, topic_of
-from services.runtime.faust_app import EventAgent, UnitOfWork, create_app
 from services.runtime.ids import derive_id
 from services.runtime.kafka import Publisher
 from services.runtime.settings import RuntimeSettings
+from services.runtime.worker import StreamWorker, UnitOfWork
 from tests.kafka_broker import local_kafka
 from tests.kafka_helpers import consume
 from tests.samples import SAMPLES
@@ -83,15 +84,15 @@ async def test_every_event_type_round_trips_through_the_broker(kafka_bootstrap: 
     assert {type(e) for e in received.values()} == set(EVENT_TYPES.values())
 
 
-async def test_event_agent_processes_in_a_unit_of_work_and_dead_letters_the_malformed(
+async def test_the_worker_processes_in_a_unit_of_work_and_dead_letters_the_malformed(
     kafka_bootstrap: str, topics: str, tmp_path: Path
 ) -> None:
-    """A faust worker on the real broker: a good command yields an output event; a malformed record and a
+    """A stream worker on the real broker: a good command yields an output event; a malformed record and a
     record the handler refuses land on <topic>.dlq with the original bytes and the reason."""
     settings = RuntimeSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topics, data_dir=tmp_path, standby_replicas=0
+        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topics, data_dir=tmp_path
     )
-    app = create_app("runtime-test", settings)
+    worker = StreamWorker("runtime-test", settings)
     outputs = topics + topic_of(ReferralSubmitted).name
 
     async def handler(uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
@@ -106,7 +107,7 @@ async def test_event_agent_processes_in_a_unit_of_work_and_dead_letters_the_malf
             cause=envelope,
         )
 
-    EventAgent(app, spec=REFERRALS_COMMANDS, handler=handler, service="runtime-test", settings=settings)
+    worker.route(REFERRALS_COMMANDS, handler)
     good = ReassessReferral(referral_id=uuid.uuid4(), as_of="2026-12-01")
     refused = ReassessReferral(referral_id=uuid.uuid4(), as_of="1999-01-01")
     async with Publisher(kafka_bootstrap, "/tests", prefix=topics) as publisher:
@@ -117,12 +118,13 @@ async def test_event_agent_processes_in_a_unit_of_work_and_dead_letters_the_malf
             topics + REFERRALS_COMMANDS.name, b"{not json", key=b"k", headers=[("ce_id", b"x")]
         )
 
-    await app.start()
+    running = asyncio.create_task(worker.run())
     try:
         out = await consume(kafka_bootstrap, outputs, 1)
         dead = await consume(kafka_bootstrap, topics + REFERRALS_COMMANDS.dlq, 2)
     finally:
-        await app.stop()
+        worker.stop()
+        await running
 
     envelope, _ = decode(out[0].value, out[0].headers, EVENT_TYPES)
     assert envelope.id == derive_id(good_envelope.id, "out")

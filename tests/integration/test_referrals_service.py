@@ -61,7 +61,9 @@ class Stack:
                     )
                 time.sleep(0.1)
 
-    def wait_for_history(self, agency: str, referral_id: str, event_type: str, seconds: float = 30.0) -> list[Any]:
+    def wait_for_history(
+        self, agency: str, referral_id: str, event_type: str, seconds: float = 30.0
+    ) -> list[Any]:
         deadline = time.monotonic() + seconds
         with self.client(agency) as client:
             while True:

@@ -34,7 +34,7 @@ def test_logs_are_json_with_correlation_ids_and_no_personal_values(restore_loggi
     log = get_logger("tests")
     with log_context(correlation_id="corr-42", referral_id="r-1"):
         log.info("submitted", given_name="Testy", date_of_birth="1979-03-02")
-        logging.getLogger("faust.something").warning("library line %s", 1)
+        logging.getLogger("aiokafka.something").warning("library line %s", 1)
     leaky = submission_body(core_member__pnc_number="PNC-LEAK")
     try:
         ReferralSubmission.model_validate(leaky)
@@ -114,19 +114,3 @@ def test_a_missing_java_or_maven_names_what_to_install(
     message = str(caught.value)
     assert "java and mvn not found on PATH" in message and "apt-get install" in message
     assert "\n" not in message
-
-
-def test_the_faust_app_factory_has_safe_defaults(tmp_path: Path) -> None:
-    from services.runtime.faust_app import create_app
-    from services.runtime.settings import RuntimeSettings
-
-    app = create_app(
-        "defaults",
-        RuntimeSettings(kafka_bootstrap_servers="127.0.0.1:1", data_dir=tmp_path, topic_prefix="p."),
-    )
-    assert app.conf.id == "p.circles-defaults"
-    assert app.conf.producer_acks == -1
-    assert str(app.conf.processing_guarantee) in {"at_least_once", "ProcessingGuarantee.AT_LEAST_ONCE"}
-    assert app.conf.topic_allow_declare is False
-    assert app.conf.consumer_auto_offset_reset == "earliest"
-    assert "CrashingSupervisor" in repr(app.conf.agent_supervisor)

@@ -1,0 +1,416 @@
+"""The stream worker every service runs: consume, handle in a unit of work, publish, commit.
+
+Nothing lost, nothing twice. One loop takes a batch of records (``getmany``), hands each to its topic's
+handler inside a ``UnitOfWork`` (handlers read tables through it, stage table writes and output events),
+then ``commit()``: outputs are published and acknowledged first, then the tables' changelog records, then
+the in-memory tables change. Only then does the batch count as processed, and offsets are committed up to
+processed batches only (periodically, on a rebalance and on shutdown). A crash therefore leaves state
+behind what others have seen and offsets behind state: the batch is processed again, its outputs come out
+again with the same derived ids, and consumers drop what they already have.
+
+Records that cannot be decoded, or whose handler refuses them, go to ``<topic>.dlq`` with the reason.
+Infrastructure failures stop the worker without committing anything further; its supervisor restarts it.
+
+Partitions: the consumer group uses the range assignor, so a worker holds the same partition numbers of
+every topic with the same partition count; each table holds the partitions of its topics' partitions.
+
+Why not faust (whose app factory this replaces): faust-streaming 0.15.3 lost referrals in our crash test
+in three ways (see docs/architecture.md); this loop's commit rule is simple enough to state and test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from schemas.envelope import Envelope, Event, UndecodableRecord, decode, encode
+from schemas.topics import TopicSpec, events_of
+from services.runtime.deadletter import dead_letter_headers, safe_error
+from services.runtime.kafka import producer as make_producer
+from services.runtime.logs import get_logger, log_context
+from services.runtime.settings import RuntimeSettings
+from services.runtime.tables import StateTable
+
+log = get_logger(__name__)
+TRANSIENT = (KafkaError, ConnectionError, asyncio.TimeoutError, OSError)
+"""Infrastructure failures: the worker stops and is restarted; the batch is retried, never dead-lettered."""
+_MISSING: Any = object()
+
+
+class UnitOfWork:
+    """The effects of one batch: staged table writes and records to publish (see the module docstring)."""
+
+    def __init__(self, producer: AIOKafkaProducer, source: str) -> None:
+        self.producer = producer
+        self.source = source
+        self._writes: dict[tuple[str, str], tuple[StateTable[Any], Any]] = {}
+        self._undo: list[tuple[tuple[str, str], Any]] = []
+        self._records: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
+
+    def get(self, table: StateTable[Any], key: str) -> Any:
+        staged = self._writes.get((table.name, key), _MISSING)
+        if staged is not _MISSING:
+            return staged[1]
+        return table.get(key)
+
+    def put(self, table: StateTable[Any], key: str, value: Any) -> None:
+        """Stage ``table[key] = value``; ``None`` deletes the key."""
+        slot = (table.name, key)
+        self._undo.append((slot, self._writes.get(slot, _MISSING)))
+        self._writes[slot] = (table, value)
+
+    def emit(
+        self, event: Event, topic: str, *, event_id: UUID, correlation_id: str, cause: Envelope | None = None
+    ) -> Envelope:
+        envelope = Envelope.for_event(
+            event, source=self.source, correlation_id=correlation_id, cause=cause, event_id=event_id
+        )
+        key, value, headers = encode(event, envelope)
+        self._records.append((topic, key, value, headers))
+        return envelope
+
+    def emit_raw(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        self._records.append((topic, key, value, headers))
+
+    def savepoint(self) -> tuple[int, int]:
+        return len(self._records), len(self._undo)
+
+    def rollback_to(self, savepoint: tuple[int, int]) -> None:
+        records, undo = savepoint
+        del self._records[records:]
+        while len(self._undo) > undo:
+            slot, previous = self._undo.pop()
+            if previous is _MISSING:
+                self._writes.pop(slot, None)
+            else:
+                self._writes[slot] = previous
+
+    async def commit(self) -> None:
+        """Outputs acknowledged, then state acknowledged, then state changed in memory."""
+        await self._send_all(self._records)
+        changelog: list[tuple[Any, ...]] = [
+            (table.topic, key.encode(), table.encode(value), [], table.partition(key))
+            for (_, key), (table, value) in self._writes.items()
+        ]
+        written = await self._send_all(changelog)
+        for ((_, key), (table, value)), metadata in zip(self._writes.items(), written, strict=True):
+            table.store(key, value)
+            table.written(metadata.partition, metadata.offset)
+        self._records.clear()
+        self._writes.clear()
+        self._undo.clear()
+
+    async def _send_all(self, records: Iterable[tuple[Any, ...]]) -> list[Any]:
+        futures = []
+        for topic, key, value, headers, *partition in records:
+            futures.append(
+                await self.producer.send(
+                    topic, value, key=key, headers=headers, partition=partition[0] if partition else None
+                )
+            )
+        return list(await asyncio.gather(*futures)) if futures else []
+
+
+Handler = Callable[[UnitOfWork, Envelope, Event], Awaitable[None]]
+
+
+@dataclass
+class _Route:
+    spec: TopicSpec
+    topic: str
+    dlq: str
+    handler: Handler
+    known: dict[str, type[Event]]
+    processed: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass
+class _Timer:
+    interval: float
+    function: Callable[[], Awaitable[None]]
+
+
+@dataclass
+class WorkerStats:
+    started_at: float = field(default_factory=time.monotonic)
+    batches: int = 0
+    records: int = 0
+    last_record_at: float | None = None
+
+
+class StreamWorker:
+    """One service's consumer-group member: its routes (topic → handler), tables, timers and resources."""
+
+    def __init__(self, service: str, settings: RuntimeSettings) -> None:
+        self.service = service
+        self.settings = settings
+        self.source = f"/circles/{service}"
+        self.group_id = f"{settings.topic_prefix}circles-{service}"
+        self.routes: dict[str, _Route] = {}
+        self.tables: list[StateTable[Any]] = []
+        self.timers: list[_Timer] = []
+        self.resources: list[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = []
+        self.stats = WorkerStats()
+        self.ready = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._processed: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._stopping = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    # -- declaration -------------------------------------------------------------------------------------
+
+    def route(
+        self, spec: TopicSpec, handler: Handler, known: Mapping[str, type[Event]] | None = None
+    ) -> None:
+        topic = self.settings.topic_prefix + spec.name
+        self.routes[topic] = _Route(
+            spec, topic, self.settings.topic_prefix + spec.dlq, handler, dict(known or events_of(spec))
+        )
+
+    def table(self, name: str, model: type[Any], changelog: TopicSpec) -> StateTable[Any]:
+        table: StateTable[Any] = StateTable(name, model, changelog, self.settings.topic_prefix)
+        self.tables.append(table)
+        return table
+
+    def timer(self, interval: float, function: Callable[[], Awaitable[None]]) -> None:
+        self.timers.append(_Timer(interval, function))
+
+    def resource(self, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
+        self.resources.append((start, stop))
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        assert self._producer is not None, "the worker is not running"
+        return self._producer
+
+    # -- running -----------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Until ``stop()``; raises (without committing unprocessed work) on infrastructure failures."""
+        bootstrap = self.settings.bootstrap_servers()
+        self._producer = make_producer(bootstrap, client_id=f"{self.group_id}-producer")
+        await self._producer.start()
+        started: list[Callable[[], Awaitable[None]]] = []
+        timers: list[asyncio.Task[None]] = []
+        try:
+            for start, stop in self.resources:
+                await start()
+                started.append(stop)
+            session_ms = int(self.settings.session_timeout_s * 1000)
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=bootstrap,
+                group_id=self.group_id,
+                client_id=f"{self.group_id}-{self.settings.worker_id or 'worker'}",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                partition_assignment_strategy=(RangePartitionAssignor,),
+                session_timeout_ms=session_ms,
+                heartbeat_interval_ms=max(500, session_ms // 3),
+                rebalance_timeout_ms=max(30_000, session_ms * 3),
+                max_poll_interval_ms=300_000,
+            )
+            await self._consumer.start()
+            self._consumer.subscribe(list(self.routes), listener=_Rebalance(self))
+            timers = [asyncio.create_task(self._run_timer(timer)) for timer in self.timers]
+            timers.append(asyncio.create_task(self._commit_periodically()))
+            await self._consume()
+        finally:
+            for task in timers:
+                task.cancel()
+            for task in timers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if self._consumer is not None:
+                with contextlib.suppress(Exception):
+                    await self._commit_processed()
+                await self._consumer.stop()
+            for stop in reversed(started):
+                with contextlib.suppress(Exception):
+                    await stop()
+            await self._producer.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _consume(self) -> None:
+        assert self._consumer is not None
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                fetch = asyncio.ensure_future(
+                    self._consumer.getmany(timeout_ms=1000, max_records=self.settings.batch_size)
+                )
+                done, _ = await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if fetch not in done:
+                    fetch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await fetch
+                    break
+                batch = fetch.result()
+                if batch:
+                    await self._process(batch)
+        finally:
+            stopping.cancel()
+
+    async def _process(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        assert self._consumer is not None
+        async with self._lock:
+            held = self._consumer.assignment()
+            batch = {tp: records for tp, records in batch.items() if tp in held and records}
+            if not batch:
+                return
+            uow = UnitOfWork(self.producer, self.source)
+            for tp, records in batch.items():
+                route = self.routes[tp.topic]
+                for record in records:
+                    await self._handle(uow, route, record)
+            await uow.commit()
+            for tp, records in batch.items():
+                self._processed[tp] = records[-1].offset + 1
+                self.stats.records += len(records)
+            self.stats.batches += 1
+            self.stats.last_record_at = time.monotonic()
+
+    async def _handle(self, uow: UnitOfWork, route: _Route, record: Any) -> None:
+        try:
+            envelope, event = decode(record.value, record.headers, route.known)
+        except UndecodableRecord as bad:
+            self._dead_letter(uow, route, record, bad.reason)
+            return
+        with log_context(
+            correlation_id=envelope.correlationid, event_id=str(envelope.id), event_type=envelope.type
+        ):
+            savepoint = uow.savepoint()
+            try:
+                await route.handler(uow, envelope, event)
+            except TRANSIENT:
+                raise
+            except Exception as error:
+                uow.rollback_to(savepoint)
+                self._dead_letter(uow, route, record, safe_error(error))
+                return
+        route.processed += 1
+
+    def _dead_letter(self, uow: UnitOfWork, route: _Route, record: Any, error: str) -> None:
+        headers = dead_letter_headers(
+            list(record.headers or ()),
+            error=error,
+            service=self.service,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        uow.emit_raw(route.dlq, record.key, record.value, headers)
+        route.dead_lettered += 1
+        log.warning(
+            "dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, error=error
+        )
+
+    async def _commit_processed(self) -> None:
+        """Commit offsets up to processed batches (never further)."""
+        assert self._consumer is not None
+        held = self._consumer.assignment()
+        offsets = {
+            tp: offset
+            for tp, offset in self._processed.items()
+            if tp in held and self._committed.get(tp) != offset
+        }
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as error:
+            # The group moved on; the partitions' new owner will process these records again (idempotent).
+            log.warning("commit_failed", error=type(error).__name__)
+            return
+        self._committed.update(offsets)
+
+    async def _commit_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.commit_interval_s)
+            async with self._lock:
+                await self._commit_processed()
+
+    async def _run_timer(self, timer: _Timer) -> None:
+        await self.ready.wait()
+        while True:
+            async with self._lock:
+                await timer.function()
+            await asyncio.sleep(timer.interval)
+
+    # -- rebalancing -------------------------------------------------------------------------------------
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:  # the batch in hand finishes, and its offsets are committed, first
+            with contextlib.suppress(KafkaError):
+                await self._commit_processed()
+            for tp in revoked:
+                self._processed.pop(tp, None)
+                self._committed.pop(tp, None)
+
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self._lock:
+            started = time.monotonic()
+            recovered = 0
+            for table in self.tables:
+                recovered += await table.recover(
+                    self.settings.bootstrap_servers(), set(self._table_partitions(table))
+                )
+            log.info(
+                "partitions_assigned",
+                partitions=sorted(
+                    f"{tp.topic.removeprefix(self.settings.topic_prefix)}:{tp.partition}" for tp in assigned
+                ),
+                recovered_records=recovered,
+                recovery_seconds=round(time.monotonic() - started, 3),
+            )
+            if not self.ready.is_set():
+                self.ready.set()
+                log.info("worker_ready", group=self.group_id)
+
+    def _table_partitions(self, table: StateTable[Any]) -> frozenset[int]:
+        """A table holds the partitions this worker holds of the topics with the table's partition count."""
+        assert self._consumer is not None
+        return frozenset(
+            tp.partition
+            for tp in self._consumer.assignment()
+            if self.routes[tp.topic].spec.partitions == table.partitions
+        )
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: StreamWorker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.worker._on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.worker._on_assigned(set(assigned))
+
+
+def run_worker(worker: StreamWorker) -> None:
+    """Run a worker in the foreground until SIGTERM or SIGINT; a failure exits non-zero."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        await worker.run()
+
+    asyncio.run(main())
