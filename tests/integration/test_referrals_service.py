@@ -233,3 +233,43 @@ def test_agency_systems_may_submit_over_kafka_with_the_same_validation(stack: St
         dead[0].value
         == json.dumps(submission_body(agency_reference="POLICE-KAFKA-2", risk__level="extreme")).encode()
     )
+
+
+def test_a_rotated_key_replaces_the_old_one(stack: Stack) -> None:
+    old = stack.keys["police-mosovo"]
+    rotated = run_cli(stack.env, "agency", "rotate-key", "police-mosovo", "--json")
+    new = json.loads(rotated.stdout)["api_key"]
+    assert new != old
+    deadline = time.monotonic() + 15
+    while True:
+        refused = httpx.get(f"{stack.api_url}/v1/referrals", headers={"Authorization": f"Bearer {old}"})
+        if refused.status_code == 401:
+            break
+        assert time.monotonic() < deadline, "the old key still works"
+        time.sleep(0.1)
+    accepted = httpx.get(f"{stack.api_url}/v1/referrals", headers={"Authorization": f"Bearer {new}"})
+    assert accepted.status_code == 200
+    stack.keys["police-mosovo"] = new
+    unknown = run_cli(stack.env, "agency", "rotate-key", "no-such-agency", check=False)
+    assert unknown.returncode == 1 and unknown.stderr.strip() == "Error: no agency no-such-agency"
+    bad = run_cli(stack.env, "agency", "add", "Not An Id", "--name", "x", check=False)
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "agency_id" in bad.stderr
+
+
+def test_state_survives_a_restart_of_both_processes(stack: Stack) -> None:
+    with stack.client("mappa-humberside") as client:
+        before = client.get("/v1/referrals").json()["referrals"]
+    assert before
+    stack.api.stop()
+    stack.worker.stop()
+    stack.worker.start()
+    stack.api.start()
+    stack.worker.wait_for_log("worker_ready", occurrences=2)
+    stack.api.wait_http(f"{stack.api_url}/ready")
+    with stack.client("mappa-humberside") as client:
+        after = client.get("/v1/referrals").json()["referrals"]
+        assert after == before
+        referral_id = client.post(
+            "/v1/referrals", json=submission_body(agency_reference="MAPPA-AFTER-1")
+        ).json()["referral_id"]
+    stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "eligible")
