@@ -69,6 +69,20 @@ class UnitOfWork:
         self._undo.append((slot, self._writes.get(slot, _MISSING)))
         self._writes[slot] = (table, value)
 
+    async def write_through(self, table: StateTable[Any], key: str, value: Any) -> None:
+        """Write one table key now and wait for its acknowledgement, before any effect that follows (e.g. the
+        intent to send a message, recorded before it is sent). Staged writes still wait for ``commit()``."""
+        metadata = await (
+            await self.producer.send(
+                table.topic, table.encode(value), key=key.encode(), partition=table.partition(key)
+            )
+        )
+        table.store(key, value)
+        table.written(metadata.partition, metadata.offset)
+        slot = (table.name, key)
+        if slot in self._writes:
+            self._writes[slot] = (table, value)
+
     def emit(
         self, event: Event, topic: str, *, event_id: UUID, correlation_id: str, cause: Envelope | None = None
     ) -> Envelope:
@@ -123,7 +137,17 @@ class UnitOfWork:
         return list(await asyncio.gather(*futures)) if futures else []
 
 
+@dataclass(frozen=True)
+class Item:
+    """A decoded record, for batch handlers."""
+
+    envelope: Envelope
+    event: Event
+    record: Any
+
+
 Handler = Callable[[UnitOfWork, Envelope, Event], Awaitable[None]]
+BatchHandler = Callable[[UnitOfWork, list[Item]], Awaitable[None]]
 
 
 @dataclass
@@ -131,8 +155,9 @@ class _Route:
     spec: TopicSpec
     topic: str
     dlq: str
-    handler: Handler
     known: dict[str, type[Event]]
+    handler: Handler | None = None
+    batch_handler: BatchHandler | None = None
     processed: int = 0
     dead_lettered: int = 0
 
@@ -177,10 +202,22 @@ class StreamWorker:
     def route(
         self, spec: TopicSpec, handler: Handler, known: Mapping[str, type[Event]] | None = None
     ) -> None:
-        topic = self.settings.topic_prefix + spec.name
-        self.routes[topic] = _Route(
-            spec, topic, self.settings.topic_prefix + spec.dlq, handler, dict(known or events_of(spec))
-        )
+        """Records of ``spec`` go one by one to ``handler``; a refused record is dead-lettered."""
+        self.routes[self._topic(spec)] = self._new_route(spec, known, handler=handler)
+
+    def route_batch(
+        self, spec: TopicSpec, handler: BatchHandler, known: Mapping[str, type[Event]] | None = None
+    ) -> None:
+        """The decodable records of ``spec`` in one batch go to ``handler`` together (e.g. to send messages
+        concurrently); it dead-letters the items it refuses with ``dead_letter``."""
+        self.routes[self._topic(spec)] = self._new_route(spec, known, batch_handler=handler)
+
+    def _topic(self, spec: TopicSpec) -> str:
+        return self.settings.topic_prefix + spec.name
+
+    def _new_route(self, spec: TopicSpec, known: Mapping[str, type[Event]] | None, **handlers: Any) -> _Route:
+        dlq = self.settings.topic_prefix + spec.dlq
+        return _Route(spec, self._topic(spec), dlq, dict(known or events_of(spec)), **handlers)
 
     def table(self, name: str, model: type[Any], changelog: TopicSpec) -> StateTable[Any]:
         table: StateTable[Any] = StateTable(name, model, changelog, self.settings.topic_prefix)
@@ -277,6 +314,9 @@ class StreamWorker:
             uow = UnitOfWork(self.producer, self.source)
             for tp, records in batch.items():
                 route = self.routes[tp.topic]
+                if route.batch_handler is not None:
+                    await self._handle_batch(uow, route, records)
+                    continue
                 for record in records:
                     await self._handle(uow, route, record)
             await uow.commit()
@@ -287,6 +327,7 @@ class StreamWorker:
             self.stats.last_record_at = time.monotonic()
 
     async def _handle(self, uow: UnitOfWork, route: _Route, record: Any) -> None:
+        assert route.handler is not None
         try:
             envelope, event = decode(record.value, record.headers, route.known)
         except UndecodableRecord as bad:
@@ -305,6 +346,24 @@ class StreamWorker:
                 self._dead_letter(uow, route, record, safe_error(error))
                 return
         route.processed += 1
+
+    async def _handle_batch(self, uow: UnitOfWork, route: _Route, records: list[Any]) -> None:
+        assert route.batch_handler is not None
+        items = []
+        for record in records:
+            try:
+                envelope, event = decode(record.value, record.headers, route.known)
+            except UndecodableRecord as bad:
+                self._dead_letter(uow, route, record, bad.reason)
+            else:
+                items.append(Item(envelope, event, record))
+        if items:
+            await route.batch_handler(uow, items)
+            route.processed += len(items)
+
+    def dead_letter(self, uow: UnitOfWork, item: Item, error: str) -> None:
+        """For batch handlers: send one item to its topic's dead-letter topic with ``error``."""
+        self._dead_letter(uow, self.routes[item.record.topic], item.record, error)
 
     def _dead_letter(self, uow: UnitOfWork, route: _Route, record: Any, error: str) -> None:
         headers = dead_letter_headers(

@@ -139,3 +139,58 @@ async def test_the_worker_processes_in_a_unit_of_work_and_dead_letters_the_malfo
     assert b"Testy" not in refused_headers["dlq_error"]
     assert json.loads(next(v for v in reasons if v != b"{not json"))["as_of"] == "1999-01-01"
     assert os.environ.get("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+
+
+async def test_batch_routes_write_through_and_dead_letter_single_items(
+    kafka_bootstrap: str, topics: str, tmp_path: Path
+) -> None:
+    """A batch handler sees the batch's decoded items together, writes an intent record before its effect
+    (visible on the changelog at once), dead-letters one item, and stages the rest for commit."""
+    from pydantic import BaseModel
+
+    from schemas.topics import NOTIFICATION_LOG, NOTIFICATION_REQUESTS
+    from services.runtime.worker import Item
+    from tests.kafka_helpers import consume_all
+    from tests.samples import sample
+
+    class Note(BaseModel):
+        state: str
+
+    settings = RuntimeSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topics, data_dir=tmp_path
+    )
+    worker = StreamWorker("batch-test", settings)
+    log_table = worker.table("log", Note, NOTIFICATION_LOG)
+    seen: list[int] = []
+    from schemas.events.notifications import DeliveryRetryDue
+
+    async def handler(uow: UnitOfWork, items: list[Item]) -> None:
+        seen.append(len(items))
+        for item in items:
+            assert isinstance(item.event, DeliveryRetryDue)
+            key = str(item.event.notification_id)
+            if item.event.attempt == 99:
+                worker.dead_letter(uow, item, "attempt 99 is refused")
+                continue
+            await uow.write_through(log_table, key, Note(state="intent"))
+            uow.put(log_table, key, Note(state="done"))
+
+    worker.route_batch(NOTIFICATION_REQUESTS, handler)
+    retries = [DeliveryRetryDue(notification_id=uuid.uuid4(), attempt=n) for n in (2, 3, 99)]
+    async with Publisher(kafka_bootstrap, "/tests", prefix=topics) as publisher:
+        for retry in retries:
+            await publisher.publish(retry, publisher.envelope(retry, correlation_id="c"))
+    running = asyncio.create_task(worker.run())
+    try:
+        dead = await consume(kafka_bootstrap, topics + NOTIFICATION_REQUESTS.dlq, 1)
+        await consume(kafka_bootstrap, topics + NOTIFICATION_LOG.name, 4)  # two intents, two results
+    finally:
+        worker.stop()
+        await running
+    assert sum(seen) == 3 and dict(dead[0].headers)["dlq_error"] == b"attempt 99 is refused"
+    changelog = await consume_all(kafka_bootstrap, topics + NOTIFICATION_LOG.name)
+    states = [(record.key.decode(), json.loads(record.value)["state"]) for record in changelog]
+    for retry in retries[:2]:
+        key = str(retry.notification_id)
+        assert [state for k, state in states if k == key] == ["intent", "done"]
+    assert sample(DeliveryRetryDue).attempt == 2
