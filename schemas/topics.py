@@ -200,13 +200,22 @@ MATCHING_INBOX = TopicSpec(
     consumers=(Service.MATCHING,),
     personal_data=True,
 )
-MATCHING_STATE = TopicSpec(
-    name="circles.matching.state.v1",
+MATCHING_CASES = TopicSpec(
+    name="circles.matching.cases.v1",
     owner=Service.MATCHING,
-    key="entity id",
+    key="referral_id",
     partitions=1,
     cleanup=Cleanup.COMPACT,
-    description="Private: the matcher's tables (referral cases, proposals, circles, pool), as a changelog.",
+    description="Private: the matcher's referral cases (profile, proposals, decisions, circle): a changelog.",
+    consumers=(Service.MATCHING,),
+)
+MATCHING_POOL = TopicSpec(
+    name="circles.matching.pool.v1",
+    owner=Service.MATCHING,
+    key="volunteer_id",
+    partitions=1,
+    cleanup=Cleanup.COMPACT,
+    description="Private: the volunteer pool as the matcher has seen it, in inbox order, as a changelog.",
     consumers=(Service.MATCHING,),
     personal_data=True,
 )
@@ -261,7 +270,8 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     VOLUNTEERS,
     MATCH_DECISIONS,
     MATCHING_INBOX,
-    MATCHING_STATE,
+    MATCHING_CASES,
+    MATCHING_POOL,
     MATCHING_EVENTS,
     NOTIFICATION_REQUESTS,
     NOTIFICATION_LOG,
