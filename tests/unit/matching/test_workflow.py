@@ -58,7 +58,7 @@ def decided(
         agency_id="mappa",
         decision_id=uuid.uuid4(),
         proposal_id=proposal_id,
-        outcome=outcome,  # type: ignore[arg-type]
+        outcome=outcome,
         rejected_volunteer_ids=rejected or [],
         decided_by="coordinator",
         decided_at=AT,
