@@ -36,6 +36,7 @@ from schemas.events.referrals import (
     WithdrawReferral,
 )
 from schemas.events.volunteers import (
+    ChangeVolunteer,
     VolunteerAvailabilityChanged,
     VolunteerConflictDeclared,
     VolunteerRegistered,
@@ -169,6 +170,28 @@ VOLUNTEERS = TopicSpec(
     consumers=(Service.MATCHING,),
     personal_data=True,
 )
+VOLUNTEER_COMMANDS = TopicSpec(
+    name="circles.volunteers.commands.v1",
+    owner=Service.MATCHING,
+    key="volunteer_id",
+    partitions=3,
+    cleanup=Cleanup.DELETE,
+    retention_ms=7 * DAY_MS,
+    description="Private: the coordinator's changes to volunteer records (CLI, page), applied one at a time.",
+    events=(ChangeVolunteer,),
+    consumers=(Service.MATCHING,),
+    personal_data=True,
+)
+VOLUNTEER_RECORDS = TopicSpec(
+    name="circles.volunteers.records.v1",
+    owner=Service.MATCHING,
+    key="volunteer_id",
+    partitions=3,
+    cleanup=Cleanup.COMPACT,
+    description="Private: the volunteer records table (record, recently applied commands): a changelog.",
+    consumers=(Service.MATCHING,),
+    personal_data=True,
+)
 MATCH_DECISIONS = TopicSpec(
     name="circles.matching.decisions.v1",
     owner=Service.MATCHING,
@@ -267,6 +290,8 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     REFERRALS_COMMANDS,
     REFERRALS_STATE,
     REFERRAL_EVENTS,
+    VOLUNTEER_COMMANDS,
+    VOLUNTEER_RECORDS,
     VOLUNTEERS,
     MATCH_DECISIONS,
     MATCHING_INBOX,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from services.devstack import dev
+from services.matching.commands import proposal, volunteer
 from services.processes import PROCESSES
 from services.referrals.commands import agency
 
@@ -16,6 +17,8 @@ def main() -> None:
 
 main.add_command(dev)
 main.add_command(agency)
+main.add_command(volunteer)
+main.add_command(proposal)
 
 
 @main.command(name="run")

@@ -38,7 +38,17 @@ def referrals_worker() -> None:
     run_worker(ReferralsWorker(settings).worker)
 
 
+def matching_worker() -> None:
+    from services.matching.agents import MatchingWorker
+    from services.matching.settings import MatchingSettings
+
+    settings = MatchingSettings()
+    configure_logging("matching-worker", settings.log_level)
+    run_worker(MatchingWorker(settings).worker)
+
+
 PROCESSES: dict[str, Callable[[], None]] = {
     "referrals-api": referrals_api,
     "referrals-worker": referrals_worker,
+    "matching-worker": matching_worker,
 }

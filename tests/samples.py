@@ -45,6 +45,7 @@ from schemas.events.referrals import (
     WithdrawReferral,
 )
 from schemas.events.volunteers import (
+    ChangeVolunteer,
     Conflict,
     VolunteerAvailabilityChanged,
     VolunteerConflictDeclared,
@@ -218,6 +219,9 @@ def _samples() -> dict[type[Event], Event]:
             **referral, agency_reference="MAPPA-2026-0142", version=1, decision=decision(), profile=profile()
         ),
         ReferralWithdrawn(**referral, agency_reference="MAPPA-2026-0142", version=1, withdrawn_at=NOW),
+        ChangeVolunteer(
+            volunteer_id="vol-001", change="vetted", on=date(2026, 11, 1), requested_by="coordinator"
+        ),
         VolunteerRegistered(volunteer=volunteer),
         VolunteerVetted(volunteer=volunteer),
         VolunteerTrained(volunteer=volunteer),

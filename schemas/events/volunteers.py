@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -59,38 +59,63 @@ class VolunteerRecord(Contract):
     registered_on: date
 
 
-class _VolunteerEvent(Event):
+class VolunteerEvent(Event):
     volunteer: VolunteerRecord
 
     def partition_key(self) -> str:
         return self.volunteer.volunteer_id
 
 
-class VolunteerRegistered(_VolunteerEvent):
+class VolunteerRegistered(VolunteerEvent):
     event_type: ClassVar[str] = "circles.volunteer.registered.v1"
 
 
-class VolunteerVetted(_VolunteerEvent):
+class VolunteerVetted(VolunteerEvent):
     """An enhanced DBS check was recorded (``volunteer.dbs_checked_on``)."""
 
     event_type: ClassVar[str] = "circles.volunteer.vetted.v1"
 
 
-class VolunteerTrained(_VolunteerEvent):
+class VolunteerTrained(VolunteerEvent):
     event_type: ClassVar[str] = "circles.volunteer.trained.v1"
 
 
-class VolunteerSupervised(_VolunteerEvent):
+class VolunteerSupervised(VolunteerEvent):
     event_type: ClassVar[str] = "circles.volunteer.supervised.v1"
 
 
-class VolunteerAvailabilityChanged(_VolunteerEvent):
+class VolunteerAvailabilityChanged(VolunteerEvent):
     event_type: ClassVar[str] = "circles.volunteer.availability-changed.v1"
 
 
-class VolunteerConflictDeclared(_VolunteerEvent):
+class VolunteerConflictDeclared(VolunteerEvent):
     event_type: ClassVar[str] = "circles.volunteer.conflict-declared.v1"
 
 
-class VolunteerWithdrawn(_VolunteerEvent):
+class VolunteerWithdrawn(VolunteerEvent):
     event_type: ClassVar[str] = "circles.volunteer.withdrawn.v1"
+
+
+VolunteerChange = Literal[
+    "registered", "vetted", "trained", "supervised", "availability", "conflict", "withdrawn"
+]
+
+
+class ChangeVolunteer(Event):
+    """A command from the coordinator (CLI or page): change one volunteer's record.
+
+    The matching service applies commands one at a time per volunteer and publishes the whole record
+    after each (``circles.volunteers.v1``), so two coordinators editing one volunteer lose nothing.
+    """
+
+    event_type: ClassVar[str] = "circles.volunteer.change.v1"
+    volunteer_id: VolunteerId
+    change: VolunteerChange
+    registration: VolunteerRecord | None = Field(default=None, description="For 'registered': the new record")
+    on: date | None = Field(default=None, description="For vetted, trained, supervised: the day it happened")
+    availability: list[AvailabilitySlot] | None = None
+    conflict: Conflict | None = None
+    requested_by: str
+
+    def partition_key(self) -> str:
+        return self.volunteer_id

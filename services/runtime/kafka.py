@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -246,3 +247,88 @@ async def read_compacted(bootstrap_servers: str, topic: str, parse: Callable[[by
     """A one-off snapshot of a compacted topic (for the CLI): read to the end, then stop."""
     async with CompactedView(bootstrap_servers, topic, parse, client_id="circles-cli") as view:
         return dict(view.items())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a command: the record it caused, or its dead letter (with ``dlq_error``)."""
+
+    topic: str
+    record: Any
+
+    @property
+    def refused(self) -> bool:
+        return self.topic.endswith(".dlq")
+
+    @property
+    def error(self) -> str:
+        headers = dict(self.record.headers or ())
+        return bytes(headers.get("dlq_error", b"")).decode(errors="replace")
+
+
+class OutcomeWatcher:
+    """Watches topics from their current end for the outcome of commands sent after ``start()``: a record
+    whose ``ce_causationid`` is the command's id, or a dead letter carrying the command's own ``ce_id``."""
+
+    def __init__(
+        self, bootstrap_servers: str, topics: list[str], client_id: str = "circles-outcomes"
+    ) -> None:
+        self.topics = topics
+        self._options = {
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": client_id,
+            "group_id": None,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "latest",
+        }
+        self._consumer: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._waiting: dict[str, asyncio.Future[Outcome]] = {}
+        self._seen: dict[str, Outcome] = {}
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(*self.topics, **self._options)
+        await self._consumer.start()
+        async with asyncio.timeout(30):
+            while not self._consumer.assignment():
+                await self._consumer.getmany(timeout_ms=50)
+        for tp in self._consumer.assignment():
+            await self._consumer.position(tp)  # fixes the starting point at the current end
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def wait(self, command_id: str, seconds: float) -> Outcome | None:
+        if command_id in self._seen:
+            return self._seen.pop(command_id)
+        future = self._waiting.setdefault(command_id, asyncio.get_running_loop().create_future())
+        try:
+            async with asyncio.timeout(seconds):
+                return await future
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting.pop(command_id, None)
+
+    async def _run(self) -> None:
+        while True:
+            for tp, records in (await self._consumer.getmany(timeout_ms=200)).items():
+                for record in records:
+                    headers = {
+                        name: value.decode(errors="replace") for name, value in record.headers or () if value
+                    }
+                    key = headers.get("ce_id") if tp.topic.endswith(".dlq") else headers.get("ce_causationid")
+                    if not key:
+                        continue
+                    outcome = Outcome(tp.topic, record)
+                    future = self._waiting.get(key)
+                    if future is not None and not future.done():
+                        future.set_result(outcome)
+                    elif len(self._seen) < 10_000:
+                        self._seen.setdefault(key, outcome)

@@ -188,6 +188,7 @@ class StreamWorker:
         self.tables: list[StateTable[Any]] = []
         self.timers: list[_Timer] = []
         self.resources: list[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = []
+        self.assigned_callbacks: list[Callable[[], Awaitable[None]]] = []
         self.stats = WorkerStats()
         self.ready = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -229,6 +230,11 @@ class StreamWorker:
 
     def resource(self, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
         self.resources.append((start, stop))
+
+    def on_assigned(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Called after each rebalance, once the tables hold (and have recovered) their new partitions:
+        the place to rebuild in-memory state derived from them."""
+        self.assigned_callbacks.append(callback)
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -430,6 +436,8 @@ class StreamWorker:
                 recovered += await table.recover(
                     self.settings.bootstrap_servers(), set(self._table_partitions(table))
                 )
+            for callback in self.assigned_callbacks:
+                await callback()
             log.info(
                 "partitions_assigned",
                 partitions=sorted(

@@ -68,6 +68,7 @@ class Case(Contract):
     circle: CircleRecord | None = None
     deferral_reasons: list[Reason] = []
     closed_reason: str | None = None
+    correlation_id: str = ""
     applied: list[uuid.UUID] = []
 
     @property

@@ -80,7 +80,9 @@ class Matching:
 
     # -- steps ---------------------------------------------------------------------------------------------
 
-    def on_assessed(self, event: ReferralAssessed, cause: uuid.UUID, at: datetime) -> Emitted:
+    def on_assessed(
+        self, event: ReferralAssessed, cause: uuid.UUID, at: datetime, correlation_id: str = ""
+    ) -> Emitted:
         case = self.cases.get(event.referral_id)
         if case is not None and cause in case.applied:
             return []
@@ -101,6 +103,7 @@ class Matching:
                 excluded=case.excluded if case else [],
                 proposals=case.proposals if case else [],
                 applied=case.remembering(cause) if case else [cause],
+                correlation_id=correlation_id or (case.correlation_id if case else ""),
             )
             self._put(case)
             return self._try_to_match(case, cause, at, first=True)

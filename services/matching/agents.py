@@ -1,0 +1,147 @@
+"""The matching worker.
+
+Forwarders copy the matcher's inputs (eligibility decisions and withdrawals, volunteer records, the
+coordinator's decisions) into one single-partition inbox, keeping each event's envelope; the worker that
+holds the inbox applies them, one at a time and in order, to the whole pool and every case
+(``domain.workflow.Matching``), then persists what changed and publishes the events.
+"""
+
+from __future__ import annotations
+
+from schemas.envelope import Envelope, Event, encode
+from schemas.events.matching import MatchDecided
+from schemas.events.referrals import ReferralAssessed, ReferralWithdrawn
+from schemas.events.volunteers import ChangeVolunteer, VolunteerEvent, VolunteerRecord
+from schemas.topics import (
+    MATCH_DECISIONS,
+    MATCHING_CASES,
+    MATCHING_EVENTS,
+    MATCHING_INBOX,
+    MATCHING_POOL,
+    REFERRAL_EVENTS,
+    VOLUNTEER_COMMANDS,
+    VOLUNTEER_RECORDS,
+    VOLUNTEERS,
+)
+from services.matching.domain.cases import Case
+from services.matching.domain.policy import load_policy
+from services.matching.domain.records import VolunteerRefused, VolunteerState, apply_change
+from services.matching.domain.workflow import DecisionRefused, Matching, scheme_day
+from services.matching.settings import MatchingSettings
+from services.runtime.clock import clock_from_setting
+from services.runtime.deadletter import ProcessingError
+from services.runtime.ids import derive_id
+from services.runtime.logs import get_logger
+from services.runtime.worker import StreamWorker, UnitOfWork
+
+log = get_logger(__name__)
+SERVICE = "matching"
+
+
+class MatchingWorker:
+    def __init__(self, settings: MatchingSettings) -> None:
+        self.settings = settings
+        self.policy = load_policy(settings.matching_policy)
+        self.clock = clock_from_setting(settings.clock)
+        prefix = settings.topic_prefix
+        self.inbox_topic = prefix + MATCHING_INBOX.name
+        self.events_topic = prefix + MATCHING_EVENTS.name
+        self.volunteers_topic = prefix + VOLUNTEERS.name
+        self.worker = StreamWorker(SERVICE, settings)
+        self.cases = self.worker.table("cases", Case, MATCHING_CASES)
+        self.pool = self.worker.table("pool", VolunteerRecord, MATCHING_POOL)
+        self.records = self.worker.table("records", VolunteerState, VOLUNTEER_RECORDS)
+        self.matching = Matching(self.policy)
+        self.reminded: set[str] = set()
+        self.worker.route(VOLUNTEER_COMMANDS, self.on_volunteer_command)
+        self.worker.route(REFERRAL_EVENTS, self.forward_referral_event)
+        self.worker.route(VOLUNTEERS, self.forward)
+        self.worker.route(MATCH_DECISIONS, self.forward)
+        self.worker.route(MATCHING_INBOX, self.on_inbox)
+        self.worker.on_assigned(self.rebuild)
+        self.worker.timer(settings.reminder_interval_s, self.raise_reminders)
+
+    async def rebuild(self) -> None:
+        """The pool and cases are recovered: derive holds, circles and the waiting queue from them."""
+        self.matching = Matching(self.policy, self.pool.values(), self.cases.values())
+        if self.pool.held:
+            log.info(
+                "matching_state_rebuilt", volunteers=len(self.matching.pool), cases=len(self.matching.cases)
+            )
+
+    async def on_volunteer_command(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        """Apply a coordinator's change to one volunteer record; publish the whole record after it."""
+        assert isinstance(event, ChangeVolunteer)
+        state: VolunteerState | None = uow.get(self.records, event.volunteer_id)
+        if state is not None and envelope.id in state.applied:
+            return  # applied before a crash; its event is already out
+        try:
+            changed = apply_change(state.record if state else None, event, scheme_day(self.clock.now()))
+        except VolunteerRefused as refused:
+            raise ProcessingError(str(refused)) from None
+        applied = [*(state.applied if state else []), envelope.id][-32:]
+        uow.put(self.records, event.volunteer_id, VolunteerState(record=changed.volunteer, applied=applied))
+        uow.emit(
+            changed,
+            self.volunteers_topic,
+            event_id=derive_id(envelope.id, "applied"),
+            correlation_id=envelope.correlationid,
+            cause=envelope,
+        )
+
+    async def forward(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        key, value, headers = encode(event, envelope)
+        uow.emit_raw(self.inbox_topic, key, value, headers)
+
+    async def forward_referral_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        if isinstance(event, ReferralAssessed | ReferralWithdrawn):
+            await self.forward(uow, envelope, event)
+
+    async def on_inbox(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        matching = self.matching
+        matching.begin()
+        try:
+            if isinstance(event, ReferralAssessed):
+                emitted = matching.on_assessed(event, envelope.id, envelope.time, envelope.correlationid)
+            elif isinstance(event, ReferralWithdrawn):
+                emitted = matching.on_withdrawn(event, envelope.id, envelope.time)
+            elif isinstance(event, MatchDecided):
+                emitted = matching.on_decided(event, envelope.id, envelope.time)
+            elif isinstance(event, VolunteerEvent):
+                emitted = matching.on_volunteer(event.volunteer, envelope.id, envelope.time)
+            else:
+                raise ProcessingError(f"{event.event_type} does not belong in the matching inbox")
+        except DecisionRefused as refused:
+            matching.rollback()
+            raise ProcessingError(str(refused)) from None
+        except Exception:
+            matching.rollback()
+            raise
+        cases, volunteers = matching.changed()
+        for case in cases:
+            uow.put(self.cases, str(case.referral_id), case)
+        for record in volunteers:
+            uow.put(self.pool, record.volunteer_id, record)
+        for event_id, output in emitted:
+            referral_id = getattr(output, "referral_id", None)
+            owner = matching.cases.get(referral_id) if referral_id else None
+            correlation = owner.correlation_id if owner and owner.correlation_id else envelope.correlationid
+            uow.emit(output, self.events_topic, event_id=event_id, correlation_id=correlation, cause=envelope)
+
+    async def raise_reminders(self) -> None:
+        """Timer: DBS checks about to lapse and supervision overdue, told to the coordinator (once each)."""
+        if not self.pool.held:
+            return  # another worker holds the pool
+        today = scheme_day(self.clock.now())
+        for event_id, reminder in self.matching.reminders(today):
+            if str(event_id) in self.reminded:
+                continue
+            envelope = Envelope.for_event(
+                reminder,
+                source=f"/circles/{SERVICE}/timer",
+                correlation_id=f"reminder-{reminder.volunteer_id}",
+                event_id=event_id,
+            )
+            key, value, headers = encode(reminder, envelope)
+            await self.worker.producer.send_and_wait(self.events_topic, value, key=key, headers=headers)
+            self.reminded.add(str(event_id))

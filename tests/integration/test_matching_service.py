@@ -1,0 +1,261 @@
+"""The matching service end to end over the real broker: volunteers registered with the CLI, referrals
+assessed eligible upstream by a real referrals worker, proposals out, reject and accept in, circles
+formed, and a waiting referral matched once a new volunteer completes training."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from schemas.envelope import decode
+from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed
+from schemas.events.referrals import SubmitReferral
+from schemas.topics import EVENT_TYPES, MATCHING_EVENTS, REFERRALS_STATE, TOPICS
+from services.referrals.domain.referral import ReferralEntry, referral_id_for
+from services.runtime.kafka import Publisher, create_topics, read_compacted
+from tests.conftest import leaks
+from tests.kafka_helpers import consume_all
+from tests.processes import ServiceProcess, run_cli, service_env
+from tests.samples import submission
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    prefix: str
+    bootstrap: str
+    referrals: ServiceProcess
+    matching: ServiceProcess
+
+    def cli(self, *args: str) -> str:
+        return run_cli(self.env, *args).stdout
+
+    def cli_all(self, commands: list[list[str]]) -> None:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            list(pool.map(lambda args: self.cli(*args), commands))
+
+    def submit(self, reference: str, **overrides: Any) -> uuid.UUID:
+        body = submission(agency_reference=reference, **overrides)
+        referral_id = referral_id_for("mappa-humberside", reference)
+        command = SubmitReferral(
+            referral_id=referral_id,
+            agency_id="mappa-humberside",
+            submission=body,
+            fingerprint=body.fingerprint(),
+            received_at=datetime.now(UTC),
+        )
+
+        async def send() -> None:
+            async with Publisher(self.bootstrap, "/tests/agency", prefix=self.prefix) as publisher:
+                await publisher.publish(command, publisher.envelope(command, f"corr-{reference}"))
+
+        asyncio.run(send())
+        return referral_id
+
+    def proposals(self, status: str | None = None) -> list[dict[str, Any]]:
+        args = ["proposal", "list", "--json", *(["--status", status] if status else [])]
+        return list(json.loads(self.cli(*args)))
+
+    def wait_for_proposal(
+        self, referral_id: uuid.UUID, attempt: int = 1, seconds: float = 30
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for proposal in self.proposals("open"):
+                if proposal["referral_id"] == str(referral_id) and proposal["attempt"] == attempt:
+                    return proposal
+            time.sleep(0.3)
+        raise AssertionError(f"no open proposal {attempt} for {referral_id}:\n{self.matching.tail()}")
+
+    def referral_status(self, referral_id: uuid.UUID) -> str | None:
+        entries = asyncio.run(
+            read_compacted(
+                self.bootstrap, self.prefix + REFERRALS_STATE.name, ReferralEntry.model_validate_json
+            )
+        )
+        entry = entries.get(str(referral_id))
+        return entry.record.status.value if entry and entry.record else None
+
+    def wait_for_status(self, referral_id: uuid.UUID, status: str, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while (current := self.referral_status(referral_id)) != status:
+            assert time.monotonic() < deadline, f"{referral_id} is {current}, not {status}"
+            time.sleep(0.3)
+
+    def matching_events(self) -> list[Any]:
+        records = asyncio.run(consume_all(self.bootstrap, self.prefix + MATCHING_EVENTS.name))
+        return [decode(r.value, r.headers, EVENT_TYPES) for r in records]
+
+
+def ready_volunteer(
+    volunteer_id: str, gender: str, area: str = "hull", district: str = "HU7"
+) -> list[list[str]]:
+    return [
+        [
+            "volunteer",
+            "add",
+            volunteer_id,
+            "--name",
+            f"Synthetic {volunteer_id}",
+            "--gender",
+            gender,
+            "--local-authority",
+            area,
+            "--postcode-district",
+            district,
+            "--max-circles",
+            "1",
+        ],
+    ]
+
+
+def make_ready(volunteer_id: str) -> list[list[str]]:
+    return [
+        ["volunteer", "vetted", volunteer_id, "--dbs-date", "2026-01-10"],
+        ["volunteer", "trained", volunteer_id, "--date", "2026-02-01"],
+        ["volunteer", "supervised", volunteer_id, "--date", "2026-11-01"],
+    ]
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    asyncio.run(create_topics(kafka_bootstrap, TOPICS, prefix=prefix))
+    data = tmp_path_factory.mktemp("matching")
+    clock = data / "now"
+    clock.write_text("2026-11-24T10:00:00+00:00")
+    env = service_env(kafka_bootstrap, prefix, data, CIRCLES_CLOCK=f"file:{clock}")
+    referrals = ServiceProcess("referrals-worker", env).start()
+    matching = ServiceProcess("matching-worker", env).start()
+    try:
+        referrals.wait_for_log("worker_ready")
+        matching.wait_for_log("worker_ready")
+        yield Stack(env, prefix, kafka_bootstrap, referrals, matching)
+    finally:
+        matching.stop()
+        referrals.stop()
+    assert leaks(matching.logs() + referrals.logs()) == []
+
+
+def test_proposals_decisions_circles_and_a_waiting_referral(stack: Stack) -> None:
+    volunteers = [("ann", "female"), ("bob", "male"), ("cat", "female"), ("dan", "male"), ("eve", "female")]
+    stack.cli_all([cmd for v, g in volunteers for cmd in ready_volunteer(v, g)])
+    stack.cli_all([cmd for v, _ in volunteers for cmd in make_ready(v)])
+    listed = {v["volunteer_id"]: v for v in json.loads(stack.cli("volunteer", "list", "--json"))}
+    assert all(listed[v]["matchable"] for v, _ in volunteers)
+
+    first = stack.submit("MATCH-1")
+    proposal = stack.wait_for_proposal(first)
+    chosen = [v["volunteer_id"] for v in proposal["volunteers"]]
+    assert len(chosen) == 4 and all(v["reasons"] for v in proposal["volunteers"])
+    assert {r["code"] for r in proposal["volunteers"][0]["reasons"]} >= {
+        "vetted",
+        "trained",
+        "supervised",
+        "capacity",
+    }
+    assert [p["volunteer_id"] for p in proposal["passed_over"]] == [
+        v for v, _ in volunteers if v not in chosen
+    ]
+    stack.wait_for_status(first, "proposed")
+    held = {v["volunteer_id"]: v for v in json.loads(stack.cli("volunteer", "list", "--json"))}
+    assert all(held[v]["open_proposals"] == [proposal["proposal_id"]] for v in chosen)
+
+    rejected = chosen[0]
+    stack.cli(
+        "proposal", "reject", proposal["proposal_id"], "--volunteer", rejected, "--note", "knows the family"
+    )
+    second = stack.wait_for_proposal(first, attempt=2)
+    assert rejected not in [v["volunteer_id"] for v in second["volunteers"]]
+    refused = run_cli(stack.env, "proposal", "accept", proposal["proposal_id"], check=False)
+    assert refused.returncode == 1 and "already rejected" in refused.stderr
+
+    stack.cli("proposal", "accept", second["proposal_id"], "--note", "good fit")
+    stack.wait_for_status(first, "circle_formed")
+    formed = [e for _, e in stack.matching_events() if isinstance(e, CircleFormed) and e.referral_id == first]
+    assert len(formed) == 1 and formed[0].circles_formed_in_year == 1 and formed[0].yearly_target == 8
+    after = {v["volunteer_id"]: v for v in json.loads(stack.cli("volunteer", "list", "--json"))}
+    in_circle = [v["volunteer_id"] for v in second["volunteers"]]
+    assert all(
+        after[v]["circles"] == [str(formed[0].circle_id)] and not after[v]["matchable"] for v in in_circle
+    )
+
+    waiting = stack.submit("MATCH-2", risk__level="very-high")
+    stack.wait_for_status(waiting, "awaiting_volunteers")
+    deferred = [
+        e for _, e in stack.matching_events() if isinstance(e, MatchDeferred) and e.referral_id == waiting
+    ]
+    assert len(deferred) == 1 and deferred[0].reasons[0].code == "too_few_volunteers"
+
+    newcomers = [("fay", "female"), ("gus", "male"), ("hal", "male")]
+    stack.cli_all([cmd for v, g in newcomers for cmd in ready_volunteer(v, g)])
+    stack.cli_all(
+        [cmd for v, _ in newcomers for cmd in make_ready(v)[:1] + make_ready(v)[2:]]
+    )  # vetted, supervised
+    time.sleep(1.0)
+    assert stack.referral_status(waiting) == "awaiting_volunteers"  # not trained yet: still waiting
+    stack.cli_all([make_ready(v)[1] for v, _ in newcomers])  # core training completed
+    matched = stack.wait_for_proposal(waiting)
+    assert {v["volunteer_id"] for v in matched["volunteers"]} == {rejected, "fay", "gus", "hal"}
+    stack.wait_for_status(waiting, "proposed")
+
+    proposed = [e for e in stack.matching_events() if isinstance(e[1], MatchProposed)]
+    assert all(
+        envelope.correlationid == f"corr-MATCH-{1 if e.referral_id == first else 2}"
+        for envelope, e in proposed
+    )
+
+
+def test_cli_refuses_bad_input_with_one_line(stack: Stack) -> None:
+    for args, expected in [
+        (["volunteer", "vetted", "nobody", "--dbs-date", "2026-01-01"], "no volunteer nobody"),
+        (
+            [
+                "volunteer",
+                "add",
+                "Bad Id",
+                "--name",
+                "x",
+                "--gender",
+                "male",
+                "--local-authority",
+                "hull",
+                "--postcode-district",
+                "HU1",
+            ],
+            "volunteer_id",
+        ),
+        (
+            [
+                "volunteer",
+                "add",
+                "ok-id",
+                "--name",
+                "x",
+                "--gender",
+                "male",
+                "--local-authority",
+                "hull",
+                "--postcode-district",
+                "not a district",
+            ],
+            "postcode_district",
+        ),
+        (["volunteer", "supervised", "ann", "--date", "2999-01-01"], "in the future"),
+        (["proposal", "accept", str(uuid.uuid4())], "no proposal"),
+        (["volunteer", "conflict", "ann", "--reason", "x"], "exactly one of"),
+    ]:
+        result = run_cli(stack.env, *args, check=False)
+        assert result.returncode == 1, (args, result.stdout)
+        assert len(result.stderr.strip().splitlines()) == 1 and expected in result.stderr, result.stderr
