@@ -28,7 +28,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 
 typecheck: $(INSTALLED)
-	$(BIN)/mypy services schemas deploy tests
+	$(BIN)/mypy services schemas deploy tests bench
 
 unit: $(INSTALLED)
 	$(BIN)/pytest tests/unit
@@ -38,6 +38,10 @@ integration: $(INSTALLED) kafka
 
 schemas: $(INSTALLED)
 	$(BIN)/python -m schemas.generate
+
+# Benchmarks are measurements, not tests: results in bench-results/.
+bench: $(INSTALLED) kafka
+	$(BIN)/python -m bench.match_time
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmarks: measured, not asserted. Run with `make bench`; results go to bench-results/."""

@@ -1,0 +1,129 @@
+"""One match against pools of 100, 1,000 and 10,000 volunteers: median and p99 over many referrals.
+
+Synthetic pools spread over the four local authorities with realistic readiness: most volunteers vetted,
+trained and supervised, some lapsed or withdrawn, some busy. Each referral asks for a circle with random
+area, needs and exclusion zones; a fraction of the pool is held by other proposals.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from schemas.common import Gender, LocalAuthority
+from schemas.events.referrals import NeedsProfile
+from schemas.events.volunteers import VolunteerRecord
+from services.matching.domain.matcher import Request, propose
+from services.matching.domain.policy import load_policy
+from services.matching.domain.pool import Load, Pool
+from tests.samples import profile
+
+POLICY = load_policy()
+TODAY = date(2026, 11, 24)
+AREAS = [la for la in LocalAuthority if la is not LocalAuthority.OUTSIDE_HUMBERSIDE]
+DISTRICTS = {
+    LocalAuthority.HULL: ["HU1", "HU3", "HU5", "HU7", "HU9"],
+    LocalAuthority.EAST_RIDING: ["HU11", "HU17", "YO15", "YO16", "DN14"],
+    LocalAuthority.NORTH_LINCOLNSHIRE: ["DN15", "DN16", "DN17", "DN18", "DN20"],
+    LocalAuthority.NORTH_EAST_LINCOLNSHIRE: ["DN31", "DN32", "DN33", "DN34", "DN35"],
+}
+SKILLS = ["learning-disability", "mental-health", "language:polish", "language:arabic"]
+
+
+def synthetic_pool(size: int, rng: random.Random) -> list[VolunteerRecord]:
+    records = []
+    for i in range(size):
+        area = rng.choice(AREAS)
+        lapsed = rng.random() < 0.1
+        records.append(
+            VolunteerRecord(
+                volunteer_id=f"v{i:05d}",
+                name=f"Synthetic volunteer {i}",
+                gender=rng.choice([Gender.FEMALE, Gender.MALE, Gender.FEMALE, Gender.MALE, Gender.OTHER]),
+                local_authority=area,
+                postcode_district=rng.choice(DISTRICTS[area]),
+                experienced=rng.random() < 0.3,
+                skills=rng.sample(SKILLS, k=rng.choice([0, 0, 0, 1, 2])),
+                max_circles=rng.choice([None, 1, 2, 3]),
+                availability=rng.sample(["mon-eve", "tue-eve", "wed-eve", "sat-am", "sun-pm"], k=2),
+                dbs_checked_on=date(2022, 1, 1) if lapsed else date(2025, rng.randint(1, 12), 1),
+                trained_on=None if rng.random() < 0.05 else date(2025, 6, 1),
+                last_supervised_on=date(2026, 11, rng.randint(1, 20)),
+                withdrawn_on=date(2026, 1, 1) if rng.random() < 0.03 else None,
+                registered_on=date(2025, 1, 1),
+            )
+        )
+    return records
+
+
+def requests(count: int, rng: random.Random) -> list[Request]:
+    made = []
+    for i in range(count):
+        area = rng.choice(AREAS)
+        needs = NeedsProfile(
+            learning_disability=rng.random() < 0.2,
+            mental_health=rng.random() < 0.2,
+            interpreter_language="Polish" if rng.random() < 0.05 else None,
+        )
+        prof = profile().model_copy(
+            update={
+                "local_authority": area,
+                "postcode_district": rng.choice(DISTRICTS[area]),
+                "exclusion_zones": rng.sample(DISTRICTS[area], k=2),
+                "needs": needs,
+            }
+        )
+        made.append(Request(f"r{i}", prof))
+    return made
+
+
+def measure(size: int, rounds: int = 300, seed: int = 7) -> dict[str, Any]:
+    rng = random.Random(seed)
+    pool = Pool(POLICY, synthetic_pool(size, rng))
+    ids = list(pool.volunteers)
+    load = Load(holds={v: "p" for v in rng.sample(ids, k=size // 5)}, circles={})
+    pool.bucket(LocalAuthority.HULL, Gender.MALE)  # build the index once, as a running matcher has it
+    times = []
+    proposed = 0
+    for request in requests(rounds, rng):
+        started = time.perf_counter()
+        result = propose(request, pool, load, POLICY, TODAY)
+        times.append((time.perf_counter() - started) * 1000)
+        proposed += hasattr(result, "volunteers")
+    times.sort()
+    return {
+        "pool": size,
+        "matches": rounds,
+        "proposed": proposed,
+        "median_ms": round(statistics.median(times), 3),
+        "p99_ms": round(times[int(len(times) * 0.99) - 1], 3),
+        "max_ms": round(times[-1], 3),
+    }
+
+
+def main() -> int:
+    results = [measure(size) for size in (100, 1_000, 10_000)]
+    for result in results:
+        print(
+            f"pool {result['pool']:>6}: median {result['median_ms']:.3f} ms, p99 {result['p99_ms']:.3f} ms "
+            f"({result['proposed']}/{result['matches']} proposed)"
+        )
+    target = next(r for r in results if r["pool"] == 10_000)
+    print(
+        f"target: median <= 5 ms at 10,000 volunteers -> {target['median_ms']:.3f} ms "
+        f"({'met' if target['median_ms'] <= 5 else 'NOT met'})"
+    )
+    out = Path("bench-results")
+    out.mkdir(exist_ok=True)
+    (out / "match_time.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
