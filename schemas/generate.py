@@ -24,8 +24,11 @@ from schemas.topics import BY_NAME, TOPICS, Service, TopicSpec
 
 HERE = Path(__file__).resolve().parent
 KAFKA_BINDING_VERSION = "0.5.0"
-OPENAPI_SOURCES: list[str] = ["services.referrals.api:openapi_document"]
-"""Where each HTTP service's OpenAPI document comes from, as module:function."""
+OPENAPI_SOURCES: dict[str, str] = {
+    "openapi.json": "services.referrals.api:openapi_document",
+    "openapi-matching.json": "services.matching.api:openapi_document",
+}
+"""Each HTTP API's OpenAPI document (file name in schemas/) and where it comes from, as module:function."""
 
 
 def _dump_json(document: Any) -> str:
@@ -184,7 +187,7 @@ def _group_id(service: Service) -> str:
 
 def openapi_documents() -> dict[str, dict[str, Any]]:
     documents: dict[str, dict[str, Any]] = {}
-    for source in OPENAPI_SOURCES:
+    for file_name, source in OPENAPI_SOURCES.items():
         module_name, function = source.split(":")
         try:
             module = importlib.import_module(module_name)
@@ -192,7 +195,7 @@ def openapi_documents() -> dict[str, dict[str, Any]]:
             if error.name and module_name.startswith(error.name):
                 continue  # that service has no HTTP API yet
             raise
-        documents["openapi.json"] = getattr(module, function)()
+        documents[file_name] = getattr(module, function)()
     return documents
 
 

@@ -47,8 +47,25 @@ def matching_worker() -> None:
     run_worker(MatchingWorker(settings).worker)
 
 
+def matching_api() -> None:
+    from services.matching.api import build_api
+    from services.matching.settings import MatchingSettings
+
+    settings = MatchingSettings()
+    configure_logging("matching-api", settings.log_level)
+    uvicorn.run(
+        build_api(settings),
+        host=settings.matching_api_host,
+        port=settings.matching_api_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
 PROCESSES: dict[str, Callable[[], None]] = {
     "referrals-api": referrals_api,
     "referrals-worker": referrals_worker,
     "matching-worker": matching_worker,
+    "matching-api": matching_api,
 }

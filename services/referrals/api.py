@@ -21,10 +21,8 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request, Response, Security
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.common import ReferralStatus
@@ -47,11 +45,11 @@ from services.referrals.domain.referral import referral_id_for
 from services.referrals.readmodel import Pending, Referral, ReferralIndex, ReferralReadModel
 from services.referrals.settings import ReferralsSettings
 from services.runtime.clock import Clock, SystemClock, clock_from_setting
+from services.runtime.http import install_problem_handlers, problem
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger, log_context
 
 log = get_logger(__name__)
-PROBLEM = "application/problem+json"
 CORRELATION_HEADER = "x-correlation-id"
 _SAFE_CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 MAX_BODY = 256 * 1024
@@ -63,13 +61,6 @@ class Authenticator(Protocol):
 
 class CommandPublisher(Protocol):
     async def publish_command(self, command: Event, correlation_id: str) -> None: ...
-
-
-def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
-    body = Problem(status=status, title=title, detail=detail, **extra).model_dump(
-        mode="json", exclude_none=True
-    )
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
 class PartnerGate:
@@ -171,17 +162,6 @@ def _view(referral: Referral, base_url: str) -> ReferralView:
     )
 
 
-def _field_errors(error: RequestValidationError) -> list[FieldError]:
-    return [
-        FieldError(
-            loc=[str(part) if not isinstance(part, int) else part for part in item["loc"]],
-            msg=item["msg"],
-            type=item["type"],
-        )
-        for item in error.errors()
-    ]
-
-
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No API key, or not a valid one"},
     404: {"model": Problem, "description": "No such referral, or another agency's"},
@@ -220,19 +200,7 @@ def create_api(
     bearer = Security(HTTPBearer(auto_error=False, description="The agency's API key"))
     locks: defaultdict[uuid.UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        errors = _field_errors(error)
-        return problem(422, "Invalid referral", f"{len(errors)} field error(s); see errors.", errors=errors)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        return problem(error.status_code, _TITLES.get(error.status_code, "Error"), str(error.detail))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.error("request_failed", path=request.url.path, error=type(error).__name__)
-        return problem(500, "Internal Server Error", "Something went wrong on our side; it has been logged.")
+    install_problem_handlers(app, invalid_title="Invalid referral")
 
     def agency_of(request: Request) -> AgencyRecord:
         agency: AgencyRecord = request.state.agency
@@ -441,9 +409,6 @@ def create_api(
 
     app.add_middleware(PartnerGate, authenticator=authenticator, max_body=max_body)
     return app
-
-
-_TITLES = {404: "Not Found", 405: "Method Not Allowed", 400: "Bad Request"}
 
 
 class KafkaCommandPublisher:

@@ -12,31 +12,37 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from schemas.envelope import decode
-from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed
+from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, VolunteerReminderDue
 from schemas.events.referrals import SubmitReferral
 from schemas.topics import EVENT_TYPES, MATCHING_EVENTS, REFERRALS_STATE, TOPICS
 from services.referrals.domain.referral import ReferralEntry, referral_id_for
 from services.runtime.kafka import Publisher, create_topics, read_compacted
 from tests.conftest import leaks
 from tests.kafka_helpers import consume_all
-from tests.processes import ServiceProcess, run_cli, service_env
+from tests.processes import ServiceProcess, free_port, run_cli, service_env
 from tests.samples import submission
 
 pytestmark = pytest.mark.integration
+TOKEN = "synthetic-coordinator-token"
 
 
 @dataclass
 class Stack:
     env: dict[str, str]
+    clock: Path
     prefix: str
     bootstrap: str
     referrals: ServiceProcess
     matching: ServiceProcess
+    api: ServiceProcess
+    api_url: str
 
     def cli(self, *args: str) -> str:
         return run_cli(self.env, *args).stdout
@@ -135,17 +141,30 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     data = tmp_path_factory.mktemp("matching")
     clock = data / "now"
     clock.write_text("2026-11-24T10:00:00+00:00")
-    env = service_env(kafka_bootstrap, prefix, data, CIRCLES_CLOCK=f"file:{clock}")
+    port = free_port()
+    env = service_env(
+        kafka_bootstrap,
+        prefix,
+        data,
+        CIRCLES_CLOCK=f"file:{clock}",
+        CIRCLES_MATCHING_API_PORT=str(port),
+        CIRCLES_COORDINATOR_API_TOKEN=TOKEN,
+        CIRCLES_REMINDER_INTERVAL_S="0.5",
+    )
     referrals = ServiceProcess("referrals-worker", env).start()
     matching = ServiceProcess("matching-worker", env).start()
+    api = ServiceProcess("matching-api", env).start()
+    api_url = f"http://127.0.0.1:{port}"
     try:
         referrals.wait_for_log("worker_ready")
         matching.wait_for_log("worker_ready")
-        yield Stack(env, prefix, kafka_bootstrap, referrals, matching)
+        api.wait_http(f"{api_url}/ready")
+        yield Stack(env, clock, prefix, kafka_bootstrap, referrals, matching, api, api_url)
     finally:
+        api.stop()
         matching.stop()
         referrals.stop()
-    assert leaks(matching.logs() + referrals.logs()) == []
+    assert leaks(matching.logs() + referrals.logs() + api.logs()) == []
 
 
 def test_proposals_decisions_circles_and_a_waiting_referral(stack: Stack) -> None:
@@ -259,3 +278,102 @@ def test_cli_refuses_bad_input_with_one_line(stack: Stack) -> None:
         result = run_cli(stack.env, *args, check=False)
         assert result.returncode == 1, (args, result.stdout)
         assert len(result.stderr.strip().splitlines()) == 1 and expected in result.stderr, result.stderr
+
+
+def test_the_coordinator_api_does_what_the_cli_does(stack: Stack) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=stack.api_url, timeout=30) as client:
+        assert client.get("/v1/volunteers").status_code == 401
+        assert client.get("/v1/volunteers", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        for i, gender in enumerate(["female", "male", "female", "male"]):
+            volunteer_id = f"api-{i}"
+            created = client.post(
+                "/v1/volunteers",
+                headers=auth,
+                json={
+                    "volunteer_id": volunteer_id,
+                    "name": f"Synthetic {volunteer_id}",
+                    "gender": gender,
+                    "local_authority": "north-east-lincolnshire",
+                    "postcode_district": "DN31",
+                },
+            )
+            assert created.status_code == 201, created.text
+            assert (
+                created.json()["matchable"] is False
+                and "dbs_missing" in created.json()["not_matchable_because"]
+            )
+            for path, day in (
+                ("vetting", "2026-01-05"),
+                ("training", "2026-02-01"),
+                ("supervision", "2026-11-10"),
+            ):
+                answer = client.post(
+                    f"/v1/volunteers/{volunteer_id}/{path}", headers=auth, json={"date": day}
+                )
+                assert answer.status_code == 200, answer.text
+            assert answer.json()["matchable"] is True
+        duplicate = client.post(
+            "/v1/volunteers",
+            headers=auth,
+            json={
+                "volunteer_id": "api-0",
+                "name": "x",
+                "gender": "male",
+                "local_authority": "hull",
+                "postcode_district": "HU1",
+            },
+        )
+        assert (
+            duplicate.status_code == 409 and duplicate.headers["content-type"] == "application/problem+json"
+        )
+        assert (
+            client.post(
+                "/v1/volunteers/nobody/vetting", headers=auth, json={"date": "2026-01-01"}
+            ).status_code
+            == 404
+        )
+        future = client.post("/v1/volunteers/api-0/supervision", headers=auth, json={"date": "2999-01-01"})
+        assert future.status_code == 422 and "future" in future.json()["detail"]
+        invalid = client.post("/v1/volunteers", headers=auth, json={"volunteer_id": "Bad Id", "gender": "x"})
+        assert invalid.status_code == 422 and len(invalid.json()["errors"]) >= 4
+
+        referral = stack.submit(
+            "MATCH-API-1",
+            core_member__local_authority="north-east-lincolnshire",
+            core_member__postcode_district="DN32",
+            exclusion_zones=[],
+        )
+        proposal = stack.wait_for_proposal(referral)
+        assert {v["volunteer_id"] for v in proposal["volunteers"]} == {"api-0", "api-1", "api-2", "api-3"}
+        listed = client.get("/v1/proposals", params={"status": "open"}, headers=auth).json()
+        assert proposal["proposal_id"] in [p["proposal_id"] for p in listed]
+        decided = client.post(
+            f"/v1/proposals/{proposal['proposal_id']}/decision", headers=auth, json={"outcome": "accept"}
+        )
+        assert decided.status_code == 200 and decided.json()["outcome"] == "accept"
+        again = client.post(
+            f"/v1/proposals/{proposal['proposal_id']}/decision", headers=auth, json={"outcome": "reject"}
+        )
+        assert again.status_code == 409
+        stack.wait_for_status(referral, "circle_formed")
+        circles = {v["volunteer_id"]: v["circles"] for v in client.get("/v1/volunteers", headers=auth).json()}
+        assert all(len(circles[f"api-{i}"]) == 1 for i in range(4))
+
+
+def test_reminders_when_a_dbs_check_is_about_to_lapse_and_supervision_is_overdue(stack: Stack) -> None:
+    stack.clock.write_text("2028-12-15T09:00:00+00:00")  # DBS checks of 2026-01-10 lapse on 2029-01-10
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            reminders = [e for _, e in stack.matching_events() if isinstance(e, VolunteerReminderDue)]
+            kinds = {(r.volunteer_id, r.kind.value, r.days_left) for r in reminders}
+            if ("ann", "dbs_expiring", 30) in kinds and any(k[1] == "supervision_overdue" for k in kinds):
+                break
+            assert time.monotonic() < deadline, kinds
+            time.sleep(0.5)
+        time.sleep(1.5)  # several timer rounds later, each reminder is still raised once
+        again = [e for _, e in stack.matching_events() if isinstance(e, VolunteerReminderDue)]
+        assert len(again) == len({(r.volunteer_id, r.kind, r.due_on, r.days_left) for r in again})
+    finally:
+        stack.clock.write_text("2026-11-24T10:00:00+00:00")
