@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from schemas.envelope import Event
 from schemas.events.agencies import AgencyKeyRotated, AgencyRegistered
+from schemas.events.coordinator import CoordinatorAccountSet
 from schemas.events.matching import (
     CircleFormed,
     MatchDecided,
@@ -62,6 +63,7 @@ class Service(StrEnum):
     REFERRALS = "referrals"
     MATCHING = "matching"
     NOTIFICATIONS = "notifications"
+    COORDINATOR = "coordinator"
     PARTNER_AGENCIES = "partner-agencies"
 
 
@@ -284,6 +286,18 @@ NOTIFICATION_EVENTS = TopicSpec(
     events=(NotificationDelivered, NotificationDeadLettered),
 )
 
+COORDINATOR_ACCOUNTS = TopicSpec(
+    name="circles.coordinator.accounts.v1",
+    owner=Service.COORDINATOR,
+    key="account_id",
+    partitions=1,
+    cleanup=Cleanup.COMPACT,
+    description="Coordinator accounts for the coordinator page (scrypt password hashes only).",
+    events=(CoordinatorAccountSet,),
+    consumers=(Service.COORDINATOR,),
+    personal_data=True,
+)
+
 _PRIMARY: tuple[TopicSpec, ...] = (
     AGENCIES,
     REFERRALS_INBOUND,
@@ -301,6 +315,7 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     NOTIFICATION_REQUESTS,
     NOTIFICATION_LOG,
     NOTIFICATION_EVENTS,
+    COORDINATOR_ACCOUNTS,
 )
 
 

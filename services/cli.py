@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from services.coordinator.commands import coordinator
 from services.devstack import dev
 from services.matching.commands import proposal, volunteer
 from services.processes import PROCESSES
@@ -19,6 +20,7 @@ main.add_command(dev)
 main.add_command(agency)
 main.add_command(volunteer)
 main.add_command(proposal)
+main.add_command(coordinator)
 
 
 @main.command(name="run")

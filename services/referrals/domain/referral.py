@@ -28,6 +28,7 @@ from schemas.events.referrals import (
     WithdrawReferral,
 )
 from schemas.partner_api import Decision, HistoryEntry, ReferralSubmission
+from schemas.referral_status import MatchingEvent, after_decision
 from schemas.topics import EVENT_TYPES
 from services.referrals.domain.eligibility import Assessment, assess
 from services.referrals.domain.minimise import profile_of
@@ -35,10 +36,6 @@ from services.referrals.domain.policy import EligibilityPolicy
 from services.runtime.ids import derive_id
 
 SCHEME_TIMEZONE = ZoneInfo("Europe/London")
-MATCHING_STATUSES = frozenset(
-    {ReferralStatus.PROPOSED, ReferralStatus.AWAITING_VOLUNTEERS, ReferralStatus.CIRCLE_FORMED}
-)
-MatchingEvent = MatchProposed | MatchDeferred | CircleFormed | ProposalCancelled
 
 
 class ReferralRecord(Contract):
@@ -169,7 +166,7 @@ def submit(
             event_id=assessed_id, type=ReferralAssessed.event_type, time=now, summary=_summary(decision)
         ),
     ]
-    status = _status_after(current.status if current else None, decision.outcome)
+    status = after_decision(current.status if current else None, decision.outcome)
     record = ReferralRecord(
         referral_id=command.referral_id,
         agency_id=command.agency_id,
@@ -256,7 +253,7 @@ def reassess(
     )
     record = current.model_copy(
         update={
-            "status": _status_after(current.status, decision.outcome),
+            "status": after_decision(current.status, decision.outcome),
             "decision": decision,
             "updated_at": now,
             "history": [
@@ -326,14 +323,6 @@ def _apply_parked(record: ReferralRecord, parked: list[ParkedEvent]) -> Referral
             assert isinstance(event, MatchProposed | MatchDeferred | CircleFormed | ProposalCancelled)
             record = _follow(record, event, item.event_id, item.time)
     return record
-
-
-def _status_after(current: ReferralStatus | None, outcome: Outcome) -> ReferralStatus:
-    """A new eligible decision keeps the matching progress already made; any other outcome replaces it."""
-    if outcome is Outcome.ELIGIBLE and current in MATCHING_STATUSES:
-        assert current is not None
-        return current
-    return ReferralStatus(outcome.value)
 
 
 def _decision(assessment: Assessment, now: datetime) -> Decision:

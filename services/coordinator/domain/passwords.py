@@ -1,0 +1,37 @@
+"""Password hashing for coordinator accounts (scrypt, standard library)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from schemas.events.coordinator import PasswordHash
+
+N, R, P = 2**14, 8, 1
+MIN_LENGTH = 12
+
+
+class WeakPassword(ValueError):
+    pass
+
+
+def hash_password(password: str) -> PasswordHash:
+    if len(password) < MIN_LENGTH:
+        raise WeakPassword(f"a password needs at least {MIN_LENGTH} characters")
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=N, r=R, p=P, dklen=32)
+    return PasswordHash(n=N, r=R, p=P, salt=salt.hex(), hash=digest.hex())
+
+
+def verify_password(password: str, stored: PasswordHash) -> bool:
+    digest = hashlib.scrypt(
+        password.encode(), salt=bytes.fromhex(stored.salt), n=stored.n, r=stored.r, p=stored.p, dklen=32
+    )
+    return hmac.compare_digest(digest.hex(), stored.hash)
+
+
+def generated_password() -> str:
+    """A password to hand over once: 20 characters from an unambiguous alphabet."""
+    alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "".join(secrets.choice(alphabet) for _ in range(20))
