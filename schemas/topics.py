@@ -151,7 +151,7 @@ REFERRAL_EVENTS = TopicSpec(
     retention_ms=30 * DAY_MS,
     description="Minimised referral events for other services: submitted, assessed, withdrawn.",
     events=(ReferralSubmitted, ReferralAssessed, ReferralWithdrawn),
-    consumers=(Service.MATCHING, Service.NOTIFICATIONS),
+    consumers=(Service.MATCHING, Service.NOTIFICATIONS, Service.COORDINATOR),
 )
 VOLUNTEERS = TopicSpec(
     name="circles.volunteers.v1",
@@ -253,7 +253,7 @@ MATCHING_EVENTS = TopicSpec(
     retention_ms=30 * DAY_MS,
     description="Proposals, deferrals, cancellations, circles formed and volunteer reminders.",
     events=(MatchProposed, MatchDeferred, ProposalCancelled, CircleFormed, VolunteerReminderDue),
-    consumers=(Service.REFERRALS, Service.NOTIFICATIONS),
+    consumers=(Service.REFERRALS, Service.NOTIFICATIONS, Service.COORDINATOR),
 )
 NOTIFICATION_REQUESTS = TopicSpec(
     name="circles.notifications.requests.v1",
@@ -284,6 +284,7 @@ NOTIFICATION_EVENTS = TopicSpec(
     retention_ms=30 * DAY_MS,
     description="What became of each message: delivered, or dead-lettered with the reason.",
     events=(NotificationDelivered, NotificationDeadLettered),
+    consumers=(Service.COORDINATOR,),
 )
 
 COORDINATOR_ACCOUNTS = TopicSpec(
@@ -296,6 +297,25 @@ COORDINATOR_ACCOUNTS = TopicSpec(
     events=(CoordinatorAccountSet,),
     consumers=(Service.COORDINATOR,),
     personal_data=True,
+)
+
+COORDINATOR_REFERRALS = TopicSpec(
+    name="circles.coordinator.referrals.v1",
+    owner=Service.COORDINATOR,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.COMPACT,
+    description="Private: the coordinator's facts about each referral (status and timings), as a changelog.",
+    consumers=(Service.COORDINATOR,),
+)
+COORDINATOR_DEAD_LETTERS = TopicSpec(
+    name="circles.coordinator.dead-letters.v1",
+    owner=Service.COORDINATOR,
+    key="notification_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.COMPACT,
+    description="Private: messages that could not be delivered, for the coordinator and the report.",
+    consumers=(Service.COORDINATOR,),
 )
 
 _PRIMARY: tuple[TopicSpec, ...] = (
@@ -316,6 +336,8 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     NOTIFICATION_LOG,
     NOTIFICATION_EVENTS,
     COORDINATOR_ACCOUNTS,
+    COORDINATOR_REFERRALS,
+    COORDINATOR_DEAD_LETTERS,
 )
 
 

@@ -63,9 +63,19 @@ def matching_api() -> None:
     )
 
 
+def coordinator_worker() -> None:
+    from services.coordinator.agents import CoordinatorWorker
+    from services.coordinator.settings import CoordinatorSettings
+
+    settings = CoordinatorSettings()
+    configure_logging("coordinator-worker", settings.log_level)
+    run_worker(CoordinatorWorker(settings).worker)
+
+
 PROCESSES: dict[str, Callable[[], None]] = {
     "referrals-api": referrals_api,
     "referrals-worker": referrals_worker,
     "matching-worker": matching_worker,
     "matching-api": matching_api,
+    "coordinator-worker": coordinator_worker,
 }

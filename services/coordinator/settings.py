@@ -1,0 +1,19 @@
+"""Settings of the coordinator service (``CIRCLES_*`` environment variables)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.runtime.settings import RuntimeSettings
+
+
+class CoordinatorSettings(RuntimeSettings):
+    web_host: str = "127.0.0.1"
+    web_port: int = 8082
+    matching_api_url: str = "http://127.0.0.1:8081"
+    coordinator_api_token: str = Field(default="", description="Token for the matching API")
+    session_secret: str = Field(
+        default="", description="Signs session cookies; set it, or sessions die on restart"
+    )
+    secure_cookies: bool = Field(default=False, description="Send cookies over HTTPS only (behind TLS)")
+    session_hours: float = 8.0
