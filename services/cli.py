@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from services.devstack import dev
+from services.notifications.commands import notifications
 from services.processes import PROCESSES
 from services.referrals.commands import agency
 
@@ -16,6 +17,7 @@ def main() -> None:
 
 main.add_command(dev)
 main.add_command(agency)
+main.add_command(notifications)
 
 
 @main.command(name="run")

@@ -38,7 +38,17 @@ def referrals_worker() -> None:
     run_worker(ReferralsWorker(settings).worker)
 
 
+def notifications_worker() -> None:
+    from services.notifications.agents import NotificationsWorker
+    from services.notifications.settings import NotificationsSettings
+
+    settings = NotificationsSettings()
+    configure_logging("notifications-worker", settings.log_level)
+    run_worker(NotificationsWorker(settings).worker)
+
+
 PROCESSES: dict[str, Callable[[], None]] = {
     "referrals-api": referrals_api,
     "referrals-worker": referrals_worker,
+    "notifications-worker": notifications_worker,
 }
