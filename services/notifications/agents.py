@@ -40,7 +40,7 @@ from services.referrals.agencies import AgencyDirectory
 from services.runtime.clock import clock_from_setting
 from services.runtime.ids import derive_id
 from services.runtime.kafka import CompactedView
-from services.runtime.logs import get_logger
+from services.runtime.logs import get_logger, log_context
 from services.runtime.tables import NotHeld
 from services.runtime.worker import Item, StreamWorker, UnitOfWork
 
@@ -211,6 +211,11 @@ class NotificationsWorker:
         """Stage the result; say what became of a finished message; tell the coordinator of a dead one."""
         key = str(entry.notification_id)
         uow.put(self.log, key, entry)
+        with log_context(correlation_id=entry.correlation_id):
+            self._outcome(uow, entry, cause)
+
+    def _outcome(self, uow: UnitOfWork, entry: DeliveryEntry, cause: Envelope) -> None:
+        key = str(entry.notification_id)
         fields = {
             "notification_id": key,
             "template": entry.template,
