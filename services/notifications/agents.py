@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 
 from schemas.envelope import Envelope, Event
@@ -29,7 +29,7 @@ from schemas.topics import (
     NOTIFICATION_REQUESTS,
     REFERRAL_EVENTS,
 )
-from services.notifications.channels import Mailer, SendResult, WebhookSender
+from services.notifications.channels import Accepted, Mailer, SendResult, WebhookSender
 from services.notifications.domain import delivery, digest, progress, routing, sla
 from services.notifications.domain.delivery import DeliveryEntry, DeliveryStatus
 from services.notifications.domain.progress import ReferralProgress
@@ -46,6 +46,7 @@ from services.runtime.worker import Item, StreamWorker, UnitOfWork
 
 log = get_logger(__name__)
 SERVICE = "notifications"
+Send = Callable[[Accepted], Awaitable[SendResult]]
 RESCAN_S = 30.0
 """How often the retry index is rebuilt from the whole log (it also is whenever held partitions change)."""
 
@@ -163,8 +164,11 @@ class NotificationsWorker:
             todo.append((pending, item.envelope))
         if not todo:
             return
+        sends = [self._prepare(pending) for pending, _ in todo]  # the CPU work, before any message goes
         await asyncio.gather(*(uow.write_through(self.log, str(p.notification_id), p) for p, _ in todo))
-        results = await asyncio.gather(*(self._send(pending) for pending, _ in todo))
+        results = await asyncio.gather(
+            *(self._send(pending, send) for (pending, _), send in zip(todo, sends, strict=True))
+        )
         self.journal.sync()
         now = self.clock.now()
         for (pending, cause), result in zip(todo, results, strict=True):
@@ -179,33 +183,33 @@ class NotificationsWorker:
             dropped = self.journal.compact(self._still_in_doubt)
             log.info("sent_journal_compacted", dropped=dropped, kept=self.journal.lines)
 
-    async def _send(self, entry: DeliveryEntry) -> SendResult:
-        """One attempt; on success the id is in the journal before anything else can happen."""
-        async with self._sending:
-            try:
-                result = await self._deliver(entry)
-            except Exception as error:  # a bug in rendering, say: give this message up, keep the others
-                log.error(
-                    "notification_send_error",
-                    notification_id=str(entry.notification_id),
-                    error=type(error).__name__,
+    def _prepare(self, entry: DeliveryEntry) -> Send | SendResult:
+        """Render and sign now, so that while messages are in flight the event loop has little else to do
+        and notices each acceptance at once (the sent-journal's in-doubt window is that delay)."""
+        key = str(entry.notification_id)
+        try:
+            if entry.recipient.channel is ChannelKind.WEBHOOK:
+                agency = self.agencies.get(entry.recipient.id)
+                if agency is None or not agency.webhook_url or not agency.webhook_secret:
+                    return SendResult(ok=False, error="webhook_not_registered", permanent=True)
+                body, secret = webhook_body(entry), agency.webhook_secret
+                return lambda accepted: self.webhooks.send(
+                    entry.recipient.endpoint, body, secret, key, accepted
                 )
-                result = SendResult(ok=False, error="internal_error", permanent=True)
-        if result.ok:
-            self.journal.record(str(entry.notification_id))
-        return result
+            message = self.mailer.message(entry, render(entry.template, entry.context), self.clock.now())
+            raw = self.mailer.flatten(message)
+            return lambda accepted: self.mailer.send(raw, entry.recipient.endpoint, accepted)
+        except Exception as error:  # a bug in a template, say: give this message up, keep the others
+            log.error("notification_prepare_error", notification_id=key, error=type(error).__name__)
+            return SendResult(ok=False, error="internal_error", permanent=True)
 
-    async def _deliver(self, entry: DeliveryEntry) -> SendResult:
-        if entry.recipient.channel is ChannelKind.WEBHOOK:
-            agency = self.agencies.get(entry.recipient.id)
-            if agency is None or not agency.webhook_url or not agency.webhook_secret:
-                return SendResult(ok=False, error="webhook_not_registered", permanent=True)
-            body = webhook_body(entry)
-            return await self.webhooks.send(
-                entry.recipient.endpoint, body, agency.webhook_secret, str(entry.notification_id)
-            )
-        rendered = render(entry.template, entry.context)
-        return await self.mailer.send(self.mailer.message(entry, rendered, self.clock.now()))
+    async def _send(self, entry: DeliveryEntry, send: Send | SendResult) -> SendResult:
+        """One attempt. The id goes into the sent-journal the moment the receiver has taken the message."""
+        if isinstance(send, SendResult):
+            return send
+        key = str(entry.notification_id)
+        async with self._sending:
+            return await send(lambda: self.journal.record(key))
 
     def _finish(self, uow: UnitOfWork, entry: DeliveryEntry, cause: Envelope) -> None:
         """Stage the result; say what became of a finished message; tell the coordinator of a dead one."""

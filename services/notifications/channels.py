@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
 
 import aiohttp
@@ -36,6 +38,8 @@ class SendResult:
 
 
 SENT = SendResult(ok=True)
+Accepted = Callable[[], None]
+"""Called the moment the receiving server has taken a message (the sent-journal records it)."""
 
 
 # -- webhooks ------------------------------------------------------------------------------------------
@@ -74,7 +78,11 @@ class WebhookSender:
         if self._session is not None:
             await self._session.close()
 
-    async def send(self, url: str, body: bytes, secret: str, event_id: str) -> SendResult:
+    async def send(
+        self, url: str, body: bytes, secret: str, event_id: str, on_accepted: Accepted
+    ) -> SendResult:
+        """POST once. ``on_accepted`` runs the moment a 2xx status line arrives, before the rest of the
+        response is read, to keep the window in which a crash cannot tell "sent" from "not sent" small."""
         assert self._session is not None, "WebhookSender.start() first"
         headers = {
             "Content-Type": "application/json",
@@ -82,22 +90,27 @@ class WebhookSender:
             SIGNATURE_HEADER: signature(secret, body, int(time.time())),
             EVENT_ID_HEADER: event_id,
         }
+        accepted = False
         try:
             async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
-                await response.read()
                 if 200 <= response.status < 300:
+                    accepted = True
+                    on_accepted()
+                    await response.read()
                     return SENT
+                await response.read()
                 return SendResult(ok=False, error=f"http_{response.status}")
         except (TimeoutError, aiohttp.ServerTimeoutError):
-            return SendResult(ok=False, error="timeout")
+            error = SendResult(ok=False, error="timeout")
         except aiohttp.InvalidURL:
-            return SendResult(ok=False, error="invalid_url", permanent=True)
+            error = SendResult(ok=False, error="invalid_url", permanent=True)
         except (aiohttp.ClientConnectorError, aiohttp.ClientOSError):
-            return SendResult(ok=False, error="connection_failed")
+            error = SendResult(ok=False, error="connection_failed")
         except aiohttp.ServerDisconnectedError:
-            return SendResult(ok=False, error="http_disconnected")
+            error = SendResult(ok=False, error="http_disconnected")
         except aiohttp.ClientError:
-            return SendResult(ok=False, error="http_client_error")
+            error = SendResult(ok=False, error="http_client_error")
+        return SENT if accepted else error
 
 
 # -- email ---------------------------------------------------------------------------------------------
@@ -109,6 +122,7 @@ class Mailer:
     def __init__(self, settings: NotificationsSettings) -> None:
         self.settings = settings
         address = parseaddr(settings.smtp_from)[1]
+        self.sender = address
         self.domain = address.rpartition("@")[2] or "circles.invalid"
 
     def message(self, entry: DeliveryEntry, rendered: Rendered, now: datetime) -> EmailMessage:
@@ -125,34 +139,44 @@ class Mailer:
         message.add_alternative(rendered.html, subtype="html")
         return message
 
-    async def send(self, message: EmailMessage) -> SendResult:
+    def flatten(self, message: EmailMessage) -> bytes:
+        return message.as_bytes(policy=SMTP_POLICY)
+
+    async def send(self, raw: bytes, recipient: str, on_accepted: Accepted) -> SendResult:
+        """One SMTP transaction. ``on_accepted`` runs as soon as the server has taken the message (its
+        reply to the end of DATA), before QUIT, to keep the in-doubt window small."""
         settings = self.settings
         password = settings.smtp_password.get_secret_value()
+        client = aiosmtplib.SMTP(
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username or None,
+            password=password if settings.smtp_username else None,
+            use_tls=settings.smtp_security == "tls",
+            start_tls=settings.smtp_security == "starttls",
+            timeout=settings.smtp_timeout_s,
+        )
+        accepted = False
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=settings.smtp_host,
-                port=settings.smtp_port,
-                username=settings.smtp_username or None,
-                password=password if settings.smtp_username else None,
-                use_tls=settings.smtp_security == "tls",
-                start_tls=settings.smtp_security == "starttls",
-                timeout=settings.smtp_timeout_s,
-            )
+            async with client:
+                await client.sendmail(self.sender, [recipient], raw)
+                accepted = True
+                on_accepted()
+            return SENT
         except aiosmtplib.SMTPRecipientsRefused as refused:
             codes = [recipient.code for recipient in refused.recipients]
             code = codes[0] if codes else 550
-            return SendResult(ok=False, error=f"smtp_{code}", permanent=500 <= code < 600)
-        except aiosmtplib.SMTPResponseException as error:
-            return SendResult(ok=False, error=f"smtp_{error.code}")
+            error = SendResult(ok=False, error=f"smtp_{code}", permanent=500 <= code < 600)
+        except aiosmtplib.SMTPResponseException as failure:
+            error = SendResult(ok=False, error=f"smtp_{failure.code}")
         except (aiosmtplib.SMTPTimeoutError, TimeoutError):
-            return SendResult(ok=False, error="timeout")
+            error = SendResult(ok=False, error="timeout")
         except aiosmtplib.SMTPConnectError:
-            return SendResult(ok=False, error="connection_failed")
+            error = SendResult(ok=False, error="connection_failed")
         except aiosmtplib.SMTPServerDisconnected:
-            return SendResult(ok=False, error="smtp_disconnected")
+            error = SendResult(ok=False, error="smtp_disconnected")
         except aiosmtplib.SMTPException:
-            return SendResult(ok=False, error="smtp_error")
+            error = SendResult(ok=False, error="smtp_error")
         except OSError:
-            return SendResult(ok=False, error="connection_failed")
-        return SENT
+            error = SendResult(ok=False, error="connection_failed")
+        return SENT if accepted else error
