@@ -13,6 +13,7 @@ import json
 import random
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -83,9 +84,12 @@ def test_sigkill_of_the_notifications_worker_during_a_burst_sends_each_message_e
         def received() -> int:
             return len(smtp.received()) + len(hooks.received(ok=True))
 
+        def reached(count: int) -> bool:
+            return received() >= count
+
         at_kill = []
         for threshold in KILL_AFTER:
-            wait_until(lambda n=threshold: received() >= n, seconds=120, what=f"{threshold} messages")
+            wait_until(partial(reached, threshold), seconds=120, what=f"{threshold} messages")
             time.sleep(random.uniform(0.05, 0.4))  # a moment unrelated to any one message's progress
             worker.kill()
             at_kill.append(received())
@@ -133,7 +137,7 @@ def test_sigkill_of_the_notifications_worker_during_a_burst_sends_each_message_e
     assert len(delivered) == expected
     assert worker.starts == 3 and leaks(logs) == []
     print(
-        f"\nnotifications crash test: {expected} messages in {elapsed:.1f}s, SIGKILLed after {at_kill} received; "
+        f"\nnotifications crash test: {expected} messages in {elapsed:.1f}s, killed at {at_kill} received; "
         f"{logs.count('notification_found_in_journal')} recognised from the sent-journal, "
         f"{len(in_doubt)} in doubt and sent again, of which {len(repeated)} had reached the receiver "
         f"(same event id); {len(records) - len(delivered)} redelivered outcome records"
