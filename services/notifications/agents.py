@@ -209,7 +209,11 @@ class NotificationsWorker:
             return send
         key = str(entry.notification_id)
         async with self._sending:
-            return await send(lambda: self.journal.record(key))
+            try:
+                return await send(lambda: self.journal.record(key))
+            except Exception as error:  # not one the channel knows: try again later, keep the others
+                log.error("notification_send_error", notification_id=key, error=type(error).__name__)
+                return SendResult(ok=key in self.journal, error="send_error")
 
     def _finish(self, uow: UnitOfWork, entry: DeliveryEntry, cause: Envelope) -> None:
         """Stage the result; say what became of a finished message; tell the coordinator of a dead one."""
