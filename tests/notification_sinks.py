@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import ssl
 import threading
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.processes import free_port
 
@@ -81,12 +83,30 @@ class SmtpSink:
     refused: set[str] = field(default_factory=set)
     mails: list[Mail] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    tls: ssl.SSLContext | None = None
+    """with ``implicit_tls`` false: offer STARTTLS and require it, and require AUTH, with ``login``"""
+    implicit_tls: bool = False
+    login: tuple[str, str] | None = None
     _controller: Controller | None = None
 
     def start(self) -> SmtpSink:
-        self._controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port)
+        options: dict[str, Any] = {}
+        if self.tls is not None and self.implicit_tls:
+            # aiosmtpd counts only STARTTLS as TLS for AUTH; here the whole connection is TLS already
+            options |= {"ssl_context": self.tls, "auth_require_tls": False}
+        elif self.tls is not None:
+            options |= {"tls_context": self.tls, "require_starttls": True}
+        if self.login is not None:
+            options |= {"auth_required": True, "authenticator": self._authenticate}
+        self._controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port, **options)
         self._controller.start()
         return self
+
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == self.login
+        return AuthResult(success=ok, handled=False)
 
     def stop(self) -> None:
         if self._controller is not None:

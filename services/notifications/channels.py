@@ -154,6 +154,7 @@ class Mailer:
             password=password if settings.smtp_username else None,
             use_tls=settings.smtp_security == "tls",
             start_tls=settings.smtp_security == "starttls",
+            cert_bundle=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
             timeout=settings.smtp_timeout_s,
         )
         accepted = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, time
 from importlib import resources
+from pathlib import Path
 from typing import Literal
 
 import yaml
@@ -31,6 +32,9 @@ class NotificationsSettings(RuntimeSettings):
     smtp_port: int = 25
     smtp_security: Literal["none", "starttls", "tls"] = Field(
         default="none", description="none, STARTTLS after connecting, or TLS from the start (port 465)"
+    )
+    smtp_ca_file: Path | None = Field(
+        default=None, description="CA certificates to trust for the SMTP server (default: the system's)"
     )
     smtp_username: str = ""
     smtp_password: SecretStr = SecretStr("")
