@@ -103,13 +103,15 @@ class NotificationsWorker:
 
     async def on_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
         """Follow the referral's progress, and ask for the messages the event causes."""
+        known: ReferralProgress | None = None
         if isinstance(event, progress.FOLLOWED):
             key = str(event.referral_id)
             current = uow.get(self.progress, key)
-            updated = progress.apply(current, event, envelope.time)
-            if updated is not None and updated != current:
-                uow.put(self.progress, key, updated)
-        for request in routing.route(envelope, event, await self._agencies(event), self.routing):
+            known = progress.apply(current, event, envelope.time)
+            if known is not None and known != current:
+                uow.put(self.progress, key, known)
+        agencies = await self._agencies(event)
+        for request in routing.route(envelope, event, agencies, self.routing, known):
             self._request(uow, request, envelope.correlationid, envelope)
 
     async def _agencies(self, event: Event) -> Mapping[str, AgencyRecord]:

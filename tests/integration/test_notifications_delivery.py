@@ -337,6 +337,8 @@ def test_proposals_go_to_the_coordinator_and_a_new_circle_to_the_referrer_and_it
         )
 
     wait_until(lambda: len(circle_mails()) == 3, what="three circle-formed emails")
+    [to_referrer] = [m for m in stack.smtp.received(template="circle_formed") if str(referral_id) in m.text()]
+    assert str(to_referrer.message["Subject"]) == "Referral MAPPA-N-2: a circle has been formed"
     assert circle_mails() == [
         ("mappa@agencies.example.org", "circle_formed"),
         ("police@agencies.example.org", "circle_formed_outer_circle"),

@@ -121,15 +121,21 @@ def _requests(
 
 
 def route(
-    envelope: Envelope, event: Event, agencies: Mapping[str, AgencyRecord], config: RoutingConfig
+    envelope: Envelope,
+    event: Event,
+    agencies: Mapping[str, AgencyRecord],
+    config: RoutingConfig,
+    progress: ReferralProgress | None = None,
 ) -> list[NotificationRequested]:
-    """The messages ``event`` causes (none for events nobody needs to hear about)."""
+    """The messages ``event`` causes (none for events nobody needs to hear about). ``progress``, what the
+    service knows of the referral, supplies the agency's own reference that matching events lack."""
     if isinstance(event, ReferralSubmitted | ReferralAssessed | ReferralWithdrawn):
         return _referral_event(envelope, event, agencies, config)
     if isinstance(event, MatchProposed | MatchDeferred | ProposalCancelled):
         return _coordinator_event(envelope, event, config)
     if isinstance(event, CircleFormed):
-        return _circle_formed(envelope, event, agencies, config)
+        reference = progress.agency_reference if progress is not None else None
+        return _circle_formed(envelope, event, agencies, config, reference)
     if isinstance(event, VolunteerReminderDue):
         return _reminder(envelope, event, config)
     return []
@@ -219,7 +225,11 @@ def outer_circle(agencies: Mapping[str, AgencyRecord], event: CircleFormed) -> l
 
 
 def _circle_formed(
-    envelope: Envelope, event: CircleFormed, agencies: Mapping[str, AgencyRecord], config: RoutingConfig
+    envelope: Envelope,
+    event: CircleFormed,
+    agencies: Mapping[str, AgencyRecord],
+    config: RoutingConfig,
+    reference: str | None,
 ) -> list[NotificationRequested]:
     base = {
         "referral_id": event.referral_id,
@@ -234,7 +244,7 @@ def _circle_formed(
         envelope,
         "circle_formed",
         _referrer(agencies, event.agency_id),
-        NotificationContext(**base),
+        NotificationContext(**base, agency_reference=reference),
     )
     others = [
         recipient for agency in outer_circle(agencies, event) for recipient in agency_recipients(agency)

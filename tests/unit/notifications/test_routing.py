@@ -16,6 +16,7 @@ from schemas.events.notifications import ChannelKind
 from schemas.events.referrals import ReferralAssessed, ReferralSubmitted
 from schemas.partner_api import Decision
 from schemas.topics import EVENT_TYPES
+from services.notifications.domain.progress import ReferralProgress
 from services.notifications.domain.routing import RoutingConfig, route
 from services.notifications.rendering import WEBHOOK_TEMPLATES, render, webhook_body
 from services.runtime.ids import derive_id
@@ -158,6 +159,18 @@ def test_a_circle_formed_goes_to_the_referrer_and_the_outer_circle_of_its_area()
             ("circle_formed_outer_circle", "agency", "probation-hull", "email"),
         ]
     )
+    progress = ReferralProgress(
+        referral_id=formed.referral_id, agency_id=REFERRER, agency_reference="MAPPA-7"
+    )
+    told = route(envelope_for(formed), formed, AGENCIES, CONFIG, progress)
+    referrer = next(r for r in told if r.template == "circle_formed")
+    assert render("circle_formed", referrer.context).subject == "Referral MAPPA-7: a circle has been formed"
+    outer_circle = next(r for r in told if r.template == "circle_formed_outer_circle")
+    assert outer_circle.context.agency_reference is None  # another agency's reference is not theirs to know
+    unknown = next(
+        r for r in messages(formed) if r.template == "circle_formed"
+    )  # before the referral's events
+    assert str(formed.referral_id) in render("circle_formed", unknown.context).subject
     in_lincs = formed.model_copy(update={"local_authority": LocalAuthority.NORTH_LINCOLNSHIRE})
     outer = {r.recipient.id for r in messages(in_lincs) if r.template == "circle_formed_outer_circle"}
     assert outer == {"probation-lincs"}
