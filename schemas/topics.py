@@ -275,6 +275,18 @@ NOTIFICATION_LOG = TopicSpec(
     description="Private: the delivery log (pending, sent, failed with attempts, dead) as a changelog.",
     consumers=(Service.NOTIFICATIONS,),
 )
+NOTIFICATION_PROGRESS = TopicSpec(
+    name="circles.notifications.progress.v1",
+    owner=Service.NOTIFICATIONS,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.COMPACT,
+    description=(
+        "Private: each referral's progress as the notifications service follows it (statuses, service-level "
+        "clocks, escalations sent), as a changelog; read whole for the coordinator's daily digest."
+    ),
+    consumers=(Service.NOTIFICATIONS,),
+)
 NOTIFICATION_EVENTS = TopicSpec(
     name="circles.notifications.events.v1",
     owner=Service.NOTIFICATIONS,
@@ -334,6 +346,7 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     MATCHING_EVENTS,
     NOTIFICATION_REQUESTS,
     NOTIFICATION_LOG,
+    NOTIFICATION_PROGRESS,
     NOTIFICATION_EVENTS,
     COORDINATOR_ACCOUNTS,
     COORDINATOR_REFERRALS,

@@ -7,6 +7,7 @@ import click
 from services.coordinator.commands import coordinator
 from services.devstack import dev
 from services.matching.commands import proposal, volunteer
+from services.notifications.commands import notifications
 from services.processes import PROCESSES
 from services.referrals.commands import agency
 
@@ -21,6 +22,7 @@ main.add_command(agency)
 main.add_command(volunteer)
 main.add_command(proposal)
 main.add_command(coordinator)
+main.add_command(notifications)
 
 
 @main.command(name="run")

@@ -72,10 +72,20 @@ def coordinator_worker() -> None:
     run_worker(CoordinatorWorker(settings).worker)
 
 
+def notifications_worker() -> None:
+    from services.notifications.agents import NotificationsWorker
+    from services.notifications.settings import NotificationsSettings
+
+    settings = NotificationsSettings()
+    configure_logging("notifications-worker", settings.log_level)
+    run_worker(NotificationsWorker(settings).worker)
+
+
 PROCESSES: dict[str, Callable[[], None]] = {
     "referrals-api": referrals_api,
     "referrals-worker": referrals_worker,
     "matching-worker": matching_worker,
     "matching-api": matching_api,
     "coordinator-worker": coordinator_worker,
+    "notifications-worker": notifications_worker,
 }

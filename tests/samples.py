@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from schemas.common import AgeBand, Gender, LocalAuthority, Outcome, Reason, RiskLevel
 from schemas.envelope import Event
 from schemas.events.agencies import AgencyKeyRotated, AgencyKind, AgencyRecord, AgencyRegistered, ApiKeyHash
+from schemas.events.coordinator import CoordinatorAccount, CoordinatorAccountSet, PasswordHash
 from schemas.events.matching import (
     ChosenVolunteer,
     CircleFormed,
@@ -194,6 +195,15 @@ def _samples() -> dict[type[Event], Event]:
     }
     samples: list[Event] = [
         AgencyRegistered(agency=agency),
+        CoordinatorAccountSet(
+            account=CoordinatorAccount(
+                account_id="coordinator",
+                display_name="Synthetic Coordinator",
+                password=PasswordHash(n=16384, r=8, p=1, salt="00", hash="ab" * 32),
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        ),
         AgencyKeyRotated(agency=agency),
         InboundSubmission.model_validate(submission_body()),
         SubmitReferral(

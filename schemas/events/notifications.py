@@ -44,6 +44,11 @@ class NotificationContext(Contract):
     waiting_days: int | None = None
     figures: dict[str, int] = Field(default={}, description="counts for digests and reports")
     link: str | None = None
+    failed_notification_id: uuid.UUID | None = Field(
+        default=None, description="For a message about an undeliverable one: that message's id"
+    )
+    failed_template: str | None = None
+    failed_channel: ChannelKind | None = None
 
 
 class NotificationRequested(Event):
