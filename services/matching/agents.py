@@ -128,7 +128,7 @@ class MatchingWorker:
             correlation = owner.correlation_id if owner and owner.correlation_id else envelope.correlationid
             uow.emit(output, self.events_topic, event_id=event_id, correlation_id=correlation, cause=envelope)
 
-    async def raise_reminders(self) -> None:
+    async def raise_reminders(self, uow: UnitOfWork) -> None:
         """Timer: DBS checks about to lapse and supervision overdue, told to the coordinator (once each)."""
         if not self.pool.held:
             return  # another worker holds the pool
@@ -136,12 +136,10 @@ class MatchingWorker:
         for event_id, reminder in self.matching.reminders(today):
             if str(event_id) in self.reminded:
                 continue
-            envelope = Envelope.for_event(
+            uow.emit(
                 reminder,
-                source=f"/circles/{SERVICE}/timer",
-                correlation_id=f"reminder-{reminder.volunteer_id}",
+                self.events_topic,
                 event_id=event_id,
+                correlation_id=f"reminder-{reminder.volunteer_id}",
             )
-            key, value, headers = encode(reminder, envelope)
-            await self.worker.producer.send_and_wait(self.events_topic, value, key=key, headers=headers)
             self.reminded.add(str(event_id))

@@ -264,11 +264,10 @@ class NotificationsWorker:
 
     # -- retries -------------------------------------------------------------------------------------------
 
-    async def request_retries(self) -> None:
+    async def request_retries(self, uow: UnitOfWork) -> None:
         """Timer: publish ``DeliveryRetryDue`` for failed deliveries whose back-off has passed."""
         now = self.clock.now()
         self._index_retries()
-        uow = UnitOfWork(self.worker.producer, self.worker.source)
         for key, at in list(self._retries.items()):
             if at > now:
                 continue
@@ -286,7 +285,6 @@ class NotificationsWorker:
                 event_id=derive_id(entry.notification_id, "retry", retry.attempt),
                 correlation_id=entry.correlation_id,
             )
-        await uow.commit()
 
     def _index_retries(self) -> None:
         """Failed entries and when they are due, rebuilt from the table when partitions changed (or now and
@@ -304,10 +302,9 @@ class NotificationsWorker:
 
     # -- service levels and the digest ------------------------------------------------------------------
 
-    async def check_schedule(self) -> None:
+    async def check_schedule(self, uow: UnitOfWork) -> None:
         """Timer: escalate referrals past a service level (once per wait); send the day's digest."""
         now = self.clock.now()
-        uow = UnitOfWork(self.worker.producer, self.worker.source)
         for key, item in list(self.progress.items()):
             overdue = sla.escalations(item, now, self.levels)
             for escalation in overdue:
@@ -320,7 +317,6 @@ class NotificationsWorker:
                 uow.put(self.progress, key, item.model_copy(update={"escalated": marked}))
         if self.settings.digest_enabled:
             await self._digest(uow, now)
-        await uow.commit()
 
     async def _digest(self, uow: UnitOfWork, now: datetime) -> None:
         """Every worker may ask for the day's digest; its notification id is the day's, so one is sent."""

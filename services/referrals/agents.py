@@ -8,7 +8,7 @@ Agents (thin adapters around ``domain.referral``):
 
 from __future__ import annotations
 
-from schemas.envelope import Envelope, Event, encode
+from schemas.envelope import Envelope, Event
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, ProposalCancelled
 from schemas.events.referrals import (
     InboundSubmission,
@@ -130,7 +130,7 @@ class ReferralsWorker:
         if change.entry is not None:
             uow.put(self.table, key, change.entry)
 
-    async def reassess_due(self) -> None:
+    async def reassess_due(self, uow: UnitOfWork) -> None:
         """Timer: ask for deferred referrals whose release date has come into the window to be assessed."""
         today = scheme_today(self.clock.now())
         due = [
@@ -140,13 +140,11 @@ class ReferralsWorker:
         ]
         for referral_id in due:
             command = ReassessReferral(referral_id=referral_id, as_of=today)
-            envelope = Envelope.for_event(
+            uow.emit(
                 command,
-                source=f"/circles/{SERVICE}/timer",
-                correlation_id=f"reassess-{referral_id}",
+                self.commands_topic,
                 event_id=derive_id(referral_id, "reassess", today),
+                correlation_id=f"reassess-{referral_id}",
             )
-            key, value, headers = encode(command, envelope)
-            await self.worker.producer.send_and_wait(self.commands_topic, value, key=key, headers=headers)
         if due:
             log.info("reassessment_requested", count=len(due), as_of=today.isoformat())

@@ -162,10 +162,13 @@ class _Route:
     dead_lettered: int = 0
 
 
+TimerFunction = Callable[["UnitOfWork"], Awaitable[None]]
+
+
 @dataclass
 class _Timer:
     interval: float
-    function: Callable[[], Awaitable[None]]
+    function: TimerFunction
 
 
 @dataclass
@@ -225,7 +228,9 @@ class StreamWorker:
         self.tables.append(table)
         return table
 
-    def timer(self, interval: float, function: Callable[[], Awaitable[None]]) -> None:
+    def timer(self, interval: float, function: TimerFunction) -> None:
+        """Every ``interval`` seconds (once the worker is ready), ``function`` runs with a unit of work of its
+        own, committed when it returns, while no batch is being processed."""
         self.timers.append(_Timer(interval, function))
 
     def resource(self, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
@@ -318,13 +323,16 @@ class StreamWorker:
             if not batch:
                 return
             uow = UnitOfWork(self.producer, self.source)
+            by_batch_route: dict[str, list[Any]] = {}
             for tp, records in batch.items():
                 route = self.routes[tp.topic]
                 if route.batch_handler is not None:
-                    await self._handle_batch(uow, route, records)
+                    by_batch_route.setdefault(tp.topic, []).extend(records)
                     continue
                 for record in records:
                     await self._handle(uow, route, record)
+            for topic, records in by_batch_route.items():  # every partition's records in one call
+                await self._handle_batch(uow, self.routes[topic], records)
             await uow.commit()
             for tp, records in batch.items():
                 self._processed[tp] = records[-1].offset + 1
@@ -415,7 +423,9 @@ class StreamWorker:
         await self.ready.wait()
         while True:
             async with self._lock:
-                await timer.function()
+                uow = UnitOfWork(self.producer, self.source)
+                await timer.function(uow)
+                await uow.commit()
             await asyncio.sleep(timer.interval)
 
     # -- rebalancing -------------------------------------------------------------------------------------
