@@ -1,4 +1,5 @@
-"""The coordinator worker: keeps the facts the page and the report read, from public events."""
+"""The coordinator worker: keeps what the page and the report read, from public events: each referral's
+progress (``services.referral_progress``) and the messages that could not be delivered."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from schemas.topics import (
     NOTIFICATION_EVENTS,
     REFERRAL_EVENTS,
 )
-from services.coordinator.domain.facts import DeadLetterFact, ReferralFacts, dead_letter, follow
+from services.coordinator.domain.facts import DeadLetterFact, dead_letter
 from services.coordinator.settings import CoordinatorSettings
+from services.referral_progress.progress import ReferralProgress, apply
 from services.runtime.worker import StreamWorker, UnitOfWork
 
 SERVICE = "coordinator"
@@ -21,7 +23,7 @@ SERVICE = "coordinator"
 class CoordinatorWorker:
     def __init__(self, settings: CoordinatorSettings) -> None:
         self.worker = StreamWorker(SERVICE, settings)
-        self.referrals = self.worker.table("referrals", ReferralFacts, COORDINATOR_REFERRALS)
+        self.referrals = self.worker.table("referrals", ReferralProgress, COORDINATOR_REFERRALS)
         self.dead_letters = self.worker.table("dead-letters", DeadLetterFact, COORDINATOR_DEAD_LETTERS)
         self.worker.route(REFERRAL_EVENTS, self.on_referral_event)
         self.worker.route(MATCHING_EVENTS, self.on_referral_event)
@@ -32,9 +34,10 @@ class CoordinatorWorker:
         if referral_id is None:
             return  # volunteer reminders
         key = str(referral_id)
-        facts = follow(uow.get(self.referrals, key), event, envelope.id, envelope.time)
-        if facts is not None:
-            uow.put(self.referrals, key, facts)
+        current = uow.get(self.referrals, key)
+        progress = apply(current, event, envelope.time)
+        if progress is not None and progress != current:
+            uow.put(self.referrals, key, progress)
 
     async def on_notification_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
         if isinstance(event, NotificationDeadLettered):

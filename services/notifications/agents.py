@@ -30,12 +30,14 @@ from schemas.topics import (
     REFERRAL_EVENTS,
 )
 from services.notifications.channels import Accepted, Mailer, SendResult, WebhookSender
-from services.notifications.domain import delivery, digest, progress, routing, sla
+from services.notifications.domain import delivery, digest, routing
 from services.notifications.domain.delivery import DeliveryEntry, DeliveryStatus
-from services.notifications.domain.progress import ReferralProgress
 from services.notifications.journal import SentJournal
 from services.notifications.rendering import render, webhook_body
 from services.notifications.settings import NotificationsSettings
+from services.referral_progress import progress
+from services.referral_progress import service_levels as sla
+from services.referral_progress.progress import ReferralProgress
 from services.referrals.agencies import AgencyDirectory
 from services.runtime.clock import clock_from_setting
 from services.runtime.ids import derive_id

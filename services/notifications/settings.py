@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, time
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, SecretStr
 
 from services.notifications.domain.backoff import Backoff
 from services.notifications.domain.digest import DigestSchedule
 from services.notifications.domain.routing import RoutingConfig
-from services.notifications.domain.sla import ServiceLevels
+from services.referral_progress.service_levels import ServiceLevels
+from services.referral_progress.workdays import default_bank_holidays
 from services.runtime.settings import RuntimeSettings
-
-
-def default_bank_holidays() -> list[date]:
-    """England and Wales bank holidays shipped with the service (``bank_holidays.yaml``)."""
-    text = resources.files("services.notifications").joinpath("bank_holidays.yaml").read_text()
-    return sorted(date.fromisoformat(str(day)) for day in yaml.safe_load(text)["england-and-wales"])
 
 
 class NotificationsSettings(RuntimeSettings):

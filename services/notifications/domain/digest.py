@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from schemas.common import ReferralStatus
-from services.notifications.domain.progress import SETTLED, ReferralProgress
-from services.notifications.domain.sla import ServiceLevels, overdue
-from services.notifications.domain.workdays import is_working_day, local, scheme_today
+from services.referral_progress.progress import SETTLED, ReferralProgress
+from services.referral_progress.service_levels import ServiceLevels, overdue
+from services.referral_progress.workdays import is_working_day, local, scheme_today
 
 OPEN_STATUSES = [status for status in ReferralStatus if status not in SETTLED]
 

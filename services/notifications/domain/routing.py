@@ -44,8 +44,8 @@ from schemas.events.matching import (
 from schemas.events.notifications import ChannelKind, NotificationContext, NotificationRequested, Recipient
 from schemas.events.referrals import ReferralAssessed, ReferralSubmitted, ReferralWithdrawn
 from services.notifications.domain.delivery import DeliveryEntry
-from services.notifications.domain.progress import ReferralProgress
-from services.notifications.domain.sla import Escalation
+from services.referral_progress.progress import ReferralProgress
+from services.referral_progress.service_levels import Escalation
 from services.runtime.ids import derive_id
 
 OUTER_CIRCLE_KINDS = frozenset({AgencyKind.PROBATION, AgencyKind.POLICE})

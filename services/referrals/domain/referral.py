@@ -28,11 +28,11 @@ from schemas.events.referrals import (
     WithdrawReferral,
 )
 from schemas.partner_api import Decision, HistoryEntry, ReferralSubmission
-from schemas.referral_status import MatchingEvent, after_decision
 from schemas.topics import EVENT_TYPES
 from services.referrals.domain.eligibility import Assessment, assess
 from services.referrals.domain.minimise import profile_of
 from services.referrals.domain.policy import EligibilityPolicy
+from services.referrals.domain.status import MatchingEvent, after_decision
 from services.runtime.ids import derive_id
 
 SCHEME_TIMEZONE = ZoneInfo("Europe/London")

@@ -16,9 +16,9 @@ from schemas.events.notifications import ChannelKind
 from schemas.events.referrals import ReferralAssessed, ReferralSubmitted
 from schemas.partner_api import Decision
 from schemas.topics import EVENT_TYPES
-from services.notifications.domain.progress import ReferralProgress
 from services.notifications.domain.routing import RoutingConfig, route
 from services.notifications.rendering import WEBHOOK_TEMPLATES, render, webhook_body
+from services.referral_progress.progress import ReferralProgress
 from services.runtime.ids import derive_id
 from tests.samples import NOW, agency_record, sample, sample_event
 

@@ -12,17 +12,16 @@ from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed
 from schemas.events.referrals import ReferralAssessed, ReferralSubmitted, ReferralWithdrawn
 from schemas.partner_api import Decision
 from services.notifications.domain.digest import DigestSchedule, digest_due, figures
-from services.notifications.domain.progress import ReferralProgress, apply
 from services.notifications.domain.routing import RoutingConfig, digest_requests, escalation_requests
-from services.notifications.domain.sla import (
+from services.notifications.rendering import render
+from services.referral_progress.progress import ReferralProgress, apply
+from services.referral_progress.service_levels import (
     ACKNOWLEDGEMENT_OVERDUE,
     DECISION_OVERDUE,
     ServiceLevels,
     escalations,
 )
-from services.notifications.domain.workdays import add_working_days, working_days_between
-from services.notifications.rendering import render
-from services.notifications.settings import default_bank_holidays
+from services.referral_progress.workdays import add_working_days, default_bank_holidays, working_days_between
 from tests.samples import sample
 
 HOLIDAYS = frozenset(default_bank_holidays())

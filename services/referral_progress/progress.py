@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
-from schemas.common import AgencyId, Contract, LocalAuthority, Outcome, ReferralStatus
+from schemas.common import AgencyId, Contract, LocalAuthority, Outcome, ReferralStatus, RiskLevel
 from schemas.envelope import Event
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed
 from schemas.events.referrals import ReferralAssessed, ReferralSubmitted, ReferralWithdrawn
@@ -47,8 +47,13 @@ class ReferralProgress(Contract):
     clock_from: AwareDatetime | None = None
     settled_at: AwareDatetime | None = None
     circle_formed_at: AwareDatetime | None = None
+    circle_id: uuid.UUID | None = None
+    proposed_at: AwareDatetime | None = None
     local_authority: LocalAuthority | None = None
-    escalated: list[str] = []
+    risk_level: RiskLevel | None = None
+    outcome: Outcome | None = None
+    reason_codes: list[str] = []
+    escalated: list[str] = Field(default=[], description="Waits already escalated (notifications)")
     updated_at: AwareDatetime | None = None
 
 
@@ -65,7 +70,11 @@ def apply(current: ReferralProgress | None, event: Event, time: datetime) -> Ref
         progress = _settle(progress, ReferralStatus.WITHDRAWN, event.withdrawn_at)
     elif isinstance(event, CircleFormed):
         progress = _settle(progress, ReferralStatus.CIRCLE_FORMED, event.formed_at).model_copy(
-            update={"circle_formed_at": event.formed_at, "local_authority": event.local_authority}
+            update={
+                "circle_formed_at": event.formed_at,
+                "circle_id": event.circle_id,
+                "local_authority": event.local_authority,
+            }
         )
     elif isinstance(event, MatchProposed | MatchDeferred) and progress.status in IN_MATCHING | {
         ReferralStatus.RECEIVED
@@ -76,6 +85,8 @@ def apply(current: ReferralProgress | None, event: Event, time: datetime) -> Ref
             else ReferralStatus.AWAITING_VOLUNTEERS
         )
         progress = progress.model_copy(update={"status": status})
+    if isinstance(event, MatchProposed) and progress.proposed_at is None:
+        progress = progress.model_copy(update={"proposed_at": event.proposed_at})
     return progress.model_copy(update={"updated_at": max(time, progress.updated_at or time)})
 
 
@@ -86,6 +97,7 @@ def _submitted(progress: ReferralProgress, event: ReferralSubmitted) -> Referral
         "version": event.version,
         "agency_reference": event.agency_reference,
         "local_authority": event.profile.local_authority,
+        "risk_level": event.profile.risk_level,
     }
     if progress.submitted_at is None:
         update |= {"submitted_at": event.submitted_at, "clock_from": event.submitted_at}
@@ -99,7 +111,13 @@ def _assessed(progress: ReferralProgress, event: ReferralAssessed) -> ReferralPr
     if event.version < progress.version or progress.status in SETTLED - {ReferralStatus.INELIGIBLE}:
         return progress  # an older version's decision, or the referral has moved past decisions
     decision = event.decision
-    update: dict[str, object] = {"agency_reference": event.agency_reference, "version": event.version}
+    update: dict[str, object] = {
+        "agency_reference": event.agency_reference,
+        "version": event.version,
+        "outcome": event.decision.outcome,
+        "reason_codes": [reason.code for reason in event.decision.reasons],
+        "risk_level": event.profile.risk_level,
+    }
     if progress.acknowledged_at is None:
         update["acknowledged_at"] = decision.decided_at
     outcome = decision.outcome

@@ -1,8 +1,5 @@
-"""How a referral's status (the partner API's ``status`` field) follows from events.
-
-One rule, so that every service that shows a status (the referrals API, the coordinator's queue) derives
-it the same way from the same events.
-"""
+"""How a referral's status (the partner API's ``status`` field) follows from its decisions and from the
+matching service's events, in the referrals service's own record."""
 
 from __future__ import annotations
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date, datetime, time, timedelta
+from importlib import resources
 from zoneinfo import ZoneInfo
+
+import yaml
 
 SCHEME_TIMEZONE = ZoneInfo("Europe/London")
 
@@ -55,3 +58,9 @@ def working_days_between(start: datetime, end: datetime, holidays: Collection[da
             count += 1
         day += timedelta(days=1)
     return count
+
+
+def default_bank_holidays() -> list[date]:
+    """England and Wales bank holidays shipped with the code (``bank_holidays.yaml``)."""
+    text = resources.files("services.referral_progress").joinpath("bank_holidays.yaml").read_text()
+    return sorted(date.fromisoformat(str(day)) for day in yaml.safe_load(text)["england-and-wales"])

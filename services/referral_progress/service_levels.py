@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from schemas.common import ReferralStatus
-from services.notifications.domain.progress import IN_MATCHING, ReferralProgress
-from services.notifications.domain.workdays import add_working_days, working_days_between
+from services.referral_progress.progress import IN_MATCHING, ReferralProgress
+from services.referral_progress.workdays import add_working_days, working_days_between
 
 ACKNOWLEDGEMENT_OVERDUE = "acknowledgement_overdue"
 DECISION_OVERDUE = "decision_overdue"
