@@ -5,8 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck unit integration schemas bench kafka clean
+.PHONY: run test lint typecheck unit integration schemas bench kafka browser clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,10 +18,14 @@ $(INSTALLED): pyproject.toml
 kafka: $(INSTALLED)
 	$(BIN)/python deploy/kafka/local_kafka.py fetch
 
+# Browser tests drive Debian's chromium through Playwright (no browser download).
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 run: $(INSTALLED) kafka
 	CIRCLES_DATA_DIR=$${CIRCLES_DATA_DIR:-$(CURDIR)/.circles} $(BIN)/circles dev up
 
-test: $(INSTALLED) kafka lint typecheck
+test: $(INSTALLED) kafka browser lint typecheck
 	$(BIN)/pytest
 
 lint: $(INSTALLED)
@@ -33,7 +38,7 @@ typecheck: $(INSTALLED)
 unit: $(INSTALLED)
 	$(BIN)/pytest tests/unit
 
-integration: $(INSTALLED) kafka
+integration: $(INSTALLED) kafka browser
 	$(BIN)/pytest -m integration
 
 schemas: $(INSTALLED)

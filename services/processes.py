@@ -81,11 +81,28 @@ def notifications_worker() -> None:
     run_worker(NotificationsWorker(settings).worker)
 
 
+def coordinator_web() -> None:
+    from services.coordinator.settings import CoordinatorSettings
+    from services.coordinator.web import build_web
+
+    settings = CoordinatorSettings()
+    configure_logging("coordinator-web", settings.log_level)
+    uvicorn.run(
+        build_web(settings),
+        host=settings.web_host,
+        port=settings.web_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
 PROCESSES: dict[str, Callable[[], None]] = {
     "referrals-api": referrals_api,
     "referrals-worker": referrals_worker,
     "matching-worker": matching_worker,
     "matching-api": matching_api,
     "coordinator-worker": coordinator_worker,
+    "coordinator-web": coordinator_web,
     "notifications-worker": notifications_worker,
 }

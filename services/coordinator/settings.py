@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
+from services.matching.domain.policy import DEFAULT_POLICY
+from services.referral_progress.settings import ServiceLevelSettings
 from services.runtime.settings import RuntimeSettings
 
 
-class CoordinatorSettings(RuntimeSettings):
+class CoordinatorSettings(RuntimeSettings, ServiceLevelSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 8082
     matching_api_url: str = "http://127.0.0.1:8081"
@@ -17,3 +21,4 @@ class CoordinatorSettings(RuntimeSettings):
     )
     secure_cookies: bool = Field(default=False, description="Send cookies over HTTPS only (behind TLS)")
     session_hours: float = 8.0
+    matching_policy: Path = Field(default=DEFAULT_POLICY, description="The yearly target comes from it")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import time
 from pathlib import Path
 from typing import Literal
 
@@ -11,15 +11,14 @@ from pydantic import Field, SecretStr
 from services.notifications.domain.backoff import Backoff
 from services.notifications.domain.digest import DigestSchedule
 from services.notifications.domain.routing import RoutingConfig
-from services.referral_progress.service_levels import ServiceLevels
-from services.referral_progress.workdays import default_bank_holidays
+from services.referral_progress.settings import ServiceLevelSettings
 from services.runtime.settings import RuntimeSettings
 
 
-class NotificationsSettings(RuntimeSettings):
+class NotificationsSettings(RuntimeSettings, ServiceLevelSettings):
     coordinator_email: str = Field(default="", description="The scheme coordinator's mailbox; empty: none")
     partner_api_url: str = Field(default="http://127.0.0.1:8080", description="Links to referrals")
-    coordinator_url: str = Field(default="http://127.0.0.1:8081", description="Links to the coordinator page")
+    coordinator_url: str = Field(default="http://127.0.0.1:8082", description="Links to the coordinator page")
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
@@ -41,9 +40,6 @@ class NotificationsSettings(RuntimeSettings):
     retry_cap_s: float = Field(default=3600.0, gt=0)
     retry_scan_interval_s: float = 1.0
 
-    acknowledge_within_days: int = 1
-    decide_within_days: int = 10
-    bank_holidays: list[date] = Field(default_factory=default_bank_holidays)
     dbs_reminder_days: list[int] = [60, 30, 7]
     schedule_interval_s: float = Field(default=60.0, description="How often service levels are checked")
     digest_enabled: bool = True
@@ -59,13 +55,6 @@ class NotificationsSettings(RuntimeSettings):
 
     def backoff(self) -> Backoff:
         return Backoff(base_s=self.retry_base_s, cap_s=self.retry_cap_s, max_attempts=self.max_attempts)
-
-    def service_levels(self) -> ServiceLevels:
-        return ServiceLevels(
-            acknowledge_within_days=self.acknowledge_within_days,
-            decide_within_days=self.decide_within_days,
-            holidays=frozenset(self.bank_holidays),
-        )
 
     def digest(self) -> DigestSchedule:
         return DigestSchedule(at=self.digest_time)

@@ -41,24 +41,41 @@ class Escalation:
         return f"{self.kind}:{self.clock_from.isoformat()}"
 
 
-def escalations(progress: ReferralProgress, now: datetime, levels: ServiceLevels) -> list[Escalation]:
-    """The overdue waits of one referral not escalated yet."""
-    found: list[Escalation] = []
+@dataclass(frozen=True)
+class RunningClock:
+    """A service level the referral is being held to now: which, since when, and due by when."""
+
+    kind: str
+    started: datetime
+    due_at: datetime
+
+
+def clocks(progress: ReferralProgress, levels: ServiceLevels) -> list[RunningClock]:
+    """The service-level clocks running for a referral (none once the scheme has answered)."""
+    running: list[RunningClock] = []
     if (
         progress.status is ReferralStatus.RECEIVED
         and progress.acknowledged_at is None
         and progress.submitted_at
     ):
         due = add_working_days(progress.submitted_at, levels.acknowledge_within_days, levels.holidays)
-        if now >= due:
-            waiting = working_days_between(progress.submitted_at, now, levels.holidays)
-            found.append(Escalation(ACKNOWLEDGEMENT_OVERDUE, progress.submitted_at, due, waiting))
-    running = progress.status is ReferralStatus.RECEIVED or progress.status in IN_MATCHING
-    if running and progress.clock_from is not None:
+        running.append(RunningClock(ACKNOWLEDGEMENT_OVERDUE, progress.submitted_at, due))
+    deciding = progress.status is ReferralStatus.RECEIVED or progress.status in IN_MATCHING
+    if deciding and progress.clock_from is not None:
         due = add_working_days(progress.clock_from, levels.decide_within_days, levels.holidays)
-        if now >= due:
-            waiting = working_days_between(progress.clock_from, now, levels.holidays)
-            found.append(Escalation(DECISION_OVERDUE, progress.clock_from, due, waiting))
+        running.append(RunningClock(DECISION_OVERDUE, progress.clock_from, due))
+    return running
+
+
+def escalations(progress: ReferralProgress, now: datetime, levels: ServiceLevels) -> list[Escalation]:
+    """The overdue waits of one referral not escalated yet."""
+    found = [
+        Escalation(
+            clock.kind, clock.started, clock.due_at, working_days_between(clock.started, now, levels.holidays)
+        )
+        for clock in clocks(progress, levels)
+        if now >= clock.due_at
+    ]
     return [escalation for escalation in found if escalation.key not in progress.escalated]
 
 

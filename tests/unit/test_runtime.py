@@ -114,3 +114,17 @@ def test_a_missing_java_or_maven_names_what_to_install(
     message = str(caught.value)
     assert "java and mvn not found on PATH" in message and "apt-get install" in message
     assert "\n" not in message
+
+
+def test_every_service_reads_its_settings_from_circles_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.coordinator.settings import CoordinatorSettings
+    from services.matching.settings import MatchingSettings
+    from services.notifications.settings import NotificationsSettings
+    from services.referrals.settings import ReferralsSettings
+
+    monkeypatch.setenv("CIRCLES_TOPIC_PREFIX", "p.")
+    monkeypatch.setenv("CIRCLES_DECIDE_WITHIN_DAYS", "7")
+    for settings in (ReferralsSettings(), MatchingSettings(), NotificationsSettings(), CoordinatorSettings()):
+        assert settings.topic_prefix == "p.", type(settings).__name__
+    assert NotificationsSettings().service_levels().decide_within_days == 7
+    assert CoordinatorSettings().service_levels().decide_within_days == 7

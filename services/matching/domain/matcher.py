@@ -273,18 +273,7 @@ def propose(
         )
 
     lowest = min(c.score for c in chosen)
-    passed_over = [
-        PassedOver(
-            volunteer_id=c.volunteer.volunteer_id,
-            reasons=[
-                Reason(
-                    code="lower_score",
-                    message=f"Scored {c.score:g} against {lowest:g} for the lowest chosen.",
-                )
-            ],
-        )
-        for c in remaining[:PASSED_OVER_SHOWN]
-    ] + refused
+    passed_over = [_passed_over(c, lowest) for c in remaining[:PASSED_OVER_SHOWN]] + refused
     return Proposal(
         volunteers=[
             ChosenVolunteer(
@@ -297,6 +286,21 @@ def propose(
         flags=flags,
         score=round(score, 3),
     )
+
+
+def _passed_over(candidate: _Candidate, lowest: float) -> PassedOver:
+    if candidate.score < lowest:
+        reason = Reason(
+            code="lower_score",
+            message=f"Scored {candidate.score:g} against {lowest:g} for the lowest chosen.",
+        )
+    else:
+        reason = Reason(
+            code="circle_complete",
+            message=f"Scored {candidate.score:g}, as well as some chosen, but the circle was complete and "
+            "balanced (gender, experience, needs, availability) without them.",
+        )
+    return PassedOver(volunteer_id=candidate.volunteer.volunteer_id, reasons=[reason])
 
 
 def _reverse(text: str) -> tuple[int, ...]:

@@ -1,0 +1,525 @@
+"""The coordinator page: sign in, the inbox of proposals, a proposal with its reasons and the decision,
+volunteers with their due dates, the referral queue against the service levels, the yearly target, and
+the commissioner report (page, CSV, SVG chart).
+
+Server-rendered HTML that works without JavaScript; a small script keeps the inbox current over
+Server-Sent Events and announces changes to screen readers. Volunteers, proposals and decisions go
+through the matching service's HTTP API; referral progress and dead letters come from this service's
+own projection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from schemas.coordinator_api import DecisionRequest, ProposalView, VolunteerView
+from schemas.events.coordinator import CoordinatorAccount
+from services.coordinator.accounts import AccountDirectory
+from services.coordinator.domain.facts import DeadLetterFact
+from services.coordinator.domain.queue import QUEUE_ORDER, queue
+from services.coordinator.domain.report import (
+    COLOURS,
+    Period,
+    build_report,
+    chart,
+    report_csv,
+    target_year_of,
+)
+from services.coordinator.matching_client import MatchingClient, MatchingRefused, MatchingUnavailable
+from services.coordinator.sessions import COOKIE, Session, SessionSigner
+from services.coordinator.settings import CoordinatorSettings
+from services.coordinator.views import CoordinatorViews
+from services.matching.domain.policy import load_policy
+from services.referral_progress.progress import ReferralProgress
+from services.referral_progress.service_levels import ServiceLevels
+from services.referral_progress.workdays import local, scheme_today
+from services.runtime.clock import Clock, clock_from_setting
+from services.runtime.logs import get_logger
+
+log = get_logger(__name__)
+HERE = Path(__file__).resolve().parent
+DUE_SOON_DAYS = 60
+
+
+class Accounts(Protocol):
+    def sign_in(self, account_id: str, password: str) -> CoordinatorAccount | None: ...
+
+
+class Matching(Protocol):
+    async def proposals(self, status: str | None = None) -> list[ProposalView]: ...
+    async def proposal(self, proposal_id: uuid.UUID) -> ProposalView | None: ...
+    async def volunteers(self) -> list[VolunteerView]: ...
+    async def decide(self, proposal_id: uuid.UUID, request: DecisionRequest) -> Any: ...
+
+
+class Facts(Protocol):
+    def referrals(self) -> list[ReferralProgress]: ...
+    def dead_letters(self) -> list[DeadLetterFact]: ...
+
+
+class OpenProposals:
+    """The open proposals, asked of the matching API at most once a second however many pages listen."""
+
+    def __init__(self, matching: Matching) -> None:
+        self.matching = matching
+        self._at = 0.0
+        self._ids: tuple[str, ...] = ()
+        self._lock = asyncio.Lock()
+
+    async def ids(self) -> tuple[str, ...]:
+        async with self._lock:
+            if time.monotonic() - self._at >= 1.0:
+                with contextlib.suppress(MatchingUnavailable):  # keep showing the last known
+                    self._ids = tuple(str(p.proposal_id) for p in await self.matching.proposals("open"))
+                self._at = time.monotonic()
+            return self._ids
+
+
+def create_web(
+    *,
+    accounts: Accounts,
+    matching: Matching,
+    facts: Facts,
+    signer: SessionSigner,
+    clock: Clock,
+    levels: ServiceLevels,
+    yearly_target: int,
+    target_year_starts_month: int,
+    secure_cookies: bool = False,
+    operations: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    lifespan: Any = None,
+    ready: Callable[[], bool] = lambda: True,
+) -> FastAPI:
+    app = FastAPI(
+        title="Circles coordinator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["when"] = lambda moment: (
+        local(moment).strftime("%-d %b %Y, %H:%M") if moment else ""
+    )
+    templates.env.filters["day"] = lambda day: day.strftime("%-d %b %Y") if day else ""
+    open_proposals = OpenProposals(matching)
+
+    def session_of(request: Request) -> Session | None:
+        return signer.read(request.cookies.get(COOKIE))
+
+    def page(
+        request: Request, name: str, session: Session | None, status: int = 200, **context: Any
+    ) -> HTMLResponse:
+        return templates.TemplateResponse(
+            request, name, {"session": session, "now": clock.now(), **context}, status_code=status
+        )
+
+    def sign_in_first(request: Request) -> RedirectResponse:
+        return RedirectResponse(f"/sign-in?next={quote(request.url.path)}", status_code=303)
+
+    def csrf_ok(session: Session, token: str) -> bool:
+        return bool(token) and token == session.csrf
+
+    async def unavailable(request: Request, session: Session) -> HTMLResponse:
+        return page(request, "unavailable.html", session, status=503, title="Matching is not answering")
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/ready", include_in_schema=False)
+    async def readiness() -> Response:
+        is_ready = ready()
+        return Response(
+            json.dumps({"status": "ready" if is_ready else "starting"}),
+            status_code=200 if is_ready else 503,
+            media_type="application/json",
+        )
+
+    @app.get("/sign-in", response_class=HTMLResponse)
+    async def sign_in_page(request: Request, next: str = "/proposals") -> HTMLResponse:
+        return page(request, "sign_in.html", None, title="Sign in", next=_local_path(next), error=None)
+
+    @app.post("/sign-in", response_class=HTMLResponse)
+    async def sign_in(
+        request: Request,
+        account: str = Form(""),
+        password: str = Form(""),
+        next: str = Form("/proposals"),
+    ) -> Response:
+        found = accounts.sign_in(account.strip(), password)
+        if found is None:
+            log.info("sign_in_refused")
+            return page(
+                request,
+                "sign_in.html",
+                None,
+                status=401,
+                title="Sign in",
+                next=_local_path(next),
+                error="The account name or password is not right.",
+                account=account,
+            )
+        cookie, _ = signer.issue(found.account_id, found.display_name)
+        response = RedirectResponse(_local_path(next), status_code=303)
+        response.set_cookie(
+            COOKIE,
+            cookie,
+            max_age=signer.max_age,
+            httponly=True,
+            samesite="strict",
+            secure=secure_cookies,
+            path="/",
+        )
+        log.info("signed_in", account_id=found.account_id)
+        return response
+
+    @app.post("/sign-out")
+    async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
+        session = session_of(request)
+        response = RedirectResponse("/sign-in", status_code=303)
+        if session is not None and csrf_ok(session, csrf_token):
+            response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @app.get("/")
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/proposals", status_code=303)
+
+    async def volunteer_names() -> dict[str, str]:
+        return {v.volunteer_id: v.name for v in await matching.volunteers()}
+
+    @app.get("/proposals", response_class=HTMLResponse)
+    async def proposals_page(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return sign_in_first(request)
+        try:
+            listed = await matching.proposals()
+        except MatchingUnavailable:
+            return await unavailable(request, session)
+        open_ones = [p for p in listed if p.status == "open"]
+        decided = [p for p in listed if p.status != "open"][:20]
+        return page(
+            request,
+            "proposals.html",
+            session,
+            title="Match proposals",
+            open_proposals=open_ones,
+            decided=decided,
+        )
+
+    @app.get("/proposals/list", response_class=HTMLResponse)
+    async def proposals_fragment(request: Request) -> Response:
+        """The inbox table alone, for the live update."""
+        session = session_of(request)
+        if session is None:
+            return Response(status_code=401)
+        try:
+            open_ones = await matching.proposals("open")
+        except MatchingUnavailable:
+            return Response(status_code=503)
+        return page(request, "_proposal_table.html", session, open_proposals=open_ones)
+
+    @app.get("/proposals/{proposal_id}", response_class=HTMLResponse)
+    async def proposal_page(
+        request: Request, proposal_id: uuid.UUID, decided: str = "", error: str = ""
+    ) -> Response:
+        session = session_of(request)
+        if session is None:
+            return sign_in_first(request)
+        try:
+            proposal = await matching.proposal(proposal_id)
+            names = await volunteer_names()
+        except MatchingUnavailable:
+            return await unavailable(request, session)
+        if proposal is None:
+            return page(request, "not_found.html", session, status=404, title="Proposal not found")
+        replacement = None
+        if proposal.status == "rejected":
+            replacement = next(
+                (
+                    p
+                    for p in await matching.proposals()
+                    if p.referral_id == proposal.referral_id and p.attempt > proposal.attempt
+                ),
+                None,
+            )
+        return page(
+            request,
+            "proposal.html",
+            session,
+            title=f"Proposal for referral {proposal.agency_reference}",
+            proposal=proposal,
+            names=names,
+            decided=decided,
+            error=error,
+            replacement=replacement,
+        )
+
+    @app.post("/proposals/{proposal_id}/decision")
+    async def decide(
+        request: Request,
+        proposal_id: uuid.UUID,
+        outcome: str = Form(""),
+        note: str = Form(""),
+        csrf_token: str = Form(""),
+        set_aside: list[str] = Form(default=[]),  # noqa: B008
+    ) -> Response:
+        session = session_of(request)
+        if session is None:
+            return sign_in_first(request)
+        if not csrf_ok(session, csrf_token):
+            return page(
+                request,
+                "error.html",
+                session,
+                status=403,
+                title="Form expired",
+                message="This form has expired or did not come from this page. Reload it and try again.",
+            )
+        try:
+            decision = DecisionRequest(
+                outcome=outcome,
+                rejected_volunteer_ids=set_aside if outcome == "reject" else [],
+                note=note.strip() or None,
+            )
+        except ValidationError:
+            return RedirectResponse(f"/proposals/{proposal_id}?error=choose", status_code=303)
+        try:
+            await matching.decide(proposal_id, decision)
+        except MatchingRefused as refused:
+            log.info("decision_refused", proposal_id=str(proposal_id), status=refused.status)
+            return RedirectResponse(
+                f"/proposals/{proposal_id}?error={quote(refused.detail)}", status_code=303
+            )
+        except MatchingUnavailable:
+            return await unavailable(request, session)
+        log.info(
+            "decision_recorded",
+            proposal_id=str(proposal_id),
+            outcome=decision.outcome,
+            account_id=session.account_id,
+        )
+        return RedirectResponse(f"/proposals/{proposal_id}?decided={decision.outcome}", status_code=303)
+
+    @app.get("/volunteers", response_class=HTMLResponse)
+    async def volunteers_page(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return sign_in_first(request)
+        try:
+            volunteers = await matching.volunteers()
+        except MatchingUnavailable:
+            return await unavailable(request, session)
+        today = scheme_today(clock.now())
+        return page(
+            request,
+            "volunteers.html",
+            session,
+            title="Volunteers",
+            volunteers=volunteers,
+            today=today,
+            due_soon=DUE_SOON_DAYS,
+        )
+
+    @app.get("/referrals", response_class=HTMLResponse)
+    async def referrals_page(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return sign_in_first(request)
+        rows = queue(facts.referrals(), clock.now(), levels)
+        return page(
+            request,
+            "referrals.html",
+            session,
+            title="Referral queue",
+            rows=rows,
+            order=QUEUE_ORDER,
+            levels=levels,
+        )
+
+    @app.get("/target", response_class=HTMLResponse)
+    async def target_page(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return sign_in_first(request)
+        start, end, label = target_year_of(scheme_today(clock.now()), target_year_starts_month)
+        circles = sorted(
+            (
+                r
+                for r in facts.referrals()
+                if r.circle_formed_at and start <= local(r.circle_formed_at).date() < end
+            ),
+            key=lambda r: r.circle_formed_at or clock.now(),
+        )
+        return page(
+            request,
+            "target.html",
+            session,
+            title="Yearly target",
+            circles=circles,
+            target=yearly_target,
+            year=label,
+        )
+
+    def report_for(start: str, end: str, volunteers: list[VolunteerView]) -> Any:
+        today = scheme_today(clock.now())
+        year_start, _, _ = target_year_of(today, target_year_starts_month)
+        period = Period(
+            start=date.fromisoformat(start) if start else year_start,
+            end=date.fromisoformat(end) if end else today,
+        )
+        return build_report(
+            facts.referrals(),
+            volunteers,
+            facts.dead_letters(),
+            period,
+            yearly_target=yearly_target,
+            target_year_starts_month=target_year_starts_month,
+            holidays=levels.holidays,
+            now=clock.now(),
+        )
+
+    @app.get("/report", response_class=HTMLResponse)
+    async def report_page(request: Request, start: str = "", end: str = "") -> Response:
+        session = session_of(request)
+        if session is None:
+            return sign_in_first(request)
+        try:
+            report = report_for(start, end, await matching.volunteers())
+        except (ValueError, ValidationError):
+            return page(
+                request,
+                "error.html",
+                session,
+                status=422,
+                title="Report period",
+                message="Give the period as two dates, the start no later than the end.",
+            )
+        except MatchingUnavailable:
+            return await unavailable(request, session)
+        svg = templates.get_template("report_chart.svg.j2").render(
+            report=report, chart=chart(report), colours=COLOURS
+        )
+        return page(
+            request,
+            "report.html",
+            session,
+            title="Commissioner report",
+            report=report,
+            chart_svg=svg,
+            query=f"start={report.period.start}&end={report.period.end}",
+        )
+
+    @app.get("/report.csv")
+    async def report_csv_file(request: Request, start: str = "", end: str = "") -> Response:
+        if session_of(request) is None:
+            return Response(status_code=401)
+        report = report_for(start, end, await matching.volunteers())
+        name = f"circles-report-{report.period.start}-{report.period.end}.csv"
+        return PlainTextResponse(
+            report_csv(report),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @app.get("/report.svg")
+    async def report_svg_file(request: Request, start: str = "", end: str = "") -> Response:
+        if session_of(request) is None:
+            return Response(status_code=401)
+        report = report_for(start, end, await matching.volunteers())
+        svg = templates.get_template("report_chart.svg.j2").render(
+            report=report, chart=chart(report), colours=COLOURS
+        )
+        return Response(svg, media_type="image/svg+xml")
+
+    @app.get("/operations", response_class=HTMLResponse)
+    async def operations_page(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return sign_in_first(request)
+        pipeline = await operations() if operations else None
+        return page(request, "operations.html", session, title="Operations", pipeline=pipeline)
+
+    @app.get("/live")
+    async def live(request: Request) -> Response:
+        """Server-Sent Events: ``proposals`` whenever the set of open proposals changes."""
+        if session_of(request) is None:
+            return Response(status_code=401)
+
+        async def stream() -> AsyncIterator[str]:
+            last: tuple[str, ...] | None = None
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                ids = await open_proposals.ids()
+                if ids != last:
+                    new = [i for i in ids if last is not None and i not in last]
+                    yield f"event: proposals\ndata: {json.dumps({'open': len(ids), 'new': len(new)})}\n\n"
+                    last = ids
+                await asyncio.sleep(1.0)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+
+    return app
+
+
+def _local_path(path: str) -> str:
+    """Only redirect within this site (no open redirects)."""
+    return path if path.startswith("/") and not path.startswith("//") else "/proposals"
+
+
+def build_web(settings: CoordinatorSettings) -> FastAPI:
+    """The page wired to Kafka (accounts, projection) and to the matching API."""
+    bootstrap = settings.bootstrap_servers()
+    accounts = AccountDirectory(bootstrap, settings.topic_prefix)
+    views = CoordinatorViews(bootstrap, settings.topic_prefix)
+    matching = MatchingClient(settings.matching_api_url, settings.coordinator_api_token)
+    policy = load_policy(settings.matching_policy)
+    started = {"ready": False}
+    if not settings.session_secret:
+        log.warning(
+            "no_session_secret", hint="set CIRCLES_SESSION_SECRET, or sessions end when the page restarts"
+        )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await accounts.start()
+        await views.start()
+        started["ready"] = True
+        log.info("web_ready", referrals=len(views.referrals()))
+        try:
+            yield
+        finally:
+            await matching.close()
+            await views.stop()
+            await accounts.stop()
+
+    return create_web(
+        accounts=accounts,
+        matching=matching,
+        facts=views,
+        signer=SessionSigner(settings.session_secret, settings.session_hours),
+        clock=clock_from_setting(settings.clock),
+        levels=settings.service_levels(),
+        yearly_target=policy.yearly_target,
+        target_year_starts_month=policy.target_year_starts_month,
+        secure_cookies=settings.secure_cookies,
+        lifespan=lifespan,
+        ready=lambda: started["ready"],
+    )

@@ -1,0 +1,270 @@
+"""The coordinator page in a real browser (Debian's chromium driven by Playwright) over the whole
+pipeline: sign in, see a proposal appear without a reload, open it, accept it, see the circle formed and
+the target progress move; reject one and see the replacement. Every page is screenshotted and checked
+with axe-core (no serious or critical violations)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect, sync_playwright
+
+from schemas.events.referrals import SubmitReferral
+from schemas.topics import TOPICS
+from services.referrals.domain.referral import referral_id_for
+from services.runtime.kafka import Publisher, create_topics
+from tests.conftest import leaks
+from tests.processes import ARTIFACTS, CIRCLES, ServiceProcess, free_port, service_env
+from tests.samples import submission
+
+pytestmark = pytest.mark.integration
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = ARTIFACTS / "screenshots"
+TOKEN = "synthetic-coordinator-api-token"
+PASSWORD = "synthetic-coordinator-password"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclass
+class Stack:
+    bootstrap: str
+    prefix: str
+    web_url: str
+    matching_url: str
+    processes: list[ServiceProcess]
+
+    def submit(self, reference: str) -> uuid.UUID:
+        body = submission(agency_reference=reference)
+        referral_id = referral_id_for("mappa-humberside", reference)
+        command = SubmitReferral(
+            referral_id=referral_id,
+            agency_id="mappa-humberside",
+            submission=body,
+            fingerprint=body.fingerprint(),
+            received_at=datetime.now(UTC),
+        )
+
+        async def send() -> None:
+            async with Publisher(self.bootstrap, "/tests/agency", prefix=self.prefix) as publisher:
+                await publisher.publish(command, publisher.envelope(command, f"corr-{reference}"))
+
+        with ThreadPoolExecutor(1) as pool:  # sync Playwright keeps an event loop running in this thread
+            pool.submit(asyncio.run, send()).result()
+        return referral_id
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Debian's chromium is needed: `make test` installs it (apt-get install chromium)")
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    asyncio.run(create_topics(kafka_bootstrap, TOPICS, prefix=prefix))
+    matching_port, web_port = free_port(), free_port()
+    env = service_env(
+        kafka_bootstrap,
+        prefix,
+        tmp_path_factory.mktemp("coordinator"),
+        CIRCLES_MATCHING_API_PORT=str(matching_port),
+        CIRCLES_COORDINATOR_API_TOKEN=TOKEN,
+        CIRCLES_WEB_PORT=str(web_port),
+        CIRCLES_MATCHING_API_URL=f"http://127.0.0.1:{matching_port}",
+        CIRCLES_SESSION_SECRET="synthetic-session-secret",
+    )
+    created = subprocess.run(
+        [
+            str(CIRCLES),
+            "coordinator",
+            "add",
+            "coordinator",
+            "--name",
+            "Synthetic Coordinator",
+            "--password-stdin",
+        ],
+        input=PASSWORD + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    names = ["referrals-worker", "matching-worker", "matching-api", "coordinator-worker", "coordinator-web"]
+    processes = [ServiceProcess(name, env).start() for name in names]
+    matching_url, web_url = f"http://127.0.0.1:{matching_port}", f"http://127.0.0.1:{web_port}"
+    try:
+        for process in processes:
+            if process.process.endswith("worker"):
+                process.wait_for_log("worker_ready")
+        processes[2].wait_http(f"{matching_url}/ready")
+        processes[4].wait_http(f"{web_url}/ready")
+        register_volunteers(matching_url)
+        yield Stack(kafka_bootstrap, prefix, web_url, matching_url, processes)
+    finally:
+        for process in reversed(processes):
+            process.stop()
+    assert leaks("".join(process.logs() for process in processes)) == []
+
+
+def register_volunteers(matching_url: str) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=matching_url, headers=auth, timeout=30) as client:
+        for i, gender in enumerate(["female", "male", "female", "male", "female"]):
+            volunteer_id = f"page-{i}"
+            body: dict[str, Any] = {
+                "volunteer_id": volunteer_id,
+                "name": f"Synthetic Volunteer {i}",
+                "gender": gender,
+                "local_authority": "hull",
+                "postcode_district": "HU7",
+                "experienced": i == 0,
+            }
+            assert client.post("/v1/volunteers", json=body).status_code == 201
+            for path, day in (
+                ("vetting", "2026-01-05"),
+                ("training", "2026-02-01"),
+                ("supervision", "2026-11-10"),
+            ):
+                assert (
+                    client.post(f"/v1/volunteers/{volunteer_id}/{path}", json={"date": day}).status_code
+                    == 200
+                )
+
+
+def check(page: Page, name: str) -> None:
+    """Screenshot the page, and fail on any serious or critical accessibility violation."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    results = Axe().run(page)
+    serious = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in results.response["violations"]
+        if v["impact"] in {"serious", "critical"}
+    ]
+    assert serious == [], f"{name}: {serious}"
+
+
+@pytest.fixture
+def page(stack: Stack) -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=stack.web_url)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def sign_in(page: Page) -> None:
+    page.goto("/proposals")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+    check(page, "01-sign-in")
+    page.get_by_label("Account name").fill("coordinator")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not right")
+    check(page, "02-sign-in-refused")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Match proposals")
+
+
+def test_sign_in_see_a_proposal_arrive_accept_it_and_the_target_moves(stack: Stack, page: Page) -> None:
+    sign_in(page)
+    page.goto("/target")
+    expect(page.locator("[data-circles-formed]")).to_have_text("0")
+    check(page, "03-target-before")
+    page.goto("/proposals")
+    expect(page.get_by_text("No proposals are waiting for a decision.")).to_be_visible()
+    check(page, "04-proposals-empty")
+
+    stack.submit("PAGE-1")  # while the page is open: it must appear without a reload
+    row = page.locator("tr[data-proposal-id]")
+    expect(row).to_have_count(1, timeout=30_000)
+    expect(row).to_contain_text("PAGE-1")
+    expect(page.locator("#live-announcer")).to_contain_text("new proposal")
+    check(page, "05-proposals-arrived")
+
+    row.get_by_role("link").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Proposal for referral PAGE-1")
+    expect(page.get_by_role("heading", level=2, name="Proposed volunteers")).to_be_visible()
+    expect(page.locator(".card")).to_have_count(4)
+    expect(page.locator(".card").first).to_contain_text("Enhanced DBS check")
+    check(page, "06-proposal")
+    page.get_by_role("button", name="Accept and form the circle").click()
+    expect(page.get_by_role("status").first).to_contain_text("Accepted")
+    check(page, "07-proposal-accepted")
+
+    page.goto("/target")
+    for _ in range(60):  # the circle reaches the coordinator's projection a moment later
+        if page.locator("[data-circles-formed]").inner_text() == "1":
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(page.locator("[data-circles-formed]")).to_have_text("1")
+    expect(page.get_by_role("rowheader", name="PAGE-1")).to_be_visible()
+    check(page, "08-target-after")
+    page.goto("/referrals")
+    expect(page.get_by_role("heading", name="Circle formed (1)")).to_be_visible()
+    check(page, "09-referrals")
+
+
+def test_reject_one_volunteer_and_see_the_replacement(stack: Stack, page: Page) -> None:
+    sign_in(page)
+    stack.submit("PAGE-2")
+    row = page.locator("tr[data-proposal-id]", has_text="PAGE-2")
+    expect(row).to_have_count(1, timeout=30_000)
+    row.get_by_role("link").click()
+    first_volunteer = page.locator(".checkbox label").first.inner_text()
+    page.locator(".checkbox input").first.check()
+    page.get_by_label("Note (optional)").fill("Synthetic note: knows the family")
+    page.get_by_role("button", name="Reject").click()
+    expect(page.get_by_role("status").first).to_contain_text("Rejected")
+    replacement = page.get_by_role("link", name="attempt 2 for PAGE-2")
+    for _ in range(40):
+        if replacement.count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    check(page, "10-proposal-rejected")
+    replacement.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Proposal for referral PAGE-2")
+    cards = page.locator(".card")
+    expect(cards).to_have_count(4)
+    assert first_volunteer not in cards.all_inner_texts()
+    check(page, "11-replacement")
+
+    for path, name in (
+        ("/volunteers", "12-volunteers"),
+        ("/report", "13-report"),
+        ("/operations", "14-operations"),
+    ):
+        page.goto(path)
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        check(page, name)
+    assert json.loads(httpx.get(f"{stack.web_url}/ready").text)["status"] == "ready"
+    assert Path(SCREENSHOTS / "06-proposal.png").exists()
