@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from services.coordinator.commands import coordinator
-from services.devstack import dev
+from services.dev.stack import dev
 from services.matching.commands import proposal, volunteer
 from services.notifications.commands import notifications
 from services.processes import PROCESSES
@@ -30,3 +30,7 @@ main.add_command(notifications)
 def run_process(process: str) -> None:
     """Run one process of the system in the foreground (configured by CIRCLES_* variables)."""
     PROCESSES[process]()
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from services import devbroker
+from services.dev import broker as devbroker
 
 local_kafka = devbroker.local_kafka()
 LocalKafka = local_kafka.LocalKafka

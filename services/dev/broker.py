@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "local_kafka.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "local_kafka.py"
 
 
 def local_kafka() -> ModuleType:

@@ -1,0 +1,264 @@
+"""`circles dev up`: the whole system on one machine, in the foreground, until Ctrl-C.
+
+A real Kafka broker (KRaft, from Maven Central jars) with its data in the data directory, every topic of
+the catalogue, every process of ``services/processes.py`` (restarted if one dies), a local mailbox for
+the emails, and synthetic sample data on the first start. Logs go to ``<data>/logs/``; the console shows
+what a user needs: where things are, the demo keys, how to submit a referral, and each email as it comes.
+State survives a stop and start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from schemas.topics import TOPICS
+from services.dev.broker import local_kafka
+from services.dev.seed import Credentials, sample_referral, seed, today_utc
+from services.runtime.kafka import create_topics
+from services.runtime.settings import RuntimeSettings
+
+WORKERS = ["referrals-worker", "matching-worker", "notifications-worker", "coordinator-worker"]
+APIS = ["referrals-api", "matching-api", "coordinator-web"]
+COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
+
+
+class DevSettings(RuntimeSettings):
+    """The ports the stack gives its processes (the same ``CIRCLES_*`` names the processes read)."""
+
+    api_port: int = 8080
+    matching_api_port: int = 8081
+    web_port: int = 8082
+    smtp_port: int = 8025
+
+
+@dataclass
+class Managed:
+    name: str
+    log: Path
+    env: dict[str, str]
+    popen: subprocess.Popen[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen(  # noqa: S603 - our own entry point
+                [sys.executable, "-m", "services.cli", "run", self.name],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def exited(self) -> int | None:
+        return None if self.popen is None else self.popen.poll()
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+
+
+class DevStack:
+    def __init__(self, settings: DevSettings) -> None:
+        self.settings = settings
+        self.data = settings.data_dir.resolve()
+        self.broker: Any = None
+        self.processes: list[Managed] = []
+        self.mailbox: Any = None
+        self.credentials = Credentials.load(self.data / "credentials.json")
+
+    def urls(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            "partner": f"http://127.0.0.1:{s.api_port}",
+            "matching": f"http://127.0.0.1:{s.matching_api_port}",
+            "coordinator": f"http://127.0.0.1:{s.web_port}",
+        }
+
+    def start(self) -> str:
+        self.data.mkdir(parents=True, exist_ok=True)
+        (self.data / "logs").mkdir(exist_ok=True)
+        self.broker = local_kafka().LocalKafka(data_dir=self.data / "kafka")
+        bootstrap: str = self.broker.start()
+        (self.data / "broker.json").write_text(
+            json.dumps({"bootstrap_servers": bootstrap, "pid": self.broker.pid})
+        )
+        asyncio.run(create_topics(bootstrap, TOPICS))
+        from services.dev.mailbox import Mailbox  # a development dependency
+
+        self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
+        self.mailbox.start()
+        env = self._environment(bootstrap)
+        for name in WORKERS + APIS:
+            managed = Managed(name, self.data / "logs" / f"{name}.log", env)
+            managed.start()
+            self.processes.append(managed)
+        self._wait_until_ready()
+        return bootstrap
+
+    def _environment(self, bootstrap: str) -> dict[str, str]:
+        urls = self.urls()
+        s = self.settings
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "CIRCLES_DATA_DIR": str(self.data),
+            "CIRCLES_API_PORT": str(s.api_port),
+            "CIRCLES_MATCHING_API_PORT": str(s.matching_api_port),
+            "CIRCLES_WEB_PORT": str(s.web_port),
+            "CIRCLES_MATCHING_API_URL": urls["matching"],
+            "CIRCLES_PARTNER_API_URL": urls["partner"],
+            "CIRCLES_COORDINATOR_URL": urls["coordinator"],
+            "CIRCLES_PUBLIC_URL": urls["partner"],
+            "CIRCLES_COORDINATOR_API_TOKEN": self.credentials.secret("coordinator_api_token"),
+            "CIRCLES_SESSION_SECRET": self.credentials.secret("session_secret"),
+            "CIRCLES_SMTP_HOST": "127.0.0.1",
+            "CIRCLES_SMTP_PORT": str(s.smtp_port),
+            "CIRCLES_COORDINATOR_EMAIL": COORDINATOR_EMAIL,
+            "CIRCLES_SESSION_TIMEOUT_S": "10",
+        }
+
+    def _wait_until_ready(self, seconds: float = 180) -> None:
+        deadline = time.monotonic() + seconds
+        pending = {name: f"{url}/ready" for name, url in zip(APIS, self.urls().values(), strict=True)}
+        while pending and time.monotonic() < deadline:
+            for name, url in list(pending.items()):
+                try:
+                    if httpx.get(url, timeout=1).status_code == 200:
+                        del pending[name]
+                except httpx.HTTPError:
+                    pass
+            self._restart_the_dead()
+            time.sleep(0.3)
+        if pending:
+            raise click.ClickException(
+                f"not ready after {seconds:.0f}s: {', '.join(pending)}; see {self.data}/logs/"
+            )
+
+    def _restart_the_dead(self) -> None:
+        for managed in self.processes:
+            code = managed.exited()
+            if code is None:
+                continue
+            managed.restarts = [t for t in managed.restarts if time.monotonic() - t < 60] + [time.monotonic()]
+            if len(managed.restarts) > 5:
+                raise click.ClickException(f"{managed.name} keeps failing: see {managed.log}")
+            click.echo(f"  {managed.name} exited with {code}; restarting it (log: {managed.log})")
+            managed.start()
+
+    def seed_once(self) -> None:
+        marker = self.data / "seeded"
+        if marker.exists():
+            return
+        urls = self.urls()
+        done = asyncio.run(
+            seed(
+                self.broker.bootstrap_servers,
+                self.credentials,
+                partner_api=urls["partner"],
+                matching_api=urls["matching"],
+                today=today_utc(),
+            )
+        )
+        marker.write_text(json.dumps({"seeded_at": time.time()}))
+        for line in done:
+            click.echo(f"  sample data: {line}")
+
+    def summary(self, bootstrap: str) -> str:
+        urls = self.urls()
+        sample = self.data / "sample-referral.json"
+        sample.write_text(json.dumps(sample_referral("DEMO-REFERENCE", today_utc()), indent=2) + "\n")
+        keys = self.credentials.agencies
+        mappa = keys.get("mappa-humberside", "<key>")
+        lines = [
+            "",
+            f"Circles is running. Data in {self.data} (it survives a stop and start).",
+            f"  Kafka broker       {bootstrap}   (export KAFKA_BOOTSTRAP_SERVERS={bootstrap})",
+            f"  Partner API        {urls['partner']}   OpenAPI: {urls['partner']}/openapi.json",
+            f"  Coordinator page   {urls['coordinator']}   sign in as coordinator / "
+            f"{self.credentials.values.get('coordinator_password', '?')}",
+            f"  Matching API       {urls['matching']}   (bearer token in {self.credentials.path})",
+            f"  Emails             SMTP 127.0.0.1:{self.settings.smtp_port}, kept in {self.data / 'mail'}",
+            f"  Logs               {self.data / 'logs'}/<process>.log",
+            "",
+            "Demo agencies and their API keys (also in the credentials file):",
+            *(f"  {agency:<28} {key}" for agency, key in sorted(keys.items())),
+            "",
+            "Submit a referral as MAPPA (a new agency_reference each time):",
+            f"  curl -s -X POST {urls['partner']}/v1/referrals -H 'Authorization: Bearer {mappa}' \\",
+            "    -H 'Content-Type: application/json' \\",
+            f'    -d "$(sed "s/DEMO-REFERENCE/DEMO-$(date +%s)/" {sample})"',
+            "Then follow it (use the referral_id it returns):",
+            f"  curl -s {urls['partner']}/v1/referrals/<referral_id> -H 'Authorization: Bearer {mappa}'",
+            "",
+            "Press Ctrl-C to stop everything.",
+        ]
+        return "\n".join(lines)
+
+    def supervise(self) -> None:
+        stop = {"now": False}
+
+        def request_stop(*_: object) -> None:
+            stop["now"] = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, request_stop)
+        while not stop["now"]:
+            self._restart_the_dead()
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for managed in reversed(self.processes):
+            managed.signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for managed in self.processes:
+            while managed.exited() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            managed.signal(signal.SIGKILL)
+        self.processes.clear()
+        if self.mailbox is not None:
+            self.mailbox.stop()
+            self.mailbox = None
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+        (self.data / "broker.json").unlink(missing_ok=True)
+
+
+@click.group()
+def dev() -> None:
+    """Run the system on this machine (development and demonstration)."""
+
+
+@dev.command()
+@click.option("--no-seed", is_flag=True, help="Do not add the sample data on the first start")
+def up(no_seed: bool) -> None:
+    """Start everything in the foreground; Ctrl-C stops it all cleanly."""
+    stack = DevStack(DevSettings())
+    try:
+        click.echo(f"Starting the broker, the topics and {len(WORKERS + APIS)} processes...")
+        bootstrap = stack.start()
+        if not no_seed:
+            stack.seed_once()
+        click.echo(stack.summary(bootstrap))
+        stack.supervise()
+    except local_kafka().KafkaSetupError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        click.echo("Stopping...")
+        stack.stop()
+        click.echo("Stopped.")
