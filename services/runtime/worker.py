@@ -383,8 +383,14 @@ class StreamWorker:
             self.stats.last_record_at = time.monotonic()
 
     async def _handle(self, uow: UnitOfWork, route: _Route, record: Any) -> None:
-        assert route.handler is not None
         started = time.perf_counter()
+        try:
+            await self._handle_one(uow, route, record)
+        finally:
+            self.metrics.handled(route.topic, time.perf_counter() - started)
+
+    async def _handle_one(self, uow: UnitOfWork, route: _Route, record: Any) -> None:
+        assert route.handler is not None
         try:
             envelope, event = decode(record.value, record.headers, route.known)
         except UndecodableRecord as bad:
@@ -403,8 +409,6 @@ class StreamWorker:
                 kind = ErrorKind.REFUSED if isinstance(error, ProcessingError) else ErrorKind.UNEXPECTED
                 self._dead_letter(uow, route, record, safe_error(error), kind)
                 return
-            finally:
-                self.metrics.handled(route.topic, time.perf_counter() - started)
         route.processed += 1
 
     async def _handle_batch(self, uow: UnitOfWork, route: _Route, records: list[Any]) -> None:
