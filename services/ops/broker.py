@@ -73,6 +73,10 @@ class Broker:
         """(beginning offsets, end offsets) of ``tps``."""
         if not tps:
             return {}, {}
+        # Assigning makes the client fetch metadata for all topics at once (otherwise it learns them one by
+        # one, with a back-off each: seconds); paused, so that no records are fetched.
+        self._consumer.assign(tps)
+        self._consumer.pause(*tps)
         beginnings = await self._consumer.beginning_offsets(tps)
         ends = await self._consumer.end_offsets(tps)
         return dict(beginnings), dict(ends)
