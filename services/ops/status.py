@@ -93,7 +93,7 @@ async def pipeline_status(
 ) -> PipelineStatus:
     """Read the status from the broker (a second or so; wrap in a timeout for a page)."""
     async with Broker(bootstrap_servers) as broker:
-        return await _status(broker, prefix, now)
+        return await status_from(broker, prefix, now)
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,8 @@ class _Offsets:
         return sum(self.ends[tp] - max(self.beginnings[tp], committed.get(tp, 0)) for tp in tps)
 
 
-async def _status(broker: Broker, prefix: str, now: datetime | None) -> PipelineStatus:
+async def status_from(broker: Broker, prefix: str = "", now: datetime | None = None) -> PipelineStatus:
+    """The same from an open ``Broker``: a page polling every few seconds keeps one open."""
     names = [prefix + spec.name for spec in GROUP_TOPICS] + [prefix + spec.dlq for spec in GROUP_TOPICS]
     layout = await broker.partitions(names)
     beginnings, ends = await broker.offsets([tp for tps in layout.values() for tp in tps])

@@ -477,6 +477,8 @@ class StreamWorker:
     async def _refresh_lag(self) -> None:
         """Lag of every held partition, idle ones included: high-water mark minus processed position."""
         assert self._consumer is not None
+        if self.phase != "ready":
+            return  # mid-rebalance: the assignment is about to change
         for tp in self._consumer.assignment():
             highwater = self._consumer.highwater(tp)
             position = self._processed.get(tp)
@@ -488,7 +490,7 @@ class StreamWorker:
                         position = await self._consumer.position(tp)
                 except (IllegalStateError, KafkaError, TimeoutError):
                     continue
-            if tp in self._consumer.assignment():
+            if self.phase == "ready" and tp in self._consumer.assignment():
                 self.metrics.set_lag(tp.topic, tp.partition, highwater - position)
 
     async def _run_timer(self, timer: _Timer) -> None:
