@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 
 import click
@@ -24,6 +25,8 @@ PAYLOAD_WARNING = (
 @click.group()
 def ops() -> None:
     """Operations: pipeline status and dead letters."""
+    # The Kafka client's own connection errors would print before our one-line reason; keep them out.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 @ops.command()
