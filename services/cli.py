@@ -8,6 +8,7 @@ from services.coordinator.commands import coordinator
 from services.dev.stack import dev
 from services.matching.commands import proposal, volunteer
 from services.notifications.commands import notifications
+from services.ops.commands import ops
 from services.processes import PROCESSES
 from services.referrals.commands import agency
 
@@ -23,6 +24,7 @@ main.add_command(volunteer)
 main.add_command(proposal)
 main.add_command(coordinator)
 main.add_command(notifications)
+main.add_command(ops)
 
 
 @main.command(name="run")

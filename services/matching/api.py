@@ -44,16 +44,23 @@ from services.matching.operations import (
 )
 from services.matching.settings import MatchingSettings
 from services.matching.views import LiveMatchingState, MatchingState
-from services.runtime.http import install_problem_handlers, problem
+from services.runtime.http import install_metrics, install_problem_handlers, problem
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger
+from services.runtime.metrics import Metrics
 
 log = get_logger(__name__)
+SERVICE = "matching-api"
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 404, 409, 422, 503)}
 
 
 def create_api(
-    backend: Any, *, token: str, lifespan: Any = None, ready: Callable[[], bool] = lambda: True
+    backend: Any,
+    *,
+    token: str,
+    lifespan: Any = None,
+    ready: Callable[[], bool] = lambda: True,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Circles matching API",
@@ -202,6 +209,7 @@ def create_api(
             {"status": "ready" if is_ready else "starting"}, status_code=200 if is_ready else 503
         )
 
+    install_metrics(app, metrics or Metrics(SERVICE))
     return app
 
 
@@ -210,7 +218,8 @@ class KafkaBackend:
         bootstrap = settings.bootstrap_servers()
         prefix = settings.topic_prefix
         self.live = LiveMatchingState(bootstrap, load_policy(settings.matching_policy), prefix)
-        self.publisher = Publisher(bootstrap, "/circles/matching/api", prefix=prefix)
+        self.metrics = Metrics(SERVICE)
+        self.publisher = Publisher(bootstrap, "/circles/matching/api", prefix=prefix, metrics=self.metrics)
         self.volunteers = volunteer_watcher(bootstrap, prefix)
         self.decisions = decision_watcher(bootstrap, prefix)
         self.ready = False
@@ -250,7 +259,11 @@ def build_api(settings: MatchingSettings) -> FastAPI:
             await backend.stop()
 
     return create_api(
-        backend, token=settings.coordinator_api_token, lifespan=lifespan, ready=lambda: backend.ready
+        backend,
+        token=settings.coordinator_api_token,
+        lifespan=lifespan,
+        ready=lambda: backend.ready,
+        metrics=backend.metrics,
     )
 
 

@@ -45,14 +45,16 @@ from services.referrals.domain.referral import referral_id_for
 from services.referrals.readmodel import Pending, Referral, ReferralIndex, ReferralReadModel
 from services.referrals.settings import ReferralsSettings
 from services.runtime.clock import Clock, SystemClock, clock_from_setting
-from services.runtime.http import install_problem_handlers, problem
+from services.runtime.http import install_metrics, install_problem_handlers, problem
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger, log_context
+from services.runtime.metrics import Metrics
 
 log = get_logger(__name__)
 CORRELATION_HEADER = "x-correlation-id"
 _SAFE_CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 MAX_BODY = 256 * 1024
+SERVICE = "referrals-api"
 
 
 class Authenticator(Protocol):
@@ -181,6 +183,7 @@ def create_api(
     max_body: int = MAX_BODY,
     lifespan: Callable[[FastAPI], Any] | None = None,
     ready: Callable[[], bool] = lambda: True,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     clock = clock or SystemClock()
     app = FastAPI(
@@ -408,6 +411,7 @@ def create_api(
         )
 
     app.add_middleware(PartnerGate, authenticator=authenticator, max_body=max_body)
+    install_metrics(app, metrics or Metrics(SERVICE))
     return app
 
 
@@ -444,7 +448,8 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
     prefix = settings.topic_prefix
     directory = AgencyDirectory(bootstrap, prefix)
     read_model = ReferralReadModel(bootstrap, prefix)
-    publisher = Publisher(bootstrap, "/circles/referrals/api", prefix=prefix)
+    metrics = Metrics(SERVICE)
+    publisher = Publisher(bootstrap, "/circles/referrals/api", prefix=prefix, metrics=metrics)
     started = {"ready": False}
 
     @asynccontextmanager
@@ -473,4 +478,5 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         max_body=settings.max_body_bytes,
         lifespan=lifespan,
         ready=lambda: started["ready"],
+        metrics=metrics,
     )

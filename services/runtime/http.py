@@ -1,16 +1,21 @@
-"""What every HTTP API here shares: RFC 9457 problem details for every error, and no stack traces."""
+"""What every HTTP API here shares: RFC 9457 problem details for every error, no stack traces, and
+Prometheus metrics (``install_metrics``: request counts and times per route template, and ``/metrics``)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from schemas.partner_api import FieldError, Problem
 from services.runtime.logs import get_logger
+from services.runtime.metrics import CONTENT_TYPE, ErrorKind, Metrics
 
 log = get_logger(__name__)
 PROBLEM = "application/problem+json"
@@ -60,3 +65,60 @@ def install_problem_handlers(app: FastAPI, invalid_title: str = "Invalid request
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.error("request_failed", path=request.url.path, error=type(error).__name__)
         return problem(500, "Internal Server Error", "Something went wrong on our side; it has been logged.")
+
+
+UNMATCHED = "<unmatched>"
+
+
+class RequestMetrics:
+    """ASGI middleware: counts and times every request by its route *template* (``/v1/referrals/{id}``),
+    never the raw path, whose ids would make a series per referral. Outermost, so that requests other
+    middleware refuses (401, 413, 415) are counted too."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, fastapi: FastAPI) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.fastapi = fastapi
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets when an exception escapes the app
+
+        async def send_recording(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_recording)
+        finally:
+            seconds = time.perf_counter() - started
+            self.metrics.http_request(scope["method"], self.route_of(scope), status, seconds)
+            if status == 500:
+                self.metrics.error(ErrorKind.HTTP_UNHANDLED)
+
+    def route_of(self, scope: Scope) -> str:
+        partial = None
+        for route in self.fastapi.router.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return str(getattr(route, "path", UNMATCHED))
+            if match is Match.PARTIAL and partial is None:  # right path, other method (405)
+                partial = str(getattr(route, "path", UNMATCHED))
+        return partial or UNMATCHED
+
+
+def install_metrics(app: FastAPI, metrics: Metrics) -> Metrics:
+    """``GET /metrics`` (Prometheus text, no authentication: ids and counts only) and request metrics.
+    Call it after adding the app's other middleware, so that it wraps them all."""
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    app.add_middleware(RequestMetrics, metrics=metrics, fastapi=app)
+    return metrics

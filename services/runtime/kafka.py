@@ -16,6 +16,7 @@ from aiokafka.structs import RecordMetadata
 from schemas.envelope import Envelope, Event, encode
 from schemas.topics import TOPICS, TopicSpec, topic_of
 from services.runtime.logs import get_logger
+from services.runtime.metrics import Metrics
 
 log = get_logger(__name__)
 V = TypeVar("V")
@@ -79,9 +80,12 @@ def producer(bootstrap_servers: str, client_id: str, **overrides: Any) -> AIOKaf
 class Publisher:
     """Publishes events with their CloudEvents headers and waits for the broker's acknowledgement."""
 
-    def __init__(self, bootstrap_servers: str, source: str, *, prefix: str = "") -> None:
+    def __init__(
+        self, bootstrap_servers: str, source: str, *, prefix: str = "", metrics: Metrics | None = None
+    ) -> None:
         self.source = source
         self.prefix = prefix
+        self.metrics = metrics
         self._bootstrap = bootstrap_servers
         self._producer: Any = None
 
@@ -111,7 +115,10 @@ class Publisher:
         """Queue the record; await the returned future for the broker's acknowledgement."""
         key, value, headers = encode(event, envelope)
         name = topic or self.prefix + topic_of(type(event)).name
-        future: Awaitable[RecordMetadata] = await self._producer.send(name, value, key=key, headers=headers)
+        future: asyncio.Future[RecordMetadata] = await self._producer.send(
+            name, value, key=key, headers=headers
+        )
+        self._count_when_acknowledged(future, name)
         return future
 
     async def send_raw(
@@ -121,10 +128,18 @@ class Publisher:
         key: bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> RecordMetadata:
-        future: Awaitable[RecordMetadata] = await self._producer.send(
+        future: asyncio.Future[RecordMetadata] = await self._producer.send(
             topic, value, key=key, headers=headers or []
         )
+        self._count_when_acknowledged(future, topic)
         return await future
+
+    def _count_when_acknowledged(self, future: asyncio.Future[RecordMetadata], topic: str) -> None:
+        metrics = self.metrics
+        if metrics is not None:
+            future.add_done_callback(
+                lambda done: None if done.cancelled() or done.exception() else metrics.published(topic)
+            )
 
 
 class CompactedView(Generic[V]):

@@ -34,10 +34,12 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from schemas.envelope import Envelope, Event, UndecodableRecord, decode, encode
-from schemas.topics import TopicSpec, events_of
-from services.runtime.deadletter import dead_letter_headers, safe_error
+from schemas.topics import TopicSpec, dead_letter_topic, events_of
+from services.runtime.deadletter import ProcessingError, dead_letter_headers, safe_error
 from services.runtime.kafka import producer as make_producer
 from services.runtime.logs import get_logger, log_context
+from services.runtime.metrics import ErrorKind, Metrics
+from services.runtime.probes import ProbeServer
 from services.runtime.settings import RuntimeSettings
 from services.runtime.tables import StateTable
 
@@ -45,14 +47,16 @@ log = get_logger(__name__)
 TRANSIENT = (KafkaError, ConnectionError, asyncio.TimeoutError, OSError)
 """Infrastructure failures: the worker stops and is restarted; the batch is retried, never dead-lettered."""
 _MISSING: Any = object()
+DLQ_SUFFIX = dead_letter_topic("")
 
 
 class UnitOfWork:
     """The effects of one batch: staged table writes and records to publish (see the module docstring)."""
 
-    def __init__(self, producer: AIOKafkaProducer, source: str) -> None:
+    def __init__(self, producer: AIOKafkaProducer, source: str, metrics: Metrics | None = None) -> None:
         self.producer = producer
         self.source = source
+        self.metrics = metrics
         self._writes: dict[tuple[str, str], tuple[StateTable[Any], Any]] = {}
         self._undo: list[tuple[tuple[str, str], Any]] = []
         self._records: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
@@ -114,6 +118,8 @@ class UnitOfWork:
     async def commit(self) -> None:
         """Outputs acknowledged, then state acknowledged, then state changed in memory."""
         await self._send_all(self._records)
+        if self.metrics is not None:
+            self._count(self.metrics)
         changelog: list[tuple[Any, ...]] = [
             (table.topic, key.encode(), table.encode(value), [], table.partition(key))
             for (_, key), (table, value) in self._writes.items()
@@ -125,6 +131,13 @@ class UnitOfWork:
         self._records.clear()
         self._writes.clear()
         self._undo.clear()
+
+    def _count(self, metrics: Metrics) -> None:
+        """Outputs are counted once acknowledged: per topic, and dead letters per source topic."""
+        for topic, *_ in self._records:
+            metrics.published(topic)
+            if topic.endswith(DLQ_SUFFIX):
+                metrics.dead_lettered(topic.removesuffix(DLQ_SUFFIX))
 
     async def _send_all(self, records: Iterable[tuple[Any, ...]]) -> list[Any]:
         futures = []
@@ -194,6 +207,10 @@ class StreamWorker:
         self.assigned_callbacks: list[Callable[[], Awaitable[None]]] = []
         self.stats = WorkerStats()
         self.ready = asyncio.Event()
+        self.phase = "starting"
+        """starting → joining → (rebalancing → recovering →) ready → stopping; see ``readiness``."""
+        self.metrics = Metrics(f"{service}-worker")
+        self.probes = ProbeServer(settings.health_host, settings.health_port, self.metrics, self.readiness)
         self._lock = asyncio.Lock()
         self._processed: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
@@ -248,8 +265,24 @@ class StreamWorker:
 
     # -- running -----------------------------------------------------------------------------------------
 
+    def readiness(self) -> tuple[bool, str]:
+        """Ready (for ``/ready``) only while consuming with an assignment whose tables are recovered."""
+        return self.phase == "ready", self.phase
+
     async def run(self) -> None:
-        """Until ``stop()``; raises (without committing unprocessed work) on infrastructure failures."""
+        """Until ``stop()``; raises (without committing unprocessed work) on infrastructure failures.
+        ``/health``, ``/ready`` and ``/metrics`` answer from the start, so a slow recovery is visible."""
+        await self.probes.start()
+        try:
+            await self._run()
+        except TRANSIENT:
+            self.metrics.error(ErrorKind.INFRASTRUCTURE)
+            raise
+        finally:
+            self.phase = "stopped"
+            await self.probes.stop()
+
+    async def _run(self) -> None:
         bootstrap = self.settings.bootstrap_servers()
         self._producer = make_producer(bootstrap, client_id=f"{self.group_id}-producer")
         await self._producer.start()
@@ -273,6 +306,8 @@ class StreamWorker:
                 max_poll_interval_ms=300_000,
             )
             await self._consumer.start()
+            if self.phase == "starting":
+                self.phase = "joining"
             self._consumer.subscribe(list(self.routes), listener=_Rebalance(self))
             timers = [asyncio.create_task(self._run_timer(timer)) for timer in self.timers]
             timers.append(asyncio.create_task(self._commit_periodically()))
@@ -293,6 +328,7 @@ class StreamWorker:
             await self._producer.stop()
 
     def stop(self) -> None:
+        self.phase = "stopping"
         self._stopping.set()
 
     async def _consume(self) -> None:
@@ -322,7 +358,8 @@ class StreamWorker:
             batch = {tp: records for tp, records in batch.items() if tp in held and records}
             if not batch:
                 return
-            uow = UnitOfWork(self.producer, self.source)
+            started = time.perf_counter()
+            uow = UnitOfWork(self.producer, self.source, self.metrics)
             by_batch_route: dict[str, list[Any]] = {}
             for tp, records in batch.items():
                 route = self.routes[tp.topic]
@@ -337,15 +374,27 @@ class StreamWorker:
             for tp, records in batch.items():
                 self._processed[tp] = records[-1].offset + 1
                 self.stats.records += len(records)
+                self.metrics.consumed(tp.topic, len(records))
+                highwater = self._consumer.highwater(tp)
+                if highwater is not None:
+                    self.metrics.set_lag(tp.topic, tp.partition, highwater - self._processed[tp])
+            self.metrics.batch_done(time.perf_counter() - started)
             self.stats.batches += 1
             self.stats.last_record_at = time.monotonic()
 
     async def _handle(self, uow: UnitOfWork, route: _Route, record: Any) -> None:
+        started = time.perf_counter()
+        try:
+            await self._handle_one(uow, route, record)
+        finally:
+            self.metrics.handled(route.topic, time.perf_counter() - started)
+
+    async def _handle_one(self, uow: UnitOfWork, route: _Route, record: Any) -> None:
         assert route.handler is not None
         try:
             envelope, event = decode(record.value, record.headers, route.known)
         except UndecodableRecord as bad:
-            self._dead_letter(uow, route, record, bad.reason)
+            self._dead_letter(uow, route, record, bad.reason, ErrorKind.UNDECODABLE)
             return
         with log_context(
             correlation_id=envelope.correlationid, event_id=str(envelope.id), event_type=envelope.type
@@ -357,7 +406,8 @@ class StreamWorker:
                 raise
             except Exception as error:
                 uow.rollback_to(savepoint)
-                self._dead_letter(uow, route, record, safe_error(error))
+                kind = ErrorKind.REFUSED if isinstance(error, ProcessingError) else ErrorKind.UNEXPECTED
+                self._dead_letter(uow, route, record, safe_error(error), kind)
                 return
         route.processed += 1
 
@@ -368,18 +418,20 @@ class StreamWorker:
             try:
                 envelope, event = decode(record.value, record.headers, route.known)
             except UndecodableRecord as bad:
-                self._dead_letter(uow, route, record, bad.reason)
+                self._dead_letter(uow, route, record, bad.reason, ErrorKind.UNDECODABLE)
             else:
                 items.append(Item(envelope, event, record))
         if items:
+            started = time.perf_counter()
             await route.batch_handler(uow, items)
+            self.metrics.handled(route.topic, time.perf_counter() - started)
             route.processed += len(items)
 
     def dead_letter(self, uow: UnitOfWork, item: Item, error: str) -> None:
         """For batch handlers: send one item to its topic's dead-letter topic with ``error``."""
-        self._dead_letter(uow, self.routes[item.record.topic], item.record, error)
+        self._dead_letter(uow, self.routes[item.record.topic], item.record, error, ErrorKind.REFUSED)
 
-    def _dead_letter(self, uow: UnitOfWork, route: _Route, record: Any, error: str) -> None:
+    def _dead_letter(self, uow: UnitOfWork, route: _Route, record: Any, error: str, kind: str) -> None:
         headers = dead_letter_headers(
             list(record.headers or ()),
             error=error,
@@ -390,6 +442,7 @@ class StreamWorker:
         )
         uow.emit_raw(route.dlq, record.key, record.value, headers)
         route.dead_lettered += 1
+        self.metrics.error(kind)
         log.warning(
             "dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset, error=error
         )
@@ -410,6 +463,7 @@ class StreamWorker:
         except (CommitFailedError, IllegalStateError) as error:
             # The group moved on; the partitions' new owner will process these records again (idempotent).
             log.warning("commit_failed", error=type(error).__name__)
+            self.metrics.error(ErrorKind.COMMIT_FAILED)
             return
         self._committed.update(offsets)
 
@@ -418,12 +472,32 @@ class StreamWorker:
             await asyncio.sleep(self.settings.commit_interval_s)
             async with self._lock:
                 await self._commit_processed()
+            await self._refresh_lag()
+
+    async def _refresh_lag(self) -> None:
+        """Lag of every held partition, idle ones included: high-water mark minus processed position."""
+        assert self._consumer is not None
+        if self.phase != "ready":
+            return  # mid-rebalance: the assignment is about to change
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            position = self._processed.get(tp)
+            if highwater is None:
+                continue  # nothing fetched from it yet
+            if position is None:  # nothing processed yet: where the group will start
+                try:
+                    async with asyncio.timeout(1):
+                        position = await self._consumer.position(tp)
+                except (IllegalStateError, KafkaError, TimeoutError):
+                    continue
+            if self.phase == "ready" and tp in self._consumer.assignment():
+                self.metrics.set_lag(tp.topic, tp.partition, highwater - position)
 
     async def _run_timer(self, timer: _Timer) -> None:
         await self.ready.wait()
         while True:
             async with self._lock:
-                uow = UnitOfWork(self.producer, self.source)
+                uow = UnitOfWork(self.producer, self.source, self.metrics)
                 await timer.function(uow)
                 await uow.commit()
             await asyncio.sleep(timer.interval)
@@ -431,15 +505,20 @@ class StreamWorker:
     # -- rebalancing -------------------------------------------------------------------------------------
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        if self.phase != "stopping":
+            self.phase = "rebalancing"
         async with self._lock:  # the batch in hand finishes, and its offsets are committed, first
             with contextlib.suppress(KafkaError):
                 await self._commit_processed()
             for tp in revoked:
                 self._processed.pop(tp, None)
                 self._committed.pop(tp, None)
+                self.metrics.forget_lag(tp.topic, tp.partition)
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         async with self._lock:
+            if self.phase != "stopping":
+                self.phase = "recovering"
             started = time.monotonic()
             recovered = 0
             for table in self.tables:
@@ -456,9 +535,11 @@ class StreamWorker:
                 recovered_records=recovered,
                 recovery_seconds=round(time.monotonic() - started, 3),
             )
+            if self.phase != "stopping":
+                self.phase = "ready"
             if not self.ready.is_set():
                 self.ready.set()
-                log.info("worker_ready", group=self.group_id)
+                log.info("worker_ready", group=self.group_id, probe_port=self.probes.port)
 
     def _table_partitions(self, table: StateTable[Any]) -> frozenset[int]:
         """A table holds the partitions this worker holds of the topics with the table's partition count."""
