@@ -21,4 +21,5 @@ class CoordinatorSettings(RuntimeSettings, ServiceLevelSettings):
     )
     secure_cookies: bool = Field(default=False, description="Send cookies over HTTPS only (behind TLS)")
     session_hours: float = 8.0
+    operations_poll_s: float = Field(default=5.0, gt=0, description="How often the operations page samples")
     matching_policy: Path = Field(default=DEFAULT_POLICY, description="The yearly target comes from it")

@@ -15,7 +15,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
@@ -42,6 +42,7 @@ from services.coordinator.domain.report import (
     target_year_of,
 )
 from services.coordinator.matching_client import MatchingClient, MatchingRefused, MatchingUnavailable
+from services.coordinator.operations import OperationsMonitor, OperationsView
 from services.coordinator.sessions import COOKIE, Session, SessionSigner
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.views import CoordinatorViews
@@ -102,7 +103,7 @@ def create_web(
     yearly_target: int,
     target_year_starts_month: int,
     secure_cookies: bool = False,
-    operations: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    operations: Callable[[], OperationsView | None] = lambda: None,
     lifespan: Any = None,
     ready: Callable[[], bool] = lambda: True,
 ) -> FastAPI:
@@ -452,8 +453,17 @@ def create_web(
         session = session_of(request)
         if session is None:
             return sign_in_first(request)
-        pipeline = await operations() if operations else None
-        return page(request, "operations.html", session, title="Operations", pipeline=pipeline)
+        return page(request, "operations.html", session, title="Operations", ops=operations())
+
+    @app.get("/operations/fragment", response_class=HTMLResponse)
+    async def operations_fragment(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return Response(status_code=401)
+        ops = operations()
+        if ops is None:
+            return Response(status_code=204)
+        return page(request, "_operations.html", session, ops=ops)
 
     @app.get("/live")
     async def live(request: Request) -> Response:
@@ -489,6 +499,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     bootstrap = settings.bootstrap_servers()
     accounts = AccountDirectory(bootstrap, settings.topic_prefix)
     views = CoordinatorViews(bootstrap, settings.topic_prefix)
+    monitor = OperationsMonitor(bootstrap, settings.topic_prefix, settings.operations_poll_s)
     matching = MatchingClient(settings.matching_api_url, settings.coordinator_api_token)
     policy = load_policy(settings.matching_policy)
     started = {"ready": False}
@@ -501,12 +512,14 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await accounts.start()
         await views.start()
+        await monitor.start()
         started["ready"] = True
         log.info("web_ready", referrals=len(views.referrals()))
         try:
             yield
         finally:
             await matching.close()
+            await monitor.stop()
             await views.stop()
             await accounts.stop()
 
@@ -520,6 +533,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
         yearly_target=policy.yearly_target,
         target_year_starts_month=policy.target_year_starts_month,
         secure_cookies=settings.secure_cookies,
+        operations=monitor.view,
         lifespan=lifespan,
         ready=lambda: started["ready"],
     )

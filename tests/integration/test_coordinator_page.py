@@ -91,6 +91,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         CIRCLES_WEB_PORT=str(web_port),
         CIRCLES_MATCHING_API_URL=f"http://127.0.0.1:{matching_port}",
         CIRCLES_SESSION_SECRET="synthetic-session-secret",
+        CIRCLES_OPERATIONS_POLL_S="1",
     )
     created = subprocess.run(
         [
@@ -258,13 +259,21 @@ def test_reject_one_volunteer_and_see_the_replacement(stack: Stack, page: Page) 
     assert first_volunteer not in cards.all_inner_texts()
     check(page, "11-replacement")
 
-    for path, name in (
-        ("/volunteers", "12-volunteers"),
-        ("/report", "13-report"),
-        ("/operations", "14-operations"),
-    ):
+    for path, name in (("/volunteers", "12-volunteers"), ("/report", "13-report")):
         page.goto(path)
         expect(page.get_by_role("heading", level=1)).to_be_visible()
         check(page, name)
+
+    page.goto("/operations")
+    services = page.get_by_role("table", name="Services")
+    matching = services.get_by_role("row", name="matching")
+    expect(matching).to_be_visible(timeout=15_000)  # the first sample comes a second after start
+    expect(matching.get_by_role("cell").nth(0)).to_have_text("1")  # one worker
+    referrals_row = services.get_by_role("row", name="referrals")
+    expect(referrals_row.get_by_role("cell").nth(2)).to_have_text("0", timeout=15_000)  # lag drained
+    page.wait_for_timeout(2_500)  # a few samples, so the throughput chart has points
+    page.reload()
+    expect(page.get_by_role("img", name="Events written per second")).to_be_visible()
+    check(page, "14-operations")
     assert json.loads(httpx.get(f"{stack.web_url}/ready").text)["status"] == "ready"
     assert Path(SCREENSHOTS / "06-proposal.png").exists()
