@@ -134,6 +134,7 @@ COORDINATOR_KEYS = _keys_topic(
 )
 SUBJECT_KEYS: dict[str, TopicSpec] = {
     "referral": REFERRAL_KEYS,
+    "inbound": REFERRAL_KEYS,  # a dead-lettered inbound submission (plain personal data from an agency)
     "volunteer": VOLUNTEER_KEYS,
     "coordinator": COORDINATOR_KEYS,
 }

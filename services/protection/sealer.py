@@ -38,12 +38,16 @@ class Sealer:
         self.stores = dict(stores)
 
     async def start(self) -> None:
-        for store in self.stores.values():
+        for store in self._distinct():
             await store.start()
 
     async def stop(self) -> None:
-        for store in self.stores.values():
+        for store in self._distinct():
             await store.stop()
+
+    def _distinct(self) -> list[KeyStore]:
+        """Each keystore once (several subject kinds may share one keys topic)."""
+        return list({id(store): store for store in self.stores.values()}.values())
 
     def store_for(self, subject: str) -> KeyStore:
         kind = subject.split(":", 1)[0]
@@ -87,7 +91,7 @@ class Sealer:
         return base64.b64decode(self.key(text[len(PREFIX) : len(PREFIX) + 32]).open(text, WHOLE_RECORD))
 
     def key(self, dek_id: str) -> DataKey:
-        for store in self.stores.values():
+        for store in self._distinct():
             if store.knows(dek_id):
                 return store.key(dek_id)
         raise KeyDestroyed(dek_id)
@@ -99,14 +103,18 @@ class Sealer:
         return await self.store_for(subject).destroy(subject)
 
     async def sync(self) -> None:
-        for store in self.stores.values():
+        for store in self._distinct():
             await store.sync()
 
 
 def build_sealer(settings: RuntimeSettings, kinds: Iterable[str], client_id: str = "circles-keys") -> Sealer:
     """A sealer over the keys topics of ``kinds`` (``referral``, ``volunteer``, ``coordinator``)."""
     keks, prefix, bootstrap = settings.keks(), settings.topic_prefix, settings.bootstrap_servers()
-    topics = {kind: prefix + SUBJECT_KEYS[kind].name for kind in kinds}
-    return Sealer(
-        {kind: KeyStore(bootstrap, topic, keks, client_id=client_id) for kind, topic in topics.items()}
-    )
+    by_topic: dict[str, KeyStore] = {}
+    stores = {}
+    for kind in kinds:
+        topic = prefix + SUBJECT_KEYS[kind].name
+        if topic not in by_topic:
+            by_topic[topic] = KeyStore(bootstrap, topic, keks, client_id=client_id)
+        stores[kind] = by_topic[topic]
+    return Sealer(stores)

@@ -121,6 +121,10 @@ class UnitOfWork:
         self._records.append(_Staged(topic, event, envelope))
         return envelope
 
+    def forward(self, event: Event, envelope: Envelope, topic: str) -> None:
+        """Stage ``event`` for ``topic`` under its existing envelope (same id, time and correlation)."""
+        self._records.append(_Staged(topic, event, envelope))
+
     def emit_raw(
         self,
         topic: str,
