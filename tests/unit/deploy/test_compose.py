@@ -38,7 +38,9 @@ COMPOSE_FILE: dict[str, Any] = yaml.safe_load(
 )
 SERVICES: dict[str, dict[str, Any]] = COMPOSE_FILE["services"]
 PROCESS_SERVICES = {
-    name: service for name, service in SERVICES.items() if service.get("command", [])[:2] == ["circles", "run"]
+    name: service
+    for name, service in SERVICES.items()
+    if service.get("command", [])[:2] == ["circles", "run"]
 }
 
 
@@ -128,9 +130,7 @@ def test_services_start_after_the_topics_and_the_topics_after_the_broker() -> No
 
 def test_the_services_reach_the_broker_at_its_advertised_address() -> None:
     kafka = SERVICES["kafka"]["environment"]
-    advertised = dict(
-        listener.split("://") for listener in kafka["KAFKA_ADVERTISED_LISTENERS"].split(",")
-    )
+    advertised = dict(listener.split("://") for listener in kafka["KAFKA_ADVERTISED_LISTENERS"].split(","))
     assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     for name, service in SERVICES.items():
         if service.get("command", [""])[0] == "circles":

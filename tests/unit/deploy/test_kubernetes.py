@@ -16,6 +16,7 @@ from deploy.k8s import generate
 from deploy.k8s.validate import HERE as K8S
 from deploy.k8s.validate import Resource, Validator, kustomization, resources
 from schemas.topics import TOPICS
+from services.coordinator.settings import CoordinatorSettings
 from services.processes import PROCESSES
 from tests.unit.deploy.common import (
     ALL_SETTINGS,
@@ -26,6 +27,7 @@ from tests.unit.deploy.common import (
     env_names,
     listening_port,
     max_useful_replicas,
+    settings_from,
 )
 
 RESOURCES = list(resources())
@@ -124,7 +126,11 @@ CONTAINER: list[str | int] = ["spec", "template", "spec", "containers", 0]
         ("KafkaNodePool/dual-role", _drop(["spec", "roles"]), "'roles' is a required property"),
         ("KafkaTopic/circles.agencies.v1", _set(["spec", "partitions"], 0), "less than the minimum of 1"),
         ("KafkaTopic/circles.agencies.v1", _set(["metadata", "lables"], {}), "'lables' was unexpected"),
-        ("KafkaTopic/circles.agencies.v1", _set(["apiVersion"], "kafka.strimzi.io/v1beta2"), "serves only v1"),
+        (
+            "KafkaTopic/circles.agencies.v1",
+            _set(["apiVersion"], "kafka.strimzi.io/v1beta2"),
+            "serves only v1",
+        ),
     ],
 )
 def test_an_invalid_manifest_is_refused(
@@ -217,7 +223,11 @@ def test_probes_and_metrics_use_the_port_the_process_listens_on(workload: dict[s
     assert (spec["readinessProbe"]["httpGet"]["path"], probe_port("readinessProbe")) == ("/ready", port)
     assert (spec["startupProbe"]["httpGet"]["path"], probe_port("startupProbe")) == ("/health", port)
     annotations = workload["spec"]["template"]["metadata"]["annotations"]
-    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port),
+        "prometheus.io/path": "/metrics",
+    }
     assert {"cpu", "memory"} <= set(spec["resources"]["requests"]) and "memory" in spec["resources"]["limits"]
 
 
@@ -229,8 +239,10 @@ def test_each_http_process_has_a_service_on_its_port(process: str) -> None:
     assert service["spec"]["selector"].items() <= labels.items()
     port = listening_port(process, environment(workload))
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, "http")]
-    if process == "coordinator-web":
-        assert config_env()["CIRCLES_MATCHING_API_URL"] == f"http://matching-api:{listening_port('matching-api', environment(workload))}"
+    if process == "matching-api":  # the coordinator page finds it through its Service
+        coordinator = settings_from("coordinator-web", config_env())
+        assert isinstance(coordinator, CoordinatorSettings)
+        assert coordinator.matching_api_url == f"http://{process}:{port}"
 
 
 @pytest.mark.parametrize("process", sorted(WORKER_SERVICE))
@@ -243,7 +255,9 @@ def test_pods_run_as_the_images_unprivileged_user_with_writable_data_and_tmp() -
     dockerfile = (ROOT / "Dockerfile").read_text()
     for workload in WORKLOADS:
         pod = workload["spec"]["template"]["spec"]
-        assert f"USER {pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}" in dockerfile
+        assert (
+            f"USER {pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}" in dockerfile
+        )
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["automountServiceAccountToken"] is False
         spec = container(workload)
@@ -257,9 +271,7 @@ def test_pods_run_as_the_images_unprivileged_user_with_writable_data_and_tmp() -
 def test_the_kustomization_lists_every_manifest() -> None:
     listed = set(kustomization()["resources"])
     on_disk = {
-        str(path.relative_to(K8S))
-        for path in K8S.rglob("*.yaml")
-        if path.name != "kustomization.yaml"
+        str(path.relative_to(K8S)) for path in K8S.rglob("*.yaml") if path.name != "kustomization.yaml"
     }
     assert listed == on_disk
     for path in listed:
