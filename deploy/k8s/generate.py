@@ -10,7 +10,6 @@ topics have three replicas each; ``circles topics create`` does the same job for
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 
 from deploy.k8s.strimzi import API_VERSION
+from schemas import generate as schemas_generate
 from schemas.topics import TOPICS, TopicSpec
 
 HERE = Path(__file__).resolve().parent
@@ -62,28 +62,24 @@ def render() -> dict[Path, str]:
 
 
 def stale_files(root: Path = HERE) -> list[str]:
-    return [
-        str(path)
-        for path, content in render().items()
-        if not (root / path).exists() or (root / path).read_text() != content
-    ]
+    return schemas_generate.stale_files(root, render)
+
+
+def write(root: Path = HERE) -> list[str]:
+    changed, stale = [], set(stale_files(root))
+    for path, content in render().items():
+        if str(path) in stale:
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(content)
+            changed.append(str(path))
+    return changed
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate the KafkaTopic resources from the catalogue")
-    parser.add_argument("--check", action="store_true", help="fail if a generated file is stale")
-    args = parser.parse_args(argv)
-    if args.check:
-        stale = stale_files()
-        for name in stale:
-            print(f"stale: deploy/k8s/{name} (run `make schemas`)", file=sys.stderr)
-        return 1 if stale else 0
-    for path, content in render().items():
-        if not (HERE / path).exists() or (HERE / path).read_text() != content:
-            (HERE / path).parent.mkdir(parents=True, exist_ok=True)
-            (HERE / path).write_text(content)
-            print(f"wrote deploy/k8s/{path}")
-    return 0
+    what = "Generate the KafkaTopic resources from the catalogue"
+    return schemas_generate.generator_main(
+        argv, description=what, folder="deploy/k8s", stale=stale_files, write=write
+    )
 
 
 if __name__ == "__main__":
