@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from services.protection.keks import add_kek
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 LOGS = ARTIFACTS / "logs"
@@ -30,12 +32,17 @@ def free_port() -> int:
 
 
 def service_env(bootstrap: str, prefix: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    """Environment for a test's processes: its broker, its topic prefix, quick timeouts."""
+    """Environment for a test's processes: its broker, its topic prefix, its key-encryption key, quick
+    timeouts."""
+    kek_file = data_dir / "kek.json"
+    if not kek_file.exists():
+        add_kek(kek_file, "test")
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "CIRCLES_TOPIC_PREFIX": prefix,
         "CIRCLES_DATA_DIR": str(data_dir),
+        "CIRCLES_KEK_FILE": str(kek_file),
         "CIRCLES_SESSION_TIMEOUT_S": "6",
         "CIRCLES_COMMIT_INTERVAL_S": "0.5",
         "CIRCLES_STANDBY_REPLICAS": "0",

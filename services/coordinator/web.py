@@ -500,7 +500,7 @@ def _local_path(path: str) -> str:
 def build_web(settings: CoordinatorSettings) -> FastAPI:
     """The page wired to Kafka (accounts, projection) and to the matching API."""
     bootstrap = settings.bootstrap_servers()
-    accounts = AccountDirectory(bootstrap, settings.topic_prefix)
+    accounts = AccountDirectory(settings)
     views = CoordinatorViews(bootstrap, settings.topic_prefix)
     monitor = OperationsMonitor(bootstrap, settings.topic_prefix, settings.operations_poll_s)
     matching = MatchingClient(settings.matching_api_url, settings.coordinator_api_token)
