@@ -7,21 +7,31 @@ of the wrong type or a probe on the wrong port fails a test rather than a deploy
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 from pydantic import AliasChoices
 
 from schemas.topics import Service
+from services.coordinator.agents import CoordinatorWorker
 from services.coordinator.settings import CoordinatorSettings
+from services.coordinator.web import build_web
+from services.matching.agents import MatchingWorker
+from services.matching.api import build_api as build_matching_api
 from services.matching.settings import MatchingSettings
+from services.notifications.agents import NotificationsWorker
 from services.notifications.settings import NotificationsSettings
 from services.ops.topology import consumed_topics
 from services.processes import PROCESSES
+from services.referrals.agents import ReferralsWorker
+from services.referrals.api import build_api as build_referrals_api
 from services.referrals.settings import ReferralsSettings
-from services.runtime.settings import RuntimeSettings
+from services.runtime.settings import ConfigurationError, RuntimeSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -37,6 +47,18 @@ PROCESS_SETTINGS: dict[str, tuple[type[RuntimeSettings], str]] = {
 }
 """Each process, the settings it reads (services/processes.py) and the setting naming its HTTP port."""
 
+BUILDERS: dict[str, Callable[[Any], object]] = {
+    "referrals-api": build_referrals_api,
+    "referrals-worker": ReferralsWorker,
+    "matching-worker": MatchingWorker,
+    "matching-api": build_matching_api,
+    "coordinator-worker": CoordinatorWorker,
+    "coordinator-web": build_web,
+    "notifications-worker": NotificationsWorker,
+}
+"""What each process builds from its settings before it connects to anything (services/processes.py):
+building one from a deployment's environment fails where starting it would, short of Kafka."""
+
 WORKER_SERVICE: dict[str, Service] = {
     "referrals-worker": Service.REFERRALS,
     "matching-worker": Service.MATCHING,
@@ -47,7 +69,7 @@ WORKER_SERVICE: dict[str, Service] = {
 
 HTTP_PROCESSES = sorted(set(PROCESS_SETTINGS) - set(WORKER_SERVICE))
 
-assert set(PROCESS_SETTINGS) == set(PROCESSES), "a new process: say here which settings and port it has"
+assert set(PROCESS_SETTINGS) == set(BUILDERS) == set(PROCESSES), "a new process: add it here"
 
 
 def env_names(settings_class: type[RuntimeSettings]) -> set[str]:
@@ -72,6 +94,27 @@ def settings_from(process: str, environment: dict[str, str]) -> RuntimeSettings:
     settings_class = PROCESS_SETTINGS[process][0]
     with mock.patch.dict(os.environ, environment, clear=True):
         return settings_class()
+
+
+def build(process: str, environment: dict[str, str]) -> object:
+    """The process's main object, built from exactly this environment; ConfigurationError if it cannot."""
+    with mock.patch.dict(os.environ, environment, clear=True):
+        return BUILDERS[process](PROCESS_SETTINGS[process][0]())
+
+
+def needs_the_kek(process: str, tmp_path: Path) -> bool:
+    """Whether the process refuses to start without a key-encryption key (it seals personal fields)."""
+    try:
+        build(process, {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "CIRCLES_DATA_DIR": str(tmp_path)})
+    except ConfigurationError as error:
+        assert "key-encryption key" in str(error), error
+        return True
+    return False
+
+
+def a_kek() -> str:
+    """A key-encryption key as CIRCLES_KEK takes it (base64 of 32 bytes): a stand-in for the operator's."""
+    return base64.b64encode(os.urandom(32)).decode()
 
 
 def listening_port(process: str, environment: dict[str, str]) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -19,10 +20,13 @@ from services.processes import PROCESSES
 from tests.unit.deploy.common import (
     DEPLOY,
     PROCESS_SETTINGS,
+    a_kek,
+    build,
     env_names,
     interpolate,
     interpolation_variables,
     listening_port,
+    needs_the_kek,
 )
 
 COMPOSE = DEPLOY / "compose"
@@ -32,9 +36,12 @@ EXAMPLE = dict(
     for line in (COMPOSE / ".env.example").read_text().splitlines()
     if line.strip() and not line.startswith("#")
 )
-# As compose sees it with every secret set (the placeholder stands for the operator's value).
+# As compose sees it with every secret set (placeholders stand for the operator's values).
 COMPOSE_FILE: dict[str, Any] = yaml.safe_load(
-    interpolate(TEXT, {name: value or "placeholder-secret" for name, value in EXAMPLE.items()})
+    interpolate(
+        TEXT,
+        {name: value or "placeholder-secret" for name, value in EXAMPLE.items()} | {"CIRCLES_KEK": a_kek()},
+    )
 )
 SERVICES: dict[str, dict[str, Any]] = COMPOSE_FILE["services"]
 PROCESS_SERVICES = {
@@ -106,6 +113,16 @@ def test_the_environment_holds_only_settings_the_processes_have() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(PROCESS_SERVICES))
+async def test_each_process_starts_from_its_services_environment(name: str, tmp_path: Path) -> None:
+    """Built from the compose environment (short of connecting to Kafka); only the processes that seal
+    personal data get the key-encryption key."""
+    service = PROCESS_SERVICES[name]
+    env = environment(service) | {"CIRCLES_DATA_DIR": str(tmp_path / "data")}
+    assert ("CIRCLES_KEK" in env) == needs_the_kek(name, tmp_path / "without"), "the KEK only where needed"
+    build(name, env)
+
+
+@pytest.mark.parametrize("name", sorted(PROCESS_SERVICES))
 def test_readiness_and_metrics_use_the_port_the_process_listens_on(name: str) -> None:
     service = PROCESS_SERVICES[name]
     port = listening_port(process_of(service), environment(service))
@@ -141,6 +158,6 @@ def test_secrets_come_from_the_env_file_and_its_example_holds_none() -> None:
     variables = interpolation_variables(TEXT)
     assert set(variables) <= set(EXAMPLE), "every ${VARIABLE} is explained in .env.example"
     required = {name for name, default in variables.items() if default is None}
-    assert {"CIRCLES_COORDINATOR_API_TOKEN", "CIRCLES_SESSION_SECRET"} <= required
+    assert {"CIRCLES_KEK", "CIRCLES_COORDINATOR_API_TOKEN", "CIRCLES_SESSION_SECRET"} <= required
     assert all(EXAMPLE[name] == "" for name in required | {"CIRCLES_SMTP_PASSWORD"})
     assert "/deploy/compose/.env" in (DEPLOY.parent / ".gitignore").read_text().splitlines()

@@ -18,15 +18,18 @@ from deploy.k8s.validate import Resource, Validator, kustomization, resources
 from schemas.topics import TOPICS
 from services.coordinator.settings import CoordinatorSettings
 from services.processes import PROCESSES
+from services.protection.keks import add_kek
 from tests.unit.deploy.common import (
     ALL_SETTINGS,
     HTTP_PROCESSES,
     PROCESS_SETTINGS,
     ROOT,
     WORKER_SERVICE,
+    build,
     env_names,
     listening_port,
     max_useful_replicas,
+    needs_the_kek,
     settings_from,
 )
 
@@ -34,6 +37,8 @@ RESOURCES = list(resources())
 WORKLOADS = [r.document for r in RESOURCES if r.document["kind"] in ("Deployment", "StatefulSet")]
 SECRET_KEYS = {"coordinator-api-token", "session-secret", "smtp-password"}
 """The keys of the Secret circles-secrets that docs/operations.md tells operators to create."""
+KEK_SECRET, KEK_FILE = "circles-kek", "kek.json"
+"""The Secret holding the key-encryption key file, created apart (docs/operations.md)."""
 
 
 @pytest.fixture(scope="module")
@@ -202,9 +207,39 @@ def test_secrets_come_from_the_secret_the_guide_creates() -> None:
                 used.add(reference["key"])
     assert used == SECRET_KEYS
     assert all(f"--from-literal={key}=" in guide for key in SECRET_KEYS)
+    assert f"create secret generic {KEK_SECRET} --from-file={KEK_FILE}" in guide
     assert not {"CIRCLES_SESSION_SECRET", "CIRCLES_COORDINATOR_API_TOKEN", "CIRCLES_SMTP_PASSWORD"} & set(
         config_env()
     )
+
+
+def kek_path(workload: dict[str, Any]) -> str | None:
+    """Where the workload mounts the KEK Secret's file, or None; only ever read-only."""
+    secret_volumes = {
+        volume["name"]
+        for volume in workload["spec"]["template"]["spec"]["volumes"]
+        if volume.get("secret", {}).get("secretName") == KEK_SECRET
+    }
+    mounts = [m for m in container(workload)["volumeMounts"] if m["name"] in secret_volumes]
+    assert all(m.get("readOnly") for m in mounts)
+    return f"{mounts[0]['mountPath']}/{KEK_FILE}" if mounts else None
+
+
+@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w["metadata"]["name"])
+async def test_each_process_starts_from_its_workloads_environment(
+    workload: dict[str, Any], tmp_path: Path
+) -> None:
+    """Built from the manifest's environment (short of connecting to Kafka), with the KEK Secret's file
+    where the manifest mounts it, and only the processes that seal personal data get that file."""
+    process = process_of(workload)
+    env = environment(workload) | {"CIRCLES_DATA_DIR": str(tmp_path / "data")}
+    mounted = kek_path(workload)
+    assert env.get("CIRCLES_KEK_FILE") == mounted
+    assert (mounted is not None) == needs_the_kek(process, tmp_path / "without"), "the KEK only where needed"
+    if mounted:
+        add_kek(tmp_path / KEK_FILE)
+        env["CIRCLES_KEK_FILE"] = str(tmp_path / KEK_FILE)
+    build(process, env)
 
 
 @pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w["metadata"]["name"])
