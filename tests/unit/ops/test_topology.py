@@ -9,8 +9,8 @@ import pytest
 
 from schemas.topics import Service
 from services.ops.deadletters import resolve
-from services.protection.keks import add_kek
 from services.ops.topology import GROUP_TOPICS, SERVICES, consumed_topics, group_id, source_of
+from services.protection.keks import add_kek
 
 
 def _routes(service: Service, tmp_path: Path) -> set[str]:
