@@ -11,6 +11,7 @@ from services.notifications.commands import notifications
 from services.ops.commands import ops
 from services.ops.topics import topics
 from services.processes import PROCESSES
+from services.protection.commands import keys
 from services.referrals.commands import agency
 
 
@@ -27,6 +28,7 @@ main.add_command(coordinator)
 main.add_command(notifications)
 main.add_command(ops)
 main.add_command(topics)
+main.add_command(keys)
 
 
 @main.command(name="run")

@@ -159,6 +159,13 @@ class KeyStore:
             count += 1
         return count
 
+    def kek_counts(self) -> dict[str, int]:
+        """How many data keys each KEK wraps: a KEK may leave the file once it wraps none."""
+        counts: dict[str, int] = {}
+        for record in self._records.values():
+            counts[record.kek_id] = counts.get(record.kek_id, 0) + 1
+        return counts
+
     async def _write(self, dek_id: str, record: KeyRecord | None) -> None:
         value = None if record is None else record.model_dump_json().encode()
         await (await self._producer.send(self.topic, value, key=dek_id.encode()))

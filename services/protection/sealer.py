@@ -38,14 +38,14 @@ class Sealer:
         self.stores = dict(stores)
 
     async def start(self) -> None:
-        for store in self._distinct():
+        for store in self.keystores():
             await store.start()
 
     async def stop(self) -> None:
-        for store in self._distinct():
+        for store in self.keystores():
             await store.stop()
 
-    def _distinct(self) -> list[KeyStore]:
+    def keystores(self) -> list[KeyStore]:
         """Each keystore once (several subject kinds may share one keys topic)."""
         return list({id(store): store for store in self.stores.values()}.values())
 
@@ -91,7 +91,7 @@ class Sealer:
         return base64.b64decode(self.key(text[len(PREFIX) : len(PREFIX) + 32]).open(text, WHOLE_RECORD))
 
     def key(self, dek_id: str) -> DataKey:
-        for store in self._distinct():
+        for store in self.keystores():
             if store.knows(dek_id):
                 return store.key(dek_id)
         raise KeyDestroyed(dek_id)
@@ -103,7 +103,7 @@ class Sealer:
         return await self.store_for(subject).destroy(subject)
 
     async def sync(self) -> None:
-        for store in self._distinct():
+        for store in self.keystores():
             await store.sync()
 
 
