@@ -59,6 +59,16 @@ class Cleanup(StrEnum):
     COMPACT = "compact"
 
 
+class CliAccess(StrEnum):
+    """What the ``circles`` command (its operations principal) does with a topic besides the owner's and
+    consumers' processes: registries and the coordinator's commands are written from the command line."""
+
+    NONE = "none"
+    READ = "read"
+    WRITE = "write"
+    """Reads and writes."""
+
+
 class Service(StrEnum):
     REFERRALS = "referrals"
     MATCHING = "matching"
@@ -77,6 +87,7 @@ class TopicSpec:
     description: str
     events: tuple[type[Event], ...] = ()
     consumers: tuple[Service, ...] = ()
+    cli: CliAccess = CliAccess.NONE
     retention_ms: int = -1
     personal_data: bool = False
     dead_letter: bool = False
@@ -107,6 +118,7 @@ AGENCIES = TopicSpec(
     description="Partner agency registry: the latest record of each agency (key hash, contact, webhook).",
     events=(AgencyRegistered, AgencyKeyRotated),
     consumers=(Service.REFERRALS, Service.NOTIFICATIONS),
+    cli=CliAccess.WRITE,  # `circles agency add|rotate-key`: the only writer
 )
 REFERRALS_INBOUND = TopicSpec(
     name="circles.referrals.inbound.v1",
@@ -170,6 +182,7 @@ VOLUNTEERS = TopicSpec(
         VolunteerWithdrawn,
     ),
     consumers=(Service.MATCHING,),
+    cli=CliAccess.READ,  # `circles volunteer list`, and the outcome of volunteer commands
     personal_data=True,
 )
 VOLUNTEER_COMMANDS = TopicSpec(
@@ -182,6 +195,7 @@ VOLUNTEER_COMMANDS = TopicSpec(
     description="Private: the coordinator's changes to volunteer records (CLI, page), applied one at a time.",
     events=(ChangeVolunteer,),
     consumers=(Service.MATCHING,),
+    cli=CliAccess.WRITE,  # `circles volunteer ...` (and the matching API)
     personal_data=True,
 )
 VOLUNTEER_RECORDS = TopicSpec(
@@ -204,6 +218,7 @@ MATCH_DECISIONS = TopicSpec(
     description="The coordinator's accept/reject decisions, from the CLI or the coordinator page.",
     events=(MatchDecided,),
     consumers=(Service.MATCHING,),
+    cli=CliAccess.WRITE,  # `circles proposal accept|reject` (and the matching API)
 )
 MATCHING_INBOX = TopicSpec(
     name="circles.matching.inbox.v1",
@@ -233,6 +248,7 @@ MATCHING_CASES = TopicSpec(
     cleanup=Cleanup.COMPACT,
     description="Private: the matcher's referral cases (profile, proposals, decisions, circle): a changelog.",
     consumers=(Service.MATCHING,),
+    cli=CliAccess.READ,  # `circles volunteer list`, `circles proposal list`
 )
 MATCHING_POOL = TopicSpec(
     name="circles.matching.pool.v1",
@@ -254,6 +270,7 @@ MATCHING_EVENTS = TopicSpec(
     description="Proposals, deferrals, cancellations, circles formed and volunteer reminders.",
     events=(MatchProposed, MatchDeferred, ProposalCancelled, CircleFormed, VolunteerReminderDue),
     consumers=(Service.REFERRALS, Service.NOTIFICATIONS, Service.COORDINATOR),
+    cli=CliAccess.READ,  # the outcome of `circles proposal accept|reject`
 )
 NOTIFICATION_REQUESTS = TopicSpec(
     name="circles.notifications.requests.v1",
@@ -274,6 +291,7 @@ NOTIFICATION_LOG = TopicSpec(
     cleanup=Cleanup.COMPACT,
     description="Private: the delivery log (pending, sent, failed with attempts, dead) as a changelog.",
     consumers=(Service.NOTIFICATIONS,),
+    cli=CliAccess.READ,  # `circles notifications status`
 )
 NOTIFICATION_PROGRESS = TopicSpec(
     name="circles.notifications.progress.v1",
@@ -308,6 +326,7 @@ COORDINATOR_ACCOUNTS = TopicSpec(
     description="Coordinator accounts for the coordinator page (scrypt password hashes only).",
     events=(CoordinatorAccountSet,),
     consumers=(Service.COORDINATOR,),
+    cli=CliAccess.WRITE,  # `circles coordinator ...`: the only writer
     personal_data=True,
 )
 

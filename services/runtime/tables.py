@@ -11,6 +11,7 @@ from aiokafka.partitioner import murmur2
 from pydantic import BaseModel
 
 from schemas.topics import TopicSpec
+from services.runtime.kafka_security import security_options
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -104,6 +105,7 @@ class StateTable(Generic[M]):
             fetch_max_bytes=64 * 1024 * 1024,
             client_id=f"recover-{self.name}",
             **options,
+            **security_options(),
         )
         await consumer.start()
         read = 0
