@@ -43,6 +43,7 @@ integration: $(INSTALLED) kafka browser
 
 schemas: $(INSTALLED)
 	$(BIN)/python -m schemas.generate
+	$(BIN)/python -m services.security.acls
 
 # Benchmarks are measurements, not tests: results in bench-results/.
 bench: $(INSTALLED) kafka

@@ -60,13 +60,15 @@ class Cleanup(StrEnum):
 
 
 class CliAccess(StrEnum):
-    """What the ``circles`` command (its operations principal) does with a topic besides the owner's and
+    """What the ``circles`` command (its own Kafka principal) does with a topic, besides the owner's and the
     consumers' processes: registries and the coordinator's commands are written from the command line."""
 
     NONE = "none"
     READ = "read"
     WRITE = "write"
-    """Reads and writes."""
+    """Reads it, and writes it as a front end of the owner, beside the owner's own processes (its API)."""
+    ONLY_WRITER = "only-writer"
+    """Reads it and is its only writer: the owner's processes only read it (a registry)."""
 
 
 class Service(StrEnum):
@@ -118,7 +120,7 @@ AGENCIES = TopicSpec(
     description="Partner agency registry: the latest record of each agency (key hash, contact, webhook).",
     events=(AgencyRegistered, AgencyKeyRotated),
     consumers=(Service.REFERRALS, Service.NOTIFICATIONS),
-    cli=CliAccess.WRITE,  # `circles agency add|rotate-key`: the only writer
+    cli=CliAccess.ONLY_WRITER,  # `circles agency add|rotate-key`
 )
 REFERRALS_INBOUND = TopicSpec(
     name="circles.referrals.inbound.v1",
@@ -326,7 +328,7 @@ COORDINATOR_ACCOUNTS = TopicSpec(
     description="Coordinator accounts for the coordinator page (scrypt password hashes only).",
     events=(CoordinatorAccountSet,),
     consumers=(Service.COORDINATOR,),
-    cli=CliAccess.WRITE,  # `circles coordinator ...`: the only writer
+    cli=CliAccess.ONLY_WRITER,  # `circles coordinator add`
     personal_data=True,
 )
 

@@ -11,6 +11,7 @@ from services.notifications.commands import notifications
 from services.ops.commands import ops
 from services.processes import PROCESSES
 from services.referrals.commands import agency
+from services.security.commands import kafka
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +26,7 @@ main.add_command(proposal)
 main.add_command(coordinator)
 main.add_command(notifications)
 main.add_command(ops)
+main.add_command(kafka)
 
 
 @main.command(name="run")
