@@ -454,7 +454,11 @@ class LocalKafka:
             settings.update(self._secure_properties())
         settings.update(self.extra_properties)
         path = self.data_dir / "server.properties"
-        _write_private(path, "".join(f"{key}={value}\n" for key, value in settings.items()))
+        text = "".join(f"{key}={value}\n" for key, value in settings.items())
+        if self.secure:
+            _write_private(path, text)  # it holds the admin's and the keystore's passwords
+        else:
+            path.write_text(text)
         return path
 
     def _format(self, libs: Path, properties: Path) -> None:
