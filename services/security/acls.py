@@ -233,22 +233,22 @@ def managed(prefix: str = "") -> Callable[[Acl], bool]:
     return ours
 
 
-def writers(prefix: str = "") -> dict[str, set[str]]:
-    """Topic → the users that may write it."""
+def _holders(operation: Operation, prefix: str) -> dict[str, set[str]]:
     found: dict[str, set[str]] = defaultdict(set)
     for acl in acls(prefix):
-        if acl.resource_type is ResourceType.TOPIC and acl.operation is Operation.WRITE:
+        if acl.resource_type is ResourceType.TOPIC and acl.operation is operation:
             found[acl.resource].add(acl.principal.removeprefix("User:"))
     return dict(found)
+
+
+def writers(prefix: str = "") -> dict[str, set[str]]:
+    """Topic → the users that may write it."""
+    return _holders(Operation.WRITE, prefix)
 
 
 def readers(prefix: str = "") -> dict[str, set[str]]:
     """Topic → the users that may read it."""
-    found: dict[str, set[str]] = defaultdict(set)
-    for acl in acls(prefix):
-        if acl.resource_type is ResourceType.TOPIC and acl.operation is Operation.READ:
-            found[acl.resource].add(acl.principal.removeprefix("User:"))
-    return dict(found)
+    return _holders(Operation.READ, prefix)
 
 
 def users() -> list[str]:

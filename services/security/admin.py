@@ -27,6 +27,14 @@ ANY = 1
 BATCH = 200
 
 
+def _bindings(acls: list[Acl]) -> list[tuple[Any, ...]]:
+    """As CreateAcls v1 takes its creations and DeleteAcls v1 its (exact) filters."""
+    return [
+        (acl.resource_type, acl.resource, acl.pattern, acl.principal, acl.host, acl.operation, ALLOW)
+        for acl in acls
+    ]
+
+
 class _CreateAcls(Request[CreateAclsRequest_v1]):  # type: ignore[misc]
     API_KEY = 30
 
@@ -34,27 +42,15 @@ class _CreateAcls(Request[CreateAclsRequest_v1]):  # type: ignore[misc]
         self._acls = acls
 
     def build(self, request_struct_class: Any) -> Any:
-        return request_struct_class(
-            [
-                (acl.resource_type, acl.resource, acl.pattern, acl.principal, acl.host, acl.operation, ALLOW)
-                for acl in self._acls
-            ]
-        )
+        return request_struct_class(_bindings(self._acls))
 
 
 class _DeleteAcls(Request[DeleteAclsRequest_v1]):  # type: ignore[misc]
+    """The same bindings as exact filters (aiokafka picks the message class from the generic argument)."""
+
     API_KEY = 31
-
-    def __init__(self, acls: list[Acl]) -> None:
-        self._acls = acls
-
-    def build(self, request_struct_class: Any) -> Any:
-        return request_struct_class(
-            [
-                (acl.resource_type, acl.resource, acl.pattern, acl.principal, acl.host, acl.operation, ALLOW)
-                for acl in self._acls
-            ]
-        )
+    __init__ = _CreateAcls.__init__
+    build = _CreateAcls.build
 
 
 class _DescribeAllAcls(Request[DescribeAclsRequest_v1]):  # type: ignore[misc]
