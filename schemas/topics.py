@@ -122,7 +122,9 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-def _keys_topic(name: str, owner: Service, subjects: str) -> TopicSpec:
+def _keys_topic(name: str, owner: Service, subjects: str, cli: CliAccess = CliAccess.NONE) -> TopicSpec:
+    """``cli``: where the ``circles`` command seals these subjects' personal fields, it writes (and reads)
+    their data keys too; ``ONLY_WRITER`` when only the command seals them, so the owner only opens."""
     return TopicSpec(
         name=name,
         owner=owner,
@@ -134,6 +136,7 @@ def _keys_topic(name: str, owner: Service, subjects: str) -> TopicSpec:
             "key-encryption key. A tombstone destroys a key, and with it those fields everywhere."
         ),
         consumers=(owner,),
+        cli=cli,
         holds_keys=True,
     )
 
@@ -141,9 +144,17 @@ def _keys_topic(name: str, owner: Service, subjects: str) -> TopicSpec:
 REFERRAL_KEYS = _keys_topic(
     "circles.referrals.keys.v1", Service.REFERRALS, "referrals (subjects referral:<id>)"
 )
-VOLUNTEER_KEYS = _keys_topic("circles.volunteers.keys.v1", Service.MATCHING, "volunteers (volunteer:<id>)")
+VOLUNTEER_KEYS = _keys_topic(
+    "circles.volunteers.keys.v1",
+    Service.MATCHING,
+    "volunteers (volunteer:<id>)",
+    cli=CliAccess.WRITE,  # `circles volunteer ...` seals volunteer commands, opens volunteer records
+)
 COORDINATOR_KEYS = _keys_topic(
-    "circles.coordinator.keys.v1", Service.COORDINATOR, "coordinator accounts (coordinator:<id>)"
+    "circles.coordinator.keys.v1",
+    Service.COORDINATOR,
+    "coordinator accounts (coordinator:<id>)",
+    cli=CliAccess.ONLY_WRITER,  # `circles coordinator add` seals account names; the page only opens them
 )
 SUBJECT_KEYS: dict[str, TopicSpec] = {
     "referral": REFERRAL_KEYS,

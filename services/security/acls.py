@@ -5,8 +5,9 @@ Principals (SASL/SCRAM users; the local secure broker creates the same list):
 
 * ``circles-<service>`` for each service that runs processes (``<service>-api``, ``-worker``, ``-web`` all
   sign in as their service): it may
-  - write (and read back) the topics it owns, except registries only the ``circles`` command writes
-    (catalogue ``cli: only-writer``: agencies, coordinator accounts), which it only reads;
+  - write (and read back) the topics it owns, its keys topic included, except those only the ``circles``
+    command writes (catalogue ``cli: only-writer``: agencies, coordinator accounts and their data keys),
+    which it only reads;
   - read the topics it consumes, through its consumer group or whole as a view (changelogs included);
   - write and read the dead-letter topics of the topics its workers consume (a worker dead-letters a record
     of a topic it consumes to ``<topic>.dlq``, whoever owns the topic);
@@ -16,9 +17,10 @@ Principals (SASL/SCRAM users; the local secure broker creates the same list):
     them: the page shows the age of the newest event only for topics the coordinator consumes anyway.
 * ``circles-<owner>`` for catalogue owners outside the system (partner agencies' systems): write only.
 * ``circles-ops``, the ``circles`` command's principal: it reads and writes what the catalogue's ``cli``
-  field says (registries and the coordinator's commands); reads every consumed topic (the age of its newest
-  event, for ``ops status``) and every dead-letter topic; writes the topics dead letters are replayed to;
-  uses the replay group and describes the services' groups. Creating topics and changing ACLs is not its
+  field says (registries, the coordinator's commands, and the keys topics of the subjects it seals:
+  volunteers, coordinator accounts); reads every consumed topic (the age of its newest event, for ``ops
+  status``) and every dead-letter topic; writes the topics dead letters are replayed to; uses the replay
+  group and describes the services' groups. Creating topics and changing ACLs is not its
   job: that is the admin's (a super-user, ``circles-admin``), once per installation or upgrade.
 
 Kafka lets READ and WRITE imply DESCRIBE, so DESCRIBE appears only where it is the whole right. The

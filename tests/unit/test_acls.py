@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
-from schemas.topics import BY_NAME, TOPICS, CliAccess, Service, TopicSpec
+from schemas.topics import BY_NAME, SUBJECT_KEYS, TOPICS, CliAccess, Service, TopicSpec
 from services.ops.topology import DEAD_LETTER_TOPICS, GROUP_TOPICS, SERVICES, consumed_topics, source_of
 from services.security.acls import (
     GENERATED,
@@ -23,6 +26,7 @@ from services.security.acls import (
 )
 from tests.kafka_broker import local_kafka
 
+ROOT = Path(__file__).resolve().parents[2]
 PRIMARY = [spec for spec in TOPICS if not spec.dead_letter]
 WRITES = writers()
 READS = readers()
@@ -121,3 +125,59 @@ def test_pruning_touches_only_our_principals_under_our_prefix() -> None:
     assert ours(mine)
     assert not ours(acls("t2.")[0])
     assert not ours(type(mine)("User:someone-else", mine.resource_type, mine.resource, mine.operation))
+
+
+CLI_KEYS_CLIENT = "circles-cli-keys"
+"""The client id of the ``circles`` command's sealers (``build_sealer(..., client_id=...)``)."""
+
+
+def _sealers() -> dict[str, set[str]]:
+    """Every ``build_sealer(settings, [kinds], client_id=...)`` in services/, read from the source: the keys
+    topics each principal seals or opens with. The command's (its client id) sign in as the operations
+    principal; the others as the service whose package holds them."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "services").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "build_sealer"):
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            assert len(node.args) >= 2 and isinstance(node.args[1], ast.List), f"{where}: list the kinds"
+            kinds = [ast.literal_eval(kind) for kind in node.args[1].elts]
+            client = next((k.value for k in node.keywords if k.arg == "client_id"), None)
+            assert isinstance(client, ast.Constant), f"{where}: name the client"
+            if client.value == CLI_KEYS_CLIENT:
+                user = OPERATIONS_USER
+            else:
+                user = user_of(Service(path.relative_to(ROOT / "services").parts[0]))
+            found.setdefault(user, set()).update(SUBJECT_KEYS[kind].name for kind in kinds)
+    return found
+
+
+SEALERS = _sealers()
+KEYS_TOPICS = {spec.name for spec in TOPICS if spec.holds_keys}
+
+
+def test_the_sealers_found_are_those_of_the_services_and_the_command() -> None:
+    assert _sealers() == {
+        user_of(Service.REFERRALS): {"circles.referrals.keys.v1"},
+        user_of(Service.MATCHING): {"circles.volunteers.keys.v1"},
+        user_of(Service.COORDINATOR): {"circles.coordinator.keys.v1"},
+        OPERATIONS_USER: {"circles.volunteers.keys.v1", "circles.coordinator.keys.v1"},
+    }
+    assert set().union(*SEALERS.values()) == KEYS_TOPICS
+
+
+def test_data_keys_are_read_by_exactly_the_principals_that_seal_or_open_with_them() -> None:
+    for topic in KEYS_TOPICS:
+        expected = {user for user, topics in SEALERS.items() if topic in topics}
+        assert READS.get(topic, set()) == expected, topic
+
+
+def test_the_command_writes_the_data_keys_it_seals_with_and_the_owner_unless_only_the_command_seals() -> None:
+    for topic in KEYS_TOPICS:
+        spec = BY_NAME[topic]
+        expected = {OPERATIONS_USER} if topic in SEALERS[OPERATIONS_USER] else set()
+        if spec.cli is not CliAccess.ONLY_WRITER:
+            expected.add(user_of(spec.owner))
+        assert WRITES.get(topic, set()) == expected, topic
+    assert WRITES["circles.coordinator.keys.v1"] == {OPERATIONS_USER}  # the page only opens account names
