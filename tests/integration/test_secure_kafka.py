@@ -2,9 +2,11 @@
 
 Its own broker (``LocalKafka(secure=True)``), topics created and ACLs applied by the admin super-user; every
 process signs in as its own service's principal and the ``circles`` command as the operations principal. A
-referral goes in over HTTP and comes out as a decision, a proposal and emails to a real SMTP server. Then the
-refusals: a service writing another's topic, reading a topic it does not consume, joining another's group, a
-wrong password, a plaintext client.
+referral goes in over HTTP and comes out as a decision, a proposal and emails to a real SMTP server; personal
+fields are sealed with data keys on the keys topics, which only the principals that seal or open them may
+use (the ``circles`` command seals volunteers and coordinator accounts; the coordinator page opens account
+names). Then the refusals: a service writing another's topic or data keys, reading a topic it does not
+consume or another service's data keys, joining another's group, a wrong password, a plaintext client.
 """
 
 from __future__ import annotations
@@ -31,34 +33,45 @@ from pydantic import SecretStr
 from schemas.common import Gender
 from schemas.events.volunteers import ChangeVolunteer, VolunteerRecord
 from schemas.topics import (
+    COORDINATOR_KEYS,
     MATCHING_EVENTS,
     MATCHING_POOL,
     REFERRAL_EVENTS,
+    REFERRAL_KEYS,
     REFERRALS_COMMANDS,
     REFERRALS_INBOUND,
     TOPICS,
 )
 from services.ops.status import pipeline_status
-from services.runtime.kafka import Publisher, create_topics, read_compacted
+from services.runtime.kafka import Publisher, create_topics
 from services.runtime.kafka_security import KafkaSecurity, security_options, using
 from services.security.acls import acls, managed
 from services.security.admin import apply_acls
 from tests.conftest import leaks
 from tests.kafka_broker import LocalKafka
 from tests.notification_sinks import SmtpSink, wait_until
-from tests.processes import ServiceProcess, free_port, run_cli, service_env
+from tests.processes import (
+    ServiceProcess,
+    free_port,
+    read_sealed_table,
+    run_cli,
+    sealer_for,
+    service_env,
+)
 from tests.samples import submission_body, volunteer_record
 
 pytestmark = pytest.mark.integration
 AGENCY = "mappa-humberside"
 AGENCY_EMAIL = "mappa@agencies.example.org"
 COORDINATOR = "coordinator@circles.example.org"
+ACCOUNT, ACCOUNT_NAME, PASSWORD = "secure-coordinator", "Secure Coordinator", "synthetic-pass-phrase-7"
 PROCESSES = (
     "referrals-api",
     "referrals-worker",
     "matching-worker",
     "notifications-worker",
     "coordinator-worker",
+    "coordinator-web",
 )
 
 
@@ -98,12 +111,13 @@ class Stack:
     prefix: str
     env: dict[str, str]
     api_url: str
+    web_url: str
     api_key: str
     smtp: SmtpSink
     processes: dict[str, ServiceProcess]
 
-    def cli(self, *args: str) -> str:
-        return run_cli({**self.env, **self.secure.env("circles-ops")}, *args).stdout
+    def cli(self, *args: str, input: str | None = None) -> str:
+        return run_cli({**self.env, **self.secure.env("circles-ops")}, *args, input=input).stdout
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +148,7 @@ def stack(secure: Secure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     clock = data / "now"
     clock.write_text("2026-11-24T10:00:00+00:00")
     smtp = SmtpSink().start()
-    port = free_port()
+    port, web_port = free_port(), free_port()
     env = service_env(
         secure.bootstrap,
         prefix,
@@ -146,17 +160,27 @@ def stack(secure: Secure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         CIRCLES_PARTNER_API_URL="https://api.circles.test",
         CIRCLES_COORDINATOR_URL="https://coordinator.circles.test",
         CIRCLES_DIGEST_ENABLED="false",
+        CIRCLES_WEB_PORT=str(web_port),
+        CIRCLES_SESSION_SECRET="synthetic-session-secret",
+        CIRCLES_OPERATIONS_POLL_S="1",
     )
-    stack = Stack(secure, prefix, env, f"http://127.0.0.1:{port}", "", smtp, {})
+    urls = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{web_port}"
+    stack = Stack(secure, prefix, env, *urls, "", smtp, {})
     added = stack.cli("agency", "add", AGENCY, "--name", "MAPPA", "--contact-email", AGENCY_EMAIL, "--json")
     stack.api_key = json.loads(added)["api_key"]
+    # seals the account's name with a coordinator data key, which the command writes and the page only reads
+    stack.cli(
+        "coordinator", "add", ACCOUNT, "--name", ACCOUNT_NAME, "--password-stdin", input=f"{PASSWORD}\n"
+    )
     for process in PROCESSES:
         own = {**env, **secure.env(_service(process))}
         stack.processes[process] = ServiceProcess(process, own, name=f"secure-{process}").start()
     try:
         for process, running in stack.processes.items():
-            if process.endswith("-api"):
+            if process == "referrals-api":
                 running.wait_http(f"{stack.api_url}/ready", seconds=90)
+            elif process == "coordinator-web":
+                running.wait_http(f"{stack.web_url}/ready", seconds=90)
             else:
                 running.wait_for_log("worker_ready", seconds=90)
         yield stack
@@ -171,11 +195,16 @@ def stack(secure: Secure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 def _register_volunteers(stack: Stack) -> None:
-    """As the ``circles volunteer add`` command does, signed in as the operations principal."""
+    """As the ``circles volunteer add`` command does, signed in as the operations principal: personal fields
+    sealed with volunteer data keys the command writes."""
 
     async def send() -> None:
-        with using(stack.secure.security("circles-ops")):
-            async with Publisher(stack.secure.bootstrap, "/circles/matching/cli", prefix=stack.prefix) as out:
+        sealer = sealer_for(stack.env, ["volunteer"])
+        await sealer.start()
+        try:
+            async with Publisher(
+                stack.secure.bootstrap, "/circles/matching/cli", prefix=stack.prefix, sealer=sealer
+            ) as out:
                 for number, gender in enumerate([Gender.FEMALE, Gender.MALE] * 3):
                     volunteer = volunteer_record(f"secure-vol-{number}", gender=gender, max_circles=1)
                     command = ChangeVolunteer(
@@ -185,14 +214,16 @@ def _register_volunteers(stack: Stack) -> None:
                         requested_by="coordinator",
                     )
                     await out.publish(command, out.envelope(command, f"volunteer-{volunteer.volunteer_id}"))
+        finally:
+            await sealer.stop()
 
-    asyncio.run(send())
+    with using(stack.secure.security("circles-ops")):
+        asyncio.run(send())
 
 
 def _pool(stack: Stack) -> dict[str, VolunteerRecord]:
     with using(stack.secure.admin):
-        topic = stack.prefix + MATCHING_POOL.name
-        return asyncio.run(read_compacted(stack.secure.bootstrap, topic, VolunteerRecord.model_validate_json))
+        return asyncio.run(read_sealed_table(stack.env, MATCHING_POOL.name, VolunteerRecord))
 
 
 def test_the_pipeline_runs_with_each_service_signed_in_as_itself(stack: Stack) -> None:
@@ -235,6 +266,20 @@ def test_the_coordinator_page_sees_offsets_but_not_other_services_private_topics
     assert status.topic(REFERRAL_EVENTS.name).last_event_age_s is not None  # the coordinator consumes it
 
 
+def test_the_coordinator_page_opens_account_names_with_keys_only_the_command_writes(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.web_url, timeout=10) as client:
+        refused = client.post("/sign-in", data={"account": ACCOUNT, "password": "not the password"})
+        assert refused.status_code == 401
+        signed_in = client.post("/sign-in", data={"account": ACCOUNT, "password": PASSWORD})
+        assert signed_in.status_code == 303, signed_in.text
+        wait_until(
+            lambda: "Sampled" in client.get("/operations").text,
+            what="the operations page's first sample, taken as the coordinator's principal",
+        )
+        page = client.get("/operations").text
+    assert f"Sign out ({ACCOUNT_NAME})" in page
+
+
 def _producer(stack: Stack, user: str, password: str | None = None) -> AIOKafkaProducer:
     with using(stack.secure.security(user, password)):
         return AIOKafkaProducer(
@@ -260,7 +305,7 @@ async def _consume_once(stack: Stack, user: str, topic: str, group: str | None =
         await consumer.stop()
 
 
-def test_a_service_may_not_write_what_it_does_not_own(stack: Stack) -> None:
+def test_a_service_may_not_write_what_it_does_not_own_nor_data_keys_it_only_opens(stack: Stack) -> None:
     async def attempt() -> None:
         producer = _producer(stack, "circles-referrals")
         await producer.start()
@@ -268,6 +313,13 @@ def test_a_service_may_not_write_what_it_does_not_own(stack: Stack) -> None:
             await producer.send_and_wait(stack.prefix + REFERRAL_EVENTS.name, b"{}", key=b"own-topic")
             with pytest.raises(TopicAuthorizationFailedError):
                 await producer.send_and_wait(stack.prefix + MATCHING_EVENTS.name, b"{}", key=b"forged")
+        finally:
+            await producer.stop()
+        producer = _producer(stack, "circles-coordinator")  # reads its data keys; only the command writes
+        await producer.start()
+        try:
+            with pytest.raises(TopicAuthorizationFailedError):
+                await producer.send_and_wait(stack.prefix + COORDINATOR_KEYS.name, None, key=b"a-key-id")
         finally:
             await producer.stop()
 
@@ -294,9 +346,14 @@ def test_agency_systems_may_submit_but_not_read_submissions(stack: Stack) -> Non
     wait_until(dead_lettered, what="the malformed submission in its dead-letter queue")
 
 
-def test_a_service_may_not_read_what_it_does_not_consume_nor_join_another_group(stack: Stack) -> None:
+def test_a_service_may_not_read_unconsumed_topics_or_others_data_keys_nor_join_another_group(
+    stack: Stack,
+) -> None:
     with pytest.raises(TopicAuthorizationFailedError):
         asyncio.run(_consume_once(stack, "circles-notifications", REFERRALS_COMMANDS.name))
+    for user in ("circles-matching", "circles-ops"):  # nor another service's data keys
+        with pytest.raises(TopicAuthorizationFailedError):
+            asyncio.run(_consume_once(stack, user, REFERRAL_KEYS.name))
     with pytest.raises(GroupAuthorizationFailedError):
         asyncio.run(_consume_once(stack, "circles-matching", REFERRAL_EVENTS.name, group="circles-referrals"))
 
