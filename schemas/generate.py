@@ -20,7 +20,7 @@ import yaml
 from pydantic.json_schema import models_json_schema
 
 from schemas.envelope import Envelope, Event
-from schemas.topics import BY_NAME, TOPICS, Service, TopicSpec
+from schemas.topics import BY_NAME, TOPICS, CliAccess, Service, TopicSpec
 
 HERE = Path(__file__).resolve().parent
 KAFKA_BINDING_VERSION = "0.5.0"
@@ -81,6 +81,7 @@ def topics_document() -> dict[str, Any]:
                 "cleanup_policy": spec.cleanup.value,
                 "config": spec.config,
                 "consumers": [consumer.value for consumer in spec.consumers],
+                **({"cli": spec.cli.value} if spec.cli is not CliAccess.NONE else {}),
                 "personal_data": spec.personal_data,
                 "events": [event.event_type for event in spec.events],
                 "description": spec.description,

@@ -62,6 +62,18 @@ class Cleanup(StrEnum):
     COMPACT = "compact"
 
 
+class CliAccess(StrEnum):
+    """What the ``circles`` command (its own Kafka principal) does with a topic, besides the owner's and the
+    consumers' processes: registries and the coordinator's commands are written from the command line."""
+
+    NONE = "none"
+    READ = "read"
+    WRITE = "write"
+    """Reads it, and writes it as a front end of the owner, beside the owner's own processes (its API)."""
+    ONLY_WRITER = "only-writer"
+    """Reads it and is its only writer: the owner's processes only read it (a registry)."""
+
+
 class Service(StrEnum):
     REFERRALS = "referrals"
     MATCHING = "matching"
@@ -80,6 +92,7 @@ class TopicSpec:
     description: str
     events: tuple[type[Event], ...] = ()
     consumers: tuple[Service, ...] = ()
+    cli: CliAccess = CliAccess.NONE
     retention_ms: int = -1
     personal_data: bool = False
     dead_letter: bool = False
@@ -109,7 +122,9 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-def _keys_topic(name: str, owner: Service, subjects: str) -> TopicSpec:
+def _keys_topic(name: str, owner: Service, subjects: str, cli: CliAccess = CliAccess.NONE) -> TopicSpec:
+    """``cli``: where the ``circles`` command seals these subjects' personal fields, it writes (and reads)
+    their data keys too; ``ONLY_WRITER`` when only the command seals them, so the owner only opens."""
     return TopicSpec(
         name=name,
         owner=owner,
@@ -121,6 +136,7 @@ def _keys_topic(name: str, owner: Service, subjects: str) -> TopicSpec:
             "key-encryption key. A tombstone destroys a key, and with it those fields everywhere."
         ),
         consumers=(owner,),
+        cli=cli,
         holds_keys=True,
     )
 
@@ -128,9 +144,17 @@ def _keys_topic(name: str, owner: Service, subjects: str) -> TopicSpec:
 REFERRAL_KEYS = _keys_topic(
     "circles.referrals.keys.v1", Service.REFERRALS, "referrals (subjects referral:<id>)"
 )
-VOLUNTEER_KEYS = _keys_topic("circles.volunteers.keys.v1", Service.MATCHING, "volunteers (volunteer:<id>)")
+VOLUNTEER_KEYS = _keys_topic(
+    "circles.volunteers.keys.v1",
+    Service.MATCHING,
+    "volunteers (volunteer:<id>)",
+    cli=CliAccess.WRITE,  # `circles volunteer ...` seals volunteer commands, opens volunteer records
+)
 COORDINATOR_KEYS = _keys_topic(
-    "circles.coordinator.keys.v1", Service.COORDINATOR, "coordinator accounts (coordinator:<id>)"
+    "circles.coordinator.keys.v1",
+    Service.COORDINATOR,
+    "coordinator accounts (coordinator:<id>)",
+    cli=CliAccess.ONLY_WRITER,  # `circles coordinator add` seals account names; the page only opens them
 )
 SUBJECT_KEYS: dict[str, TopicSpec] = {
     "referral": REFERRAL_KEYS,
@@ -149,6 +173,7 @@ AGENCIES = TopicSpec(
     description="Partner agency registry: the latest record of each agency (key hash, contact, webhook).",
     events=(AgencyRegistered, AgencyKeyRotated),
     consumers=(Service.REFERRALS, Service.NOTIFICATIONS),
+    cli=CliAccess.ONLY_WRITER,  # `circles agency add|rotate-key`
 )
 REFERRALS_INBOUND = TopicSpec(
     name="circles.referrals.inbound.v1",
@@ -212,6 +237,7 @@ VOLUNTEERS = TopicSpec(
         VolunteerWithdrawn,
     ),
     consumers=(Service.MATCHING,),
+    cli=CliAccess.READ,  # `circles volunteer list`, and the outcome of volunteer commands
     personal_data=True,
 )
 VOLUNTEER_COMMANDS = TopicSpec(
@@ -224,6 +250,7 @@ VOLUNTEER_COMMANDS = TopicSpec(
     description="Private: the coordinator's changes to volunteer records (CLI, page), applied one at a time.",
     events=(ChangeVolunteer,),
     consumers=(Service.MATCHING,),
+    cli=CliAccess.WRITE,  # `circles volunteer ...` (and the matching API)
     personal_data=True,
 )
 VOLUNTEER_RECORDS = TopicSpec(
@@ -246,6 +273,7 @@ MATCH_DECISIONS = TopicSpec(
     description="The coordinator's accept/reject decisions, from the CLI or the coordinator page.",
     events=(MatchDecided,),
     consumers=(Service.MATCHING,),
+    cli=CliAccess.WRITE,  # `circles proposal accept|reject` (and the matching API)
 )
 MATCHING_INBOX = TopicSpec(
     name="circles.matching.inbox.v1",
@@ -275,6 +303,7 @@ MATCHING_CASES = TopicSpec(
     cleanup=Cleanup.COMPACT,
     description="Private: the matcher's referral cases (profile, proposals, decisions, circle): a changelog.",
     consumers=(Service.MATCHING,),
+    cli=CliAccess.READ,  # `circles volunteer list`, `circles proposal list`
 )
 MATCHING_POOL = TopicSpec(
     name="circles.matching.pool.v1",
@@ -296,6 +325,7 @@ MATCHING_EVENTS = TopicSpec(
     description="Proposals, deferrals, cancellations, circles formed and volunteer reminders.",
     events=(MatchProposed, MatchDeferred, ProposalCancelled, CircleFormed, VolunteerReminderDue),
     consumers=(Service.REFERRALS, Service.NOTIFICATIONS, Service.COORDINATOR),
+    cli=CliAccess.READ,  # the outcome of `circles proposal accept|reject`
 )
 NOTIFICATION_REQUESTS = TopicSpec(
     name="circles.notifications.requests.v1",
@@ -316,6 +346,7 @@ NOTIFICATION_LOG = TopicSpec(
     cleanup=Cleanup.COMPACT,
     description="Private: the delivery log (pending, sent, failed with attempts, dead) as a changelog.",
     consumers=(Service.NOTIFICATIONS,),
+    cli=CliAccess.READ,  # `circles notifications status`
 )
 NOTIFICATION_PROGRESS = TopicSpec(
     name="circles.notifications.progress.v1",
@@ -350,6 +381,7 @@ COORDINATOR_ACCOUNTS = TopicSpec(
     description="Coordinator accounts for the coordinator page (scrypt password hashes only).",
     events=(CoordinatorAccountSet,),
     consumers=(Service.COORDINATOR,),
+    cli=CliAccess.ONLY_WRITER,  # `circles coordinator add`
     personal_data=True,
 )
 

@@ -13,6 +13,7 @@ from services.ops.topics import topics
 from services.processes import PROCESSES
 from services.protection.commands import keys
 from services.referrals.commands import agency
+from services.security.commands import kafka
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +28,7 @@ main.add_command(proposal)
 main.add_command(coordinator)
 main.add_command(notifications)
 main.add_command(ops)
+main.add_command(kafka)
 main.add_command(topics)
 main.add_command(keys)
 

@@ -151,9 +151,11 @@ class ServiceProcess:
         return True
 
 
-def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    env: dict[str, str], *args: str, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [str(CIRCLES), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [str(CIRCLES), *args], env=env, input=input, capture_output=True, text=True, timeout=120, check=False
     )
     if check and result.returncode != 0:
         raise AssertionError(

@@ -17,6 +17,7 @@ from schemas.envelope import Envelope, Event
 from schemas.topics import TOPICS, TopicSpec, topic_of
 from services.protection.codec import encode_record
 from services.protection.errors import KeyDestroyed
+from services.runtime.kafka_security import security_options
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
 
@@ -42,7 +43,9 @@ async def create_topics(
 
     ``prefix`` lets tests run isolated copies of the whole topology on one broker.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="circles-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="circles-admin", **security_options()
+    )
     await admin.start()
     try:
         wanted = {prefix + spec.name: spec for spec in specs}
@@ -79,7 +82,7 @@ def producer(bootstrap_servers: str, client_id: str, **overrides: Any) -> AIOKaf
         "request_timeout_ms": 30_000,
     }
     options.update(overrides)
-    return AIOKafkaProducer(**options)
+    return AIOKafkaProducer(**options, **security_options())
 
 
 class Publisher:
@@ -193,7 +196,8 @@ class CompactedView(Generic[V]):
         self.erased = 0
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(self.topic, **self._options)  # aiokafka wants a running loop
+        # aiokafka wants a running loop
+        self._consumer = AIOKafkaConsumer(self.topic, **self._options, **security_options())
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name=f"view:{self.topic}")
         try:
@@ -328,7 +332,7 @@ class OutcomeWatcher:
         self._seen: dict[str, Outcome] = {}
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(*self.topics, **self._options)
+        self._consumer = AIOKafkaConsumer(*self.topics, **self._options, **security_options())
         await self._consumer.start()
         async with asyncio.timeout(30):
             while not self._consumer.assignment():

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from schemas.topics import TopicSpec
 from services.protection.errors import SealingRequired
 from services.protection.sealing import personal_paths
+from services.runtime.kafka_security import security_options
 
 if TYPE_CHECKING:
     from services.protection.sealer import Sealer
@@ -138,6 +139,7 @@ class StateTable(Generic[M]):
             fetch_max_bytes=64 * 1024 * 1024,
             client_id=f"recover-{self.name}",
             **options,
+            **security_options(),
         )
         await consumer.start()
         read = 0

@@ -40,6 +40,7 @@ from services.protection.errors import KeyDestroyed, SealingRequired
 from services.protection.sealer import SEALED_HEADER, Sealer
 from services.runtime.deadletter import ProcessingError, dead_letter_headers, safe_error
 from services.runtime.kafka import producer as make_producer
+from services.runtime.kafka_security import security_options
 from services.runtime.logs import get_logger, log_context
 from services.runtime.metrics import ErrorKind, Metrics
 from services.runtime.probes import ProbeServer
@@ -369,6 +370,7 @@ class StreamWorker:
                 heartbeat_interval_ms=max(500, session_ms // 3),
                 rebalance_timeout_ms=max(30_000, session_ms * 3),
                 max_poll_interval_ms=300_000,
+                **security_options(),
             )
             await self._consumer.start()
             if self.phase == "starting":
