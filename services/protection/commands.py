@@ -4,6 +4,9 @@ Rotation in three steps, so that no process ever meets a data key wrapped by a K
 ``new-kek`` adds a new primary KEK to the file (the old ones stay); restart the processes (they read the
 file at start); ``rewrap`` wraps every data key under the new primary. Once ``status`` shows an old KEK
 wrapping nothing, it may leave the file.
+
+``status`` and ``rewrap`` read and write every keys topic, which no service principal may: on a broker with
+ACLs they run as ``circles-admin`` (the super user), never as ``circles-ops``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from pathlib import Path
 
 import click
 
-from schemas.topics import SUBJECT_KEYS
 from services.protection.errors import KekError
 from services.protection.keks import add_kek
 from services.protection.sealer import Sealer, build_sealer
@@ -38,7 +40,9 @@ def new_kek(path: Path, kek_id: str | None) -> None:
 
 
 async def _with_sealer(action: str) -> dict[str, dict[str, int]]:
-    sealer: Sealer = build_sealer(settings(), sorted(SUBJECT_KEYS), client_id="circles-keys-cli")
+    sealer: Sealer = build_sealer(
+        settings(), ["referral", "volunteer", "coordinator"], client_id="circles-keys-admin"
+    )
     await sealer.start()
     try:
         result = {}
