@@ -28,6 +28,9 @@ from schemas.envelope import Event
 from schemas.partner_api import AgencyReference, Decision, MappaNumber, ReferralSubmission
 
 ErasureReason = Literal["request", "retention"]
+ErasureNote = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")]
+"""A reference to the erasure request, kept in the referral's history (which outlives the erasure), so it
+must name no one: ``DSR-2026-041``, not the requester."""
 
 
 class NeedsProfile(Contract):
@@ -138,6 +141,9 @@ class EraseReferral(_ReferralCommand):
     reason: ErasureReason
     requested_by: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     requested_at: AwareDatetime
+    note: ErasureNote | None = Field(
+        default=None, description="Why, as a reference (e.g. the request's number): kept in the history"
+    )
 
 
 class ReassessReferral(_ReferralCommand):

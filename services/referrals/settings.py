@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from services.referrals.domain.policy import DEFAULT_POLICY
+from services.referrals.domain.retention import RetentionPolicy
 from services.runtime.settings import RuntimeSettings
 
 
@@ -19,6 +20,17 @@ class ReferralsSettings(RuntimeSettings):
     )
     max_body_bytes: int = 256 * 1024
     reassess_interval_s: float = Field(default=3600.0, description="How often deferred referrals are checked")
+    retention_closed_days: int = Field(
+        default=6 * 365, ge=1, description="Personal data kept after withdrawal or a circle formed"
+    )
+    retention_ineligible_days: int = Field(
+        default=90, ge=1, description="Personal data kept after an ineligible decision"
+    )
+
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            closed_days=self.retention_closed_days, ineligible_days=self.retention_ineligible_days
+        )
 
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
