@@ -31,6 +31,7 @@ from schemas.events.referrals import (
     EraseReferral,
     InboundSubmission,
     ReassessReferral,
+    ReferralAccessed,
     ReferralAssessed,
     ReferralErased,
     ReferralSubmitted,
@@ -194,6 +195,19 @@ REFERRAL_EVENTS = TopicSpec(
     description="Minimised referral events for other services: submitted, assessed, withdrawn, erased.",
     events=(ReferralSubmitted, ReferralAssessed, ReferralWithdrawn, ReferralErased),
     consumers=(Service.MATCHING, Service.NOTIFICATIONS, Service.COORDINATOR),
+)
+REFERRAL_ACCESS = TopicSpec(
+    name="circles.referrals.access.v1",
+    owner=Service.REFERRALS,
+    key="actor",
+    partitions=3,
+    cleanup=Cleanup.DELETE,
+    description=(
+        "The access log: who read or changed which referrals, when, and what they were answered (every "
+        "partner API request about referrals, every erasure). Ids only; kept without a time limit, so that "
+        "an access can be checked for as long as anything of the referral exists. Read by `circles audit`."
+    ),
+    events=(ReferralAccessed,),
 )
 VOLUNTEERS = TopicSpec(
     name="circles.volunteers.v1",
@@ -381,6 +395,7 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     REFERRALS_COMMANDS,
     REFERRALS_STATE,
     REFERRAL_EVENTS,
+    REFERRAL_ACCESS,
     VOLUNTEER_COMMANDS,
     VOLUNTEER_RECORDS,
     VOLUNTEERS,

@@ -10,7 +10,7 @@ from services.matching.commands import proposal, volunteer
 from services.notifications.commands import notifications
 from services.ops.commands import ops
 from services.processes import PROCESSES
-from services.referrals.commands import agency, erase, retention
+from services.referrals.commands import agency, audit, erase, retention
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +27,7 @@ main.add_command(notifications)
 main.add_command(ops)
 main.add_command(erase)
 main.add_command(retention)
+main.add_command(audit)
 
 
 @main.command(name="run")

@@ -153,6 +153,30 @@ class ReassessReferral(_ReferralCommand):
     as_of: date
 
 
+AccessAction = Literal["submit", "amend", "withdraw", "get", "history", "list", "erase"]
+
+
+class ReferralAccessed(Event):
+    """Someone read or changed referrals: who, which, when and what they were answered (the access log).
+
+    ``actor`` is ``agency:<agency_id>`` for the partner API and ``cli:<user>`` for the command line. No
+    personal data of core members: ids and codes only. A request touching many referrals (a list) is
+    recorded in several records of at most ``MAX_IDS`` ids, sharing the request's correlation id."""
+
+    event_type: ClassVar[str] = "circles.referral.accessed.v1"
+    MAX_IDS: ClassVar[int] = 1000
+    actor: Annotated[str, StringConstraints(pattern=r"^(agency|cli):[^\x00-\x1f]{1,100}$")]
+    action: AccessAction
+    referral_ids: list[uuid.UUID] = Field(max_length=MAX_IDS)
+    status: int | None = Field(
+        default=None, ge=100, le=599, description="The HTTP status answered (none for the command line)"
+    )
+    accessed_at: AwareDatetime
+
+    def partition_key(self) -> str:
+        return self.actor
+
+
 class InboundSubmission(ReferralSubmission, Event):
     """A submission an agency system produced to the inbound topic: the same body as ``POST /v1/referrals``.
 

@@ -1,5 +1,5 @@
 """``circles agency ...`` (partner agencies and their keys), ``circles erase referral`` and ``circles
-retention apply`` (erasure of personal data)."""
+retention apply`` (erasure of personal data), ``circles audit referral`` (the access log)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 
 from schemas.common import LocalAuthority
 from schemas.events.agencies import AgencyKind
+from services.referrals.access import accesses_of
 from services.referrals.agencies import (
     AgencyExists,
     AgencyNotFound,
@@ -256,3 +257,36 @@ def _refuse_unless_erased(results: list[Result]) -> None:
         why = f"refused: {first.detail}"
     more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
     raise CliError(f"referral {first.referral_id} not erased{more}: {why}")
+
+
+@click.group()
+def audit() -> None:
+    """The access log: who read or changed referrals, and when."""
+
+
+@audit.command("referral")
+@click.argument("referral_id")
+@click.option("--json", "as_json", is_flag=True)
+def audit_referral(referral_id: str, as_json: bool) -> None:
+    """Every recorded access to one referral, oldest first: time, who, action, answer, correlation id."""
+    wanted = _referral_id(referral_id)
+    found = run(accesses_of(bootstrap(), wanted, prefix()))
+    rows = [
+        {
+            "accessed_at": event.accessed_at.isoformat(),
+            "actor": event.actor,
+            "action": event.action,
+            "status": event.status,
+            "correlation_id": envelope.correlationid,
+            "referrals_in_request": len(event.referral_ids),
+        }
+        for envelope, event in found
+    ]
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        status = "-" if row["status"] is None else str(row["status"])
+        when, who, action = row["accessed_at"], row["actor"], row["action"]
+        click.echo(f"{when}  {who:<32} {action:<8} {status:<4} {row['correlation_id']}")
+    click.echo(f"{len(rows)} access(es) to referral {wanted}.")

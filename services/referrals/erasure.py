@@ -18,6 +18,7 @@ from datetime import datetime
 from schemas.events.referrals import EraseReferral, ErasureReason, ReferralErased
 from schemas.topics import REFERRAL_EVENTS, REFERRALS_COMMANDS, REFERRALS_STATE
 from services.protection.sealer import build_sealer
+from services.referrals.access import Access, AccessLog
 from services.referrals.domain.referral import ReferralEntry, ReferralRecord
 from services.referrals.settings import ReferralsSettings
 from services.runtime.clock import clock_from_setting
@@ -79,7 +80,8 @@ class ErasureDesk:
         note: str | None = None,
         seconds: float = WAIT_SECONDS,
     ) -> list[Result]:
-        """Ask the worker to erase each referral and wait (``seconds`` in all) for its answers."""
+        """Ask the worker to erase each referral and wait (``seconds`` in all) for its answers. The access
+        log records the request (acknowledged) before any erasure is asked for."""
         if not records:
             return []
         bootstrap, prefix = self.settings.bootstrap_servers(), self.settings.topic_prefix
@@ -90,8 +92,11 @@ class ErasureDesk:
             types={ReferralErased.event_type},
         )
         await watcher.start()
+        correlation_id = f"{reason}-{uuid.uuid4()}"
         try:
             async with Publisher(bootstrap, SOURCE, prefix=prefix) as publisher:
+                access = Access("erase", [record.referral_id for record in records])
+                await AccessLog(publisher).record(self.actor, access, correlation_id, self.now())
                 sent = []
                 for record in records:
                     command = EraseReferral(
@@ -101,7 +106,7 @@ class ErasureDesk:
                         requested_at=self.now(),
                         note=note,
                     )
-                    envelope = publisher.envelope(command, f"erase-{record.referral_id}")
+                    envelope = publisher.envelope(command, correlation_id)
                     await publisher.publish(command, envelope)
                     sent.append((record.referral_id, str(envelope.id)))
             deadline = asyncio.get_running_loop().time() + seconds

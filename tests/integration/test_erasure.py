@@ -8,6 +8,7 @@ clock of every process (and of the CLI) reads a file the test moves.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import time
 import uuid
@@ -336,3 +337,50 @@ def test_retention_apply_erases_what_is_due_and_nothing_else(stack: Stack) -> No
         assert "as of 2027-02-23" in text and text.rstrip().endswith("Erased 0 of 0.")
     finally:
         stack.clock_file.write_text(START)
+
+
+def test_the_access_log_shows_who_touched_a_referral_and_when(stack: Stack) -> None:
+    referral_id = stack.submit("AUDIT-1")
+    with stack.client() as client:
+        client.headers["X-Correlation-Id"] = "corr-audit-1"
+        stack.view(referral_id, lambda v: v["status"] == "eligible")
+        assert client.get(f"/v1/referrals/{referral_id}/history").status_code == 200
+        assert referral_id in client.get("/v1/referrals").text
+    with stack.client("police-mosovo") as other:
+        assert other.get(f"/v1/referrals/{referral_id}").status_code == 404  # a probe is recorded too
+    stack.cli("erase", "referral", referral_id)
+
+    rows = json.loads(stack.cli("audit", "referral", referral_id, "--json").stdout)
+    who = [(row["actor"], row["action"], row["status"]) for row in rows]
+    gets = who.count(("agency:mappa-humberside", "get", 200))
+    assert gets >= 1  # the test polled until the decision was made
+    assert who == [
+        ("agency:mappa-humberside", "submit", 202),
+        *[("agency:mappa-humberside", "get", 200)] * gets,
+        ("agency:mappa-humberside", "history", 200),
+        ("agency:mappa-humberside", "list", 200),
+        ("agency:police-mosovo", "get", 404),
+        (f"cli:{getpass.getuser()}", "erase", None),
+    ]
+    assert [row["correlation_id"] for row in rows][1 + gets : 3 + gets] == ["corr-audit-1"] * 2
+    assert all(row["accessed_at"].startswith("2026-11-24") for row in rows)  # the services' clock
+    text = stack.cli("audit", "referral", referral_id).stdout.splitlines()
+    assert (
+        text[-1] == f"{len(rows)} access(es) to referral {referral_id}."
+        and "agency:police-mosovo" in text[-3]
+    )
+
+    # the record is written before the answer leaves: what does that cost a read?
+    def median_ms(path: str, status: int) -> float:
+        with stack.client() as client:
+            timings = []
+            for _ in range(40):
+                started = time.perf_counter()
+                assert client.get(path).status_code == status
+                timings.append(time.perf_counter() - started)
+        return sorted(timings)[len(timings) // 2] * 1000
+
+    recorded = median_ms(f"/v1/referrals/{referral_id}", 200)
+    unrecorded = median_ms(f"/v1/referrals/{referral_id}/nothing", 404)  # authenticated, touches nothing
+    print(f"GET median: {recorded:.1f} ms with its access record, {unrecorded:.1f} ms for a request without")
+    assert recorded < unrecorded + 50
