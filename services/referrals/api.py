@@ -5,8 +5,9 @@ models: the document we publish (``/openapi.json``, ``schemas/openapi.json``) is
 classes that validate requests. The API never writes referral state: it validates, turns a request into a
 command on the worker's command topic, and answers reads from the worker's state (``readmodel``).
 
-Order of refusals, before any body is parsed: 401 (no or wrong key), 415 (not JSON), 413 (over 256 KiB);
-then 422 with every field error. Errors are RFC 9457 problem details; no stack trace reaches a caller.
+Order of refusals, before any body is parsed: 401 (no or wrong key), 429 (the agency's rate limit, see
+``ratelimit``), 415 (not JSON), 413 (over 256 KiB); then 422 with every field error. Errors are RFC 9457
+problem details; no stack trace reaches a caller.
 
 Every request about referrals is recorded in the access log (``access``) before it is answered: handlers
 say what they touched (``request.state.access``), the gate records it with the status and only then lets
@@ -49,6 +50,7 @@ from services.protection.sealer import build_sealer
 from services.referrals.access import Access, AccessLog
 from services.referrals.agencies import AgencyDirectory
 from services.referrals.domain.referral import ReferralRecord, referral_id_for
+from services.referrals.ratelimit import RateLimiter
 from services.referrals.readmodel import Pending, Referral, ReferralIndex, ReferralReadModel
 from services.referrals.settings import ReferralsSettings
 from services.runtime.clock import Clock, SystemClock, clock_from_setting
@@ -84,8 +86,8 @@ class AccessRecorder(Protocol):
 
 
 class PartnerGate:
-    """ASGI middleware for /v1/: correlation id, then 401, 415 and 413, all before the body is parsed; and
-    the access record of each answer, written before the answer leaves."""
+    """ASGI middleware for /v1/: correlation id, then 401, 429, 415 and 413, all before the body is parsed;
+    and the access record of each answer, written before the answer leaves."""
 
     def __init__(
         self,
@@ -93,12 +95,14 @@ class PartnerGate:
         authenticator: Authenticator,
         access_log: AccessRecorder,
         clock: Clock,
+        limiter: RateLimiter,
         max_body: int = MAX_BODY,
     ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.access_log = access_log
         self.clock = clock
+        self.limiter = limiter
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -170,6 +174,13 @@ class PartnerGate:
             response.headers["WWW-Authenticate"] = 'Bearer realm="circles"'
             return response, None
         state["agency"] = agency
+        wait = self.limiter.take(agency.agency_id)
+        if wait:
+            response = problem(
+                429, "Too Many Requests", f"Your agency's rate limit is reached; retry in {wait} s."
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response, None
         if scope["method"] not in {"POST", "PUT", "PATCH"}:
             return None, None
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -232,6 +243,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": Problem, "description": "Body over 256 KiB"},
     415: {"model": Problem, "description": "Body is not application/json"},
     422: {"model": Problem, "description": "Invalid body: every field error is listed in `errors`"},
+    429: {
+        "model": Problem,
+        "description": "The agency's rate limit is reached (a token bucket per agency: a burst, then a "
+        "steady rate per minute); retry after `Retry-After` seconds",
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
     503: {
         "model": Problem,
         "description": "The access could not be recorded in the access log: nothing was answered; retry",
@@ -248,6 +265,7 @@ def create_api(
     access_log: AccessRecorder,
     base_url: str,
     clock: Clock | None = None,
+    limiter: RateLimiter | None = None,
     max_body: int = MAX_BODY,
     lifespan: Callable[[FastAPI], Any] | None = None,
     ready: Callable[[], bool] = lambda: True,
@@ -513,7 +531,12 @@ def create_api(
         )
 
     app.add_middleware(
-        PartnerGate, authenticator=authenticator, access_log=access_log, clock=clock, max_body=max_body
+        PartnerGate,
+        authenticator=authenticator,
+        access_log=access_log,
+        clock=clock,
+        limiter=limiter or RateLimiter(per_minute=0, burst=0),
+        max_body=max_body,
     )
     install_metrics(app, metrics or Metrics(SERVICE))
     return app
@@ -589,6 +612,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         access_log=AccessLog(publisher),
         base_url=settings.base_url(),
         clock=clock_from_setting(settings.clock),
+        limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         max_body=settings.max_body_bytes,
         lifespan=lifespan,
         ready=lambda: started["ready"],

@@ -19,6 +19,10 @@ class ReferralsSettings(RuntimeSettings):
         default="", description="Base URL partners reach the API at; default http://host:port"
     )
     max_body_bytes: int = 256 * 1024
+    rate_limit_per_minute: int = Field(
+        default=120, ge=0, description="Partner API requests per agency per minute, steady (0: no limit)"
+    )
+    rate_limit_burst: int = Field(default=60, ge=1, description="Requests an agency may send at once")
     reassess_interval_s: float = Field(default=3600.0, description="How often deferred referrals are checked")
     retention_closed_days: int = Field(
         default=6 * 365, ge=1, description="Personal data kept after withdrawal or a circle formed"
