@@ -82,6 +82,7 @@ class TopicSpec:
     events: tuple[type[Event], ...] = ()
     consumers: tuple[Service, ...] = ()
     retention_ms: int = -1
+    segment_ms: int | None = None
     personal_data: bool = False
     dead_letter: bool = False
     holds_keys: bool = False
@@ -90,6 +91,8 @@ class TopicSpec:
     def config(self) -> dict[str, str]:
         """Kafka topic configuration, as given to the admin client when the topic is created."""
         settings = {"cleanup.policy": self.cleanup.value, "retention.ms": str(self.retention_ms)}
+        if self.segment_ms is not None:
+            settings["segment.ms"] = str(self.segment_ms)
         if self.cleanup is Cleanup.COMPACT:
             settings |= {"min.cleanable.dirty.ratio": "0.1", "segment.ms": str(DAY_MS)}
         if self.holds_keys:  # a destroyed key must leave the log soon: small segments, eager compaction
@@ -158,7 +161,11 @@ REFERRALS_INBOUND = TopicSpec(
     partitions=REFERRAL_PARTITIONS,
     cleanup=Cleanup.DELETE,
     retention_ms=7 * DAY_MS,
-    description="Submissions produced by agency systems that prefer Kafka to HTTP; validated like a POST.",
+    segment_ms=HOUR_MS,
+    description=(
+        "Submissions produced by agency systems that prefer Kafka to HTTP; validated like a POST. Plain "
+        "personal data: the referrals worker deletes each record once it has committed past it."
+    ),
     events=(InboundSubmission,),
     consumers=(Service.REFERRALS,),
     personal_data=True,

@@ -24,6 +24,9 @@ class ReferralsSettings(RuntimeSettings):
     )
     rate_limit_burst: int = Field(default=60, ge=1, description="Requests an agency may send at once")
     reassess_interval_s: float = Field(default=3600.0, description="How often deferred referrals are checked")
+    inbound_purge_interval_s: float = Field(
+        default=60.0, gt=0, description="How often processed inbound submissions are deleted from Kafka"
+    )
     retention_closed_days: int = Field(
         default=6 * 365, ge=1, description="Personal data kept after withdrawal or a circle formed"
     )
