@@ -97,7 +97,7 @@ class ErasureDesk:
             async with Publisher(bootstrap, SOURCE, prefix=prefix) as publisher:
                 access = Access("erase", [record.referral_id for record in records])
                 await AccessLog(publisher).record(self.actor, access, correlation_id, self.now())
-                sent = []
+                sent, acks = [], []
                 for record in records:
                     command = EraseReferral(
                         referral_id=record.referral_id,
@@ -107,8 +107,9 @@ class ErasureDesk:
                         note=note,
                     )
                     envelope = publisher.envelope(command, correlation_id)
-                    await publisher.publish(command, envelope)
+                    acks.append(await publisher.send(command, envelope))
                     sent.append((record.referral_id, str(envelope.id)))
+                await asyncio.gather(*acks)
             deadline = asyncio.get_running_loop().time() + seconds
             results = []
             for referral_id, command_id in sent:
