@@ -31,6 +31,7 @@ from schemas.events.referrals import (
     EraseReferral,
     InboundSubmission,
     ReassessReferral,
+    ReferralAccessed,
     ReferralAssessed,
     ReferralErased,
     ReferralSubmitted,
@@ -94,14 +95,19 @@ class TopicSpec:
     consumers: tuple[Service, ...] = ()
     cli: CliAccess = CliAccess.NONE
     retention_ms: int = -1
+    segment_ms: int | None = None
     personal_data: bool = False
     dead_letter: bool = False
     holds_keys: bool = False
+    purged_by_consumers: bool = False
+    """Its consumers delete the records they have committed past (DeleteRecords): plain personal data."""
 
     @property
     def config(self) -> dict[str, str]:
         """Kafka topic configuration, as given to the admin client when the topic is created."""
         settings = {"cleanup.policy": self.cleanup.value, "retention.ms": str(self.retention_ms)}
+        if self.segment_ms is not None:
+            settings["segment.ms"] = str(self.segment_ms)
         if self.cleanup is Cleanup.COMPACT:
             settings |= {"min.cleanable.dirty.ratio": "0.1", "segment.ms": str(DAY_MS)}
         if self.holds_keys:  # a destroyed key must leave the log soon: small segments, eager compaction
@@ -182,10 +188,15 @@ REFERRALS_INBOUND = TopicSpec(
     partitions=REFERRAL_PARTITIONS,
     cleanup=Cleanup.DELETE,
     retention_ms=7 * DAY_MS,
-    description="Submissions produced by agency systems that prefer Kafka to HTTP; validated like a POST.",
+    segment_ms=HOUR_MS,
+    description=(
+        "Submissions produced by agency systems that prefer Kafka to HTTP; validated like a POST. Plain "
+        "personal data: the referrals worker deletes each record once it has committed past it."
+    ),
     events=(InboundSubmission,),
     consumers=(Service.REFERRALS,),
     personal_data=True,
+    purged_by_consumers=True,
 )
 REFERRALS_COMMANDS = TopicSpec(
     name="circles.referrals.commands.v1",
@@ -219,6 +230,19 @@ REFERRAL_EVENTS = TopicSpec(
     description="Minimised referral events for other services: submitted, assessed, withdrawn, erased.",
     events=(ReferralSubmitted, ReferralAssessed, ReferralWithdrawn, ReferralErased),
     consumers=(Service.MATCHING, Service.NOTIFICATIONS, Service.COORDINATOR),
+)
+REFERRAL_ACCESS = TopicSpec(
+    name="circles.referrals.access.v1",
+    owner=Service.REFERRALS,
+    key="actor",
+    partitions=3,
+    cleanup=Cleanup.DELETE,
+    description=(
+        "The access log: who read or changed which referrals, when, and what they were answered (every "
+        "partner API request about referrals, every erasure). Ids only; kept without a time limit, so that "
+        "an access can be checked for as long as anything of the referral exists. Read by `circles audit`."
+    ),
+    events=(ReferralAccessed,),
 )
 VOLUNTEERS = TopicSpec(
     name="circles.volunteers.v1",
@@ -413,6 +437,7 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     REFERRALS_COMMANDS,
     REFERRALS_STATE,
     REFERRAL_EVENTS,
+    REFERRAL_ACCESS,
     VOLUNTEER_COMMANDS,
     VOLUNTEER_RECORDS,
     VOLUNTEERS,

@@ -12,7 +12,7 @@ from services.ops.commands import ops
 from services.ops.topics import topics
 from services.processes import PROCESSES
 from services.protection.commands import keys
-from services.referrals.commands import agency
+from services.referrals.commands import agency, audit, erase, retention
 from services.security.commands import kafka
 
 
@@ -31,6 +31,9 @@ main.add_command(ops)
 main.add_command(kafka)
 main.add_command(topics)
 main.add_command(keys)
+main.add_command(erase)
+main.add_command(retention)
+main.add_command(audit)
 
 
 @main.command(name="run")

@@ -43,7 +43,7 @@ def free_port() -> int:
 
 def service_env(bootstrap: str, prefix: str, data_dir: Path, **extra: str) -> dict[str, str]:
     """Environment for a test's processes: its broker, its topic prefix, its key-encryption key, quick
-    timeouts."""
+    timeouts, no rate limit."""
     kek_file = data_dir / "kek.json"
     if not kek_file.exists():
         add_kek(kek_file, "test")
@@ -57,6 +57,7 @@ def service_env(bootstrap: str, prefix: str, data_dir: Path, **extra: str) -> di
         "CIRCLES_COMMIT_INTERVAL_S": "0.5",
         "CIRCLES_STANDBY_REPLICAS": "0",
         "CIRCLES_LOG_LEVEL": "info",
+        "CIRCLES_RATE_LIMIT_PER_MINUTE": "0",  # tests poll the API and load it; limits have unit tests
     }
     env.update(extra)
     return env

@@ -39,6 +39,7 @@ from schemas.events.referrals import (
     InboundSubmission,
     NeedsProfile,
     ReassessReferral,
+    ReferralAccessed,
     ReferralAssessed,
     ReferralErased,
     ReferralProfile,
@@ -240,6 +241,13 @@ def _samples() -> dict[type[Event], Event]:
             erased_at=NOW,
             reason="retention",
             requested_by="circles retention apply",
+        ),
+        ReferralAccessed(
+            actor="agency:mappa-humberside",
+            action="get",
+            referral_ids=[REFERRAL_ID],
+            status=200,
+            accessed_at=NOW,
         ),
         ChangeVolunteer(
             volunteer_id="vol-001", change="vetted", on=date(2026, 11, 1), requested_by="coordinator"

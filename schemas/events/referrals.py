@@ -28,6 +28,9 @@ from schemas.envelope import Event
 from schemas.partner_api import AgencyReference, Decision, MappaNumber, ReferralSubmission
 
 ErasureReason = Literal["request", "retention"]
+ErasureNote = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")]
+"""A reference to the erasure request, kept in the referral's history (which outlives the erasure), so it
+must name no one: ``DSR-2026-041``, not the requester."""
 
 
 class NeedsProfile(Contract):
@@ -138,6 +141,9 @@ class EraseReferral(_ReferralCommand):
     reason: ErasureReason
     requested_by: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     requested_at: AwareDatetime
+    note: ErasureNote | None = Field(
+        default=None, description="Why, as a reference (e.g. the request's number): kept in the history"
+    )
 
 
 class ReassessReferral(_ReferralCommand):
@@ -145,6 +151,30 @@ class ReassessReferral(_ReferralCommand):
 
     event_type: ClassVar[str] = "circles.referral.reassess.v1"
     as_of: date
+
+
+AccessAction = Literal["submit", "amend", "withdraw", "get", "history", "list", "erase"]
+
+
+class ReferralAccessed(Event):
+    """Someone read or changed referrals: who, which, when and what they were answered (the access log).
+
+    ``actor`` is ``agency:<agency_id>`` for the partner API and ``cli:<user>`` for the command line. No
+    personal data of core members: ids and codes only. A request touching many referrals (a list) is
+    recorded in several records of at most ``MAX_IDS`` ids, sharing the request's correlation id."""
+
+    event_type: ClassVar[str] = "circles.referral.accessed.v1"
+    MAX_IDS: ClassVar[int] = 1000
+    actor: Annotated[str, StringConstraints(pattern=r"^(agency|cli):[^\x00-\x1f]{1,100}$")]
+    action: AccessAction
+    referral_ids: list[uuid.UUID] = Field(max_length=MAX_IDS)
+    status: int | None = Field(
+        default=None, ge=100, le=599, description="The HTTP status answered (none for the command line)"
+    )
+    accessed_at: AwareDatetime
+
+    def partition_key(self) -> str:
+        return self.actor
 
 
 class InboundSubmission(ReferralSubmission, Event):

@@ -19,6 +19,7 @@ from services.protection.keystore import KeyStore
 from services.protection.sealing import (
     PREFIX,
     DataKey,
+    holds_personal,
     open_sealed,
     personal_paths,
     seal,
@@ -57,8 +58,10 @@ class Sealer:
         return store
 
     async def seal_json(self, model: type[BaseModel], data: Any, subject: str) -> Any:
+        """``data`` with its personal fields sealed under the subject's data key. A record with no personal
+        value (an erased referral) needs no key: none is created, so an erased subject stays keyless."""
         paths = personal_paths(model)
-        if not paths:
+        if not paths or not holds_personal(data, paths):
             return data
         key = await self.store_for(subject).ensure(subject)
         return seal(data, paths, key)

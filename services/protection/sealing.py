@@ -90,6 +90,20 @@ def seal(data: Any, paths: Iterable[Path], key: DataKey) -> Any:
     return data
 
 
+def holds_personal(data: Any, paths: Iterable[Path]) -> bool:
+    """Whether any value at ``paths`` is present (not ``None``): an erased record holds none."""
+    found = False
+
+    def note(value: Any, _: Path) -> Any:
+        nonlocal found
+        found = True
+        return value
+
+    for path in paths:
+        _map(data, path, (), note)
+    return found
+
+
 def open_sealed(data: Any, paths: Iterable[Path], key_for: Callable[[str], DataKey]) -> Any:
     """The reverse of ``seal``; ``key_for(dek_id)`` raises ``KeyDestroyed`` for an erased subject."""
 

@@ -3,7 +3,8 @@
 Agents (thin adapters around ``domain.referral``):
 * commands (from the API, the inbound agent and the re-assessment timer) → record + referral events;
 * inbound Kafka submissions → validated like a POST, then a command;
-* matching events → the referral's status and history.
+* matching events → the referral's status and history;
+* a timer purges the inbound topic of the submissions already processed (``purge``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from services.referrals.domain.referral import (
     submit,
     withdraw,
 )
+from services.referrals.purge import InboundPurger
 from services.referrals.settings import ReferralsSettings
 from services.runtime.clock import clock_from_setting
 from services.runtime.deadletter import ProcessingError
@@ -75,6 +77,11 @@ class ReferralsWorker:
         self.worker.route(REFERRALS_INBOUND, self.on_inbound, seal_dead_letters="inbound")
         self.worker.route(MATCHING_EVENTS, self.on_matching_event)
         self.worker.timer(settings.reassess_interval_s, self.reassess_due)
+        self.purger = InboundPurger(
+            settings.bootstrap_servers(), self.worker.group_id, prefix + REFERRALS_INBOUND.name
+        )
+        self.worker.resource(self.purger.start, self.purger.stop)
+        self.worker.timer(settings.inbound_purge_interval_s, self.purge_inbound)
 
     def detail_url(self, referral_id: object) -> str:
         return f"{self.settings.base_url()}/v1/referrals/{referral_id}"
@@ -161,6 +168,10 @@ class ReferralsWorker:
             )
         if change.entry is not None:
             uow.put(self.table, key, change.entry)
+
+    async def purge_inbound(self, _: UnitOfWork) -> None:
+        """Timer: delete the plain inbound submissions this group has committed past (see ``purge``)."""
+        await self.purger.purge()
 
     async def reassess_due(self, uow: UnitOfWork) -> None:
         """Timer: ask for deferred referrals whose release date has come into the window to be assessed."""

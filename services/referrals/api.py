@@ -5,8 +5,13 @@ models: the document we publish (``/openapi.json``, ``schemas/openapi.json``) is
 classes that validate requests. The API never writes referral state: it validates, turns a request into a
 command on the worker's command topic, and answers reads from the worker's state (``readmodel``).
 
-Order of refusals, before any body is parsed: 401 (no or wrong key), 415 (not JSON), 413 (over 256 KiB);
-then 422 with every field error. Errors are RFC 9457 problem details; no stack trace reaches a caller.
+Order of refusals, before any body is parsed: 401 (no or wrong key), 429 (the agency's rate limit, see
+``ratelimit``), 415 (not JSON), 413 (over 256 KiB); then 422 with every field error. Errors are RFC 9457
+problem details; no stack trace reaches a caller.
+
+Every request about referrals is recorded in the access log (``access``) before it is answered: handlers
+say what they touched (``request.state.access``), the gate records it with the status and only then lets
+the answer out (503 instead, and no data, if the record cannot be written).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request, Response, Security
@@ -28,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from schemas.common import ReferralStatus
 from schemas.envelope import Envelope, Event
 from schemas.events.agencies import AgencyRecord
-from schemas.events.referrals import SubmitReferral, WithdrawReferral
+from schemas.events.referrals import AccessAction, SubmitReferral, WithdrawReferral
 from schemas.partner_api import (
     FieldError,
     Links,
@@ -41,8 +47,10 @@ from schemas.partner_api import (
     Withdrawal,
 )
 from services.protection.sealer import build_sealer
+from services.referrals.access import Access, AccessLog
 from services.referrals.agencies import AgencyDirectory
 from services.referrals.domain.referral import ReferralRecord, referral_id_for
+from services.referrals.ratelimit import RateLimiter
 from services.referrals.readmodel import Pending, Referral, ReferralIndex, ReferralReadModel
 from services.referrals.settings import ReferralsSettings
 from services.runtime.clock import Clock, SystemClock, clock_from_setting
@@ -66,12 +74,35 @@ class CommandPublisher(Protocol):
     async def publish_command(self, command: Event, correlation_id: str) -> None: ...
 
 
-class PartnerGate:
-    """ASGI middleware for /v1/: correlation id, then 401, 415 and 413, all before the body is parsed."""
+class AccessRecorder(Protocol):
+    async def record(
+        self,
+        actor: str,
+        access: Access,
+        correlation_id: str,
+        accessed_at: datetime,
+        status: int | None = None,
+    ) -> None: ...
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator, max_body: int = MAX_BODY) -> None:
+
+class PartnerGate:
+    """ASGI middleware for /v1/: correlation id, then 401, 429, 415 and 413, all before the body is parsed;
+    and the access record of each answer, written before the answer leaves."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        authenticator: Authenticator,
+        access_log: AccessRecorder,
+        clock: Clock,
+        limiter: RateLimiter,
+        max_body: int = MAX_BODY,
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.access_log = access_log
+        self.clock = clock
+        self.limiter = limiter
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,7 +129,36 @@ class PartnerGate:
             if refusal is not None:
                 await refusal(scope, receive, send_with_id)
                 return
-            await self.app(scope, replay or receive, send_with_id)
+            await self.app(scope, replay or receive, self._recorded(scope, receive, send_with_id))
+
+    def _recorded(self, scope: Scope, receive: Receive, send: Send) -> Send:
+        """``send``, holding the answer back until the access the handler declared is recorded."""
+        state: MutableMapping[str, Any] = scope["state"]
+        withheld = False
+
+        async def send_recorded(message: Message) -> None:
+            nonlocal withheld
+            if withheld:
+                return  # the handler's answer, replaced by the 503 below
+            access: Access | None = state.get("access")
+            if message["type"] == "http.response.start" and access is not None:
+                actor = f"agency:{state['agency'].agency_id}"
+                try:
+                    await self.access_log.record(
+                        actor, access, state["correlation_id"], self.clock.now(), int(message["status"])
+                    )
+                except Exception as error:  # whatever it is, the answer must not leave unrecorded
+                    log.error("access_not_recorded", action=access.action, error=type(error).__name__)
+                    withheld = True
+                    refusal = problem(
+                        503, "Service Unavailable", "The request could not be recorded; try again shortly."
+                    )
+                    refusal.headers["Retry-After"] = "5"
+                    await refusal(scope, receive, send)
+                    return
+            await send(message)
+
+        return send_recorded
 
     async def _check(
         self, scope: Scope, headers: dict[str, str], receive: Receive, state: MutableMapping[str, Any]
@@ -114,6 +174,13 @@ class PartnerGate:
             response.headers["WWW-Authenticate"] = 'Bearer realm="circles"'
             return response, None
         state["agency"] = agency
+        wait = self.limiter.take(agency.agency_id)
+        if wait:
+            response = problem(
+                429, "Too Many Requests", f"Your agency's rate limit is reached; retry in {wait} s."
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response, None
         if scope["method"] not in {"POST", "PUT", "PATCH"}:
             return None, None
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -176,6 +243,17 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": Problem, "description": "Body over 256 KiB"},
     415: {"model": Problem, "description": "Body is not application/json"},
     422: {"model": Problem, "description": "Invalid body: every field error is listed in `errors`"},
+    429: {
+        "model": Problem,
+        "description": "The agency's rate limit is reached (a token bucket per agency: a burst, then a "
+        "steady rate per minute); retry after `Retry-After` seconds",
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
+    503: {
+        "model": Problem,
+        "description": "The access could not be recorded in the access log: nothing was answered; retry",
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
 }
 
 
@@ -184,8 +262,10 @@ def create_api(
     authenticator: Authenticator,
     index: ReferralIndex,
     publisher: CommandPublisher,
+    access_log: AccessRecorder,
     base_url: str,
     clock: Clock | None = None,
+    limiter: RateLimiter | None = None,
     max_body: int = MAX_BODY,
     lifespan: Callable[[FastAPI], Any] | None = None,
     ready: Callable[[], bool] = lambda: True,
@@ -218,6 +298,10 @@ def create_api(
     def correlation_of(request: Request) -> str:
         return str(request.state.correlation_id)
 
+    def touches(request: Request, action: AccessAction, *referral_ids: uuid.UUID) -> None:
+        """Declare what the request touches: the gate records it before the answer leaves."""
+        request.state.access = Access(action, referral_ids)
+
     def not_found() -> JSONResponse:
         return problem(404, "Not Found", "No referral with that id for your agency.")
 
@@ -248,6 +332,7 @@ def create_api(
         """Submit a referral. Acknowledged at once (202); the decision follows (GET, or the webhook)."""
         agency = agency_of(request)
         referral_id = referral_id_for(agency.agency_id, submission.agency_reference)
+        touches(request, "submit", referral_id)
         fingerprint = submission.fingerprint()
         async with locks[referral_id]:
             existing = index.get(referral_id)
@@ -304,6 +389,7 @@ def create_api(
     async def amend_referral(referral_id: uuid.UUID, submission: ReferralSubmission, request: Request) -> Any:
         """Replace the referral with a new version (e.g. supplying missing information), assessed again."""
         agency = agency_of(request)
+        touches(request, "amend", referral_id)
         async with locks[referral_id]:
             existing = index.owned_by(referral_id, agency.agency_id)
             if existing is None:
@@ -363,6 +449,7 @@ def create_api(
     async def withdraw_referral(referral_id: uuid.UUID, withdrawal: Withdrawal, request: Request) -> Any:
         """Withdraw the referral. Its history is kept."""
         agency = agency_of(request)
+        touches(request, "withdraw", referral_id)
         async with locks[referral_id]:
             existing = index.owned_by(referral_id, agency.agency_id)
             if existing is None:
@@ -404,6 +491,7 @@ def create_api(
     )
     async def get_referral(referral_id: uuid.UUID, request: Request) -> Any:
         """Current status and decision."""
+        touches(request, "get", referral_id)
         referral = index.owned_by(referral_id, agency_of(request).agency_id)
         return _view(referral, base_url) if referral is not None else not_found()
 
@@ -415,6 +503,7 @@ def create_api(
     )
     async def get_history(referral_id: uuid.UUID, request: Request) -> Any:
         """The ordered events of the referral: its audit trail."""
+        touches(request, "history", referral_id)
         referral = index.owned_by(referral_id, agency_of(request).agency_id)
         if referral is None:
             return not_found()
@@ -427,6 +516,7 @@ def create_api(
             r for r in index.of_agency(agency_of(request).agency_id) if status is None or r.status is status
         ]
         referrals.sort(key=lambda r: r.submitted_at, reverse=True)
+        touches(request, "list", *(r.referral_id for r in referrals))
         return ReferralList(referrals=[_view(r, base_url) for r in referrals])
 
     @app.get("/health", include_in_schema=False)
@@ -440,7 +530,14 @@ def create_api(
             {"status": "ready" if is_ready else "starting"}, status_code=200 if is_ready else 503
         )
 
-    app.add_middleware(PartnerGate, authenticator=authenticator, max_body=max_body)
+    app.add_middleware(
+        PartnerGate,
+        authenticator=authenticator,
+        access_log=access_log,
+        clock=clock,
+        limiter=limiter or RateLimiter(per_minute=0, burst=0),
+        max_body=max_body,
+    )
     install_metrics(app, metrics or Metrics(SERVICE))
     return app
 
@@ -467,7 +564,13 @@ def openapi_document() -> dict[str, Any]:
         async def publish_command(self, command: Event, correlation_id: str) -> None:
             raise RuntimeError("not connected")
 
-    app = create_api(authenticator=_Nobody(), index=ReferralIndex(), publisher=_Nowhere(), base_url="")
+        async def record(self, *_: Any, **__: Any) -> None:
+            raise RuntimeError("not connected")
+
+    nowhere = _Nowhere()
+    app = create_api(
+        authenticator=_Nobody(), index=ReferralIndex(), publisher=nowhere, access_log=nowhere, base_url=""
+    )
     document: dict[str, Any] = json.loads(json.dumps(app.openapi()))
     return document
 
@@ -506,8 +609,10 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         authenticator=directory,
         index=read_model.index,
         publisher=KafkaCommandPublisher(publisher),
+        access_log=AccessLog(publisher),
         base_url=settings.base_url(),
         clock=clock_from_setting(settings.clock),
+        limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         max_body=settings.max_body_bytes,
         lifespan=lifespan,
         ready=lambda: started["ready"],

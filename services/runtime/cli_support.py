@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -51,6 +53,14 @@ def bootstrap() -> str:
 
 def prefix() -> str:
     return settings().topic_prefix
+
+
+def operator() -> str:
+    """Who runs this command, as audit records and erasure requests name them: ``cli:<OS user>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except OSError:  # no name for this uid (a bare container)
+        return f"cli:uid-{os.getuid()}"
 
 
 def echo_json(value: Any) -> None:

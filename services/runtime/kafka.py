@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -313,12 +313,21 @@ class Outcome:
 
 class OutcomeWatcher:
     """Watches topics from their current end for the outcome of commands sent after ``start()``: a record
-    whose ``ce_causationid`` is the command's id, or a dead letter carrying the command's own ``ce_id``."""
+    whose ``ce_causationid`` is the command's id, or a dead letter carrying the command's own ``ce_id``.
+
+    ``types``: only records of these event types count as outcomes (a command that causes several events,
+    such as an erasure that also withdraws, is done when the one that says so arrives)."""
 
     def __init__(
-        self, bootstrap_servers: str, topics: list[str], client_id: str = "circles-outcomes"
+        self,
+        bootstrap_servers: str,
+        topics: list[str],
+        client_id: str = "circles-outcomes",
+        *,
+        types: Collection[str] | None = None,
     ) -> None:
         self.topics = topics
+        self.types = frozenset(types) if types is not None else None
         self._options = {
             "bootstrap_servers": bootstrap_servers,
             "client_id": client_id,
@@ -368,8 +377,10 @@ class OutcomeWatcher:
                     headers = {
                         name: value.decode(errors="replace") for name, value in record.headers or () if value
                     }
-                    key = headers.get("ce_id") if tp.topic.endswith(".dlq") else headers.get("ce_causationid")
-                    if not key:
+                    dead = tp.topic.endswith(".dlq")
+                    key = headers.get("ce_id") if dead else headers.get("ce_causationid")
+                    wanted = dead or self.types is None or headers.get("ce_type") in self.types
+                    if not key or not wanted:
                         continue
                     outcome = Outcome(tp.topic, record)
                     future = self._waiting.get(key)

@@ -8,7 +8,8 @@ Principals (SASL/SCRAM users; the local secure broker creates the same list):
   - write (and read back) the topics it owns, its keys topic included, except those only the ``circles``
     command writes (catalogue ``cli: only-writer``: agencies, coordinator accounts and their data keys),
     which it only reads;
-  - read the topics it consumes, through its consumer group or whole as a view (changelogs included);
+  - read the topics it consumes, through its consumer group or whole as a view (changelogs included),
+    and delete from those it purges (catalogue ``purged_by_consumers``: the plain inbound submissions);
   - write and read the dead-letter topics of the topics its workers consume (a worker dead-letters a record
     of a topic it consumes to ``<topic>.dlq``, whoever owns the topic);
   - use its consumer group ``<prefix>circles-<service>`` (READ);
@@ -176,6 +177,8 @@ def rights(prefix: str = "") -> dict[str, Rights]:
                     own.topic(prefix + spec.name, Operation.WRITE)
             if service in spec.consumers:
                 own.topic(prefix + spec.name, Operation.READ)
+                if spec.purged_by_consumers:
+                    own.topic(prefix + spec.name, Operation.DELETE)
         for name in _dead_letters_of(consumed_topics(service)):
             own.topic(prefix + name, Operation.WRITE, Operation.READ)
         if service in SERVICES:

@@ -103,6 +103,16 @@ def test_agency_systems_only_submit() -> None:
     assert not agencies.groups
 
 
+def test_only_the_referrals_service_deletes_and_only_the_inbound_submissions_it_purges() -> None:
+    deleters = {
+        (user, topic)
+        for user, held in rights().items()
+        for topic, ops in held.topics.items()
+        if Operation.DELETE in ops
+    }
+    assert deleters == {(user_of(Service.REFERRALS), "circles.referrals.inbound.v1")}
+
+
 def test_each_worker_joins_only_its_own_group() -> None:
     for service in SERVICES:
         groups = rights()[user_of(service)].groups

@@ -60,11 +60,19 @@ class _Nowhere:
     async def publish_command(self, command: Any, correlation_id: str) -> None:
         raise AssertionError("nothing is published here")
 
+    async def record(self, *_: Any, **__: Any) -> None:
+        return None  # the access log
+
 
 def test_requests_are_counted_by_route_template_even_when_refused_before_routing() -> None:
     metrics = Metrics("referrals-api", process_collector=False)
     app = create_api(
-        authenticator=_Nobody(), index=ReferralIndex(), publisher=_Nowhere(), base_url="", metrics=metrics
+        authenticator=_Nobody(),
+        index=ReferralIndex(),
+        publisher=_Nowhere(),
+        access_log=_Nowhere(),
+        base_url="",
+        metrics=metrics,
     )
     client = TestClient(app, raise_server_exceptions=False)
     for _ in range(2):

@@ -290,6 +290,8 @@ def erase(
     )
     events.append((erased_id, erased))
     why = "on request" if command.reason == "request" else "under the retention policy"
+    if command.note:
+        why = f"{why} ({command.note})"
     history.append(
         HistoryEntry(
             event_id=erased_id, type=erased.event_type, time=now, summary=f"Personal data erased {why}."

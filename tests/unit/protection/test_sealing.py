@@ -16,6 +16,7 @@ from services.protection.sealing import (
     EACH,
     PREFIX,
     DataKey,
+    holds_personal,
     open_sealed,
     personal_paths,
     seal,
@@ -87,3 +88,32 @@ def test_another_subjects_key_does_not_open_it() -> None:
     sealed = seal({"a": "x"}, [("a",)], key())
     with pytest.raises(ValueError):
         open_sealed(sealed, [("a",)], lambda _: key())
+
+
+def test_a_record_with_no_personal_value_is_left_as_it_is_and_needs_no_key() -> None:
+    paths = [("conflicts", EACH, "reason"), ("notes",)]
+    assert not holds_personal({"conflicts": [], "notes": None, "id": "x"}, paths)
+    assert holds_personal({"conflicts": [{"reason": "a"}], "notes": None}, paths)
+    assert holds_personal({"conflicts": [], "notes": ""}, paths)
+
+
+async def test_the_sealer_creates_no_key_for_an_erased_record() -> None:
+    import uuid
+
+    from services.protection.sealer import Sealer
+    from services.referrals.domain.referral import ReferralEntry, erase
+    from tests.unit.referrals.test_erasure import erase_command
+    from tests.unit.referrals.test_referral import NOW, submitted
+
+    class NoKeys:
+        async def ensure(self, subject: str) -> DataKey:
+            raise AssertionError(f"a key was created for {subject}")
+
+    sealer = Sealer({"referral": NoKeys()})  # type: ignore[dict-item]
+    entry, _ = submitted()
+    erased = erase(entry, erase_command(), uuid.uuid4(), NOW).entry
+    assert erased is not None
+    data = erased.model_dump(mode="json")
+    assert await sealer.seal_json(ReferralEntry, data, "referral:1") == data
+    with pytest.raises(AssertionError, match="a key was created"):
+        await sealer.seal_json(ReferralEntry, entry.model_dump(mode="json"), "referral:1")

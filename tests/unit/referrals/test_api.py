@@ -15,6 +15,7 @@ from schemas.common import ReferralStatus
 from schemas.envelope import Event
 from schemas.events.referrals import SubmitReferral, WithdrawReferral
 from schemas.partner_api import ReferralSubmission
+from services.referrals.access import Access
 from services.referrals.api import create_api
 from services.referrals.domain.policy import load_policy
 from services.referrals.domain.referral import submit
@@ -33,14 +34,30 @@ class Keys:
 
 
 class Recorder:
+    """The command publisher and the access log."""
+
     def __init__(self) -> None:
         self.commands: list[tuple[Event, str]] = []
+        self.accesses: list[tuple[str, Access, str, datetime, int | None]] = []
         self.fail = False
+        self.access_fails = False
 
     async def publish_command(self, command: Event, correlation_id: str) -> None:
         if self.fail:
             raise RuntimeError("broker unavailable: Testy Fictionalperson")
         self.commands.append((command, correlation_id))
+
+    async def record(
+        self,
+        actor: str,
+        access: Access,
+        correlation_id: str,
+        accessed_at: datetime,
+        status: int | None = None,
+    ) -> None:
+        if self.access_fails:
+            raise TimeoutError
+        self.accesses.append((actor, access, correlation_id, accessed_at, status))
 
 
 @pytest.fixture
@@ -50,6 +67,7 @@ def world() -> tuple[TestClient, ReferralIndex, Recorder]:
         authenticator=Keys(),
         index=index,
         publisher=recorder,
+        access_log=recorder,
         base_url="http://partners.test",
         clock=FixedClock(NOW),
     )
@@ -292,3 +310,39 @@ def test_openapi_document_describes_the_contract() -> None:
     assert {"200", "202", "401", "409", "413", "415", "422"} <= set(post["responses"])
     assert document["components"]["securitySchemes"]
     ReferralSubmission.model_validate(submission_body())
+
+
+def test_every_request_about_referrals_is_recorded_before_it_is_answered(world) -> None:
+    client, index, recorder = world
+    headers = {**auth(), "X-Correlation-Id": "corr-audit"}
+    referral_id = client.post("/v1/referrals", json=submission_body(), headers=headers).json()["referral_id"]
+    worker_applies(index, recorder)
+    rid = uuid.UUID(referral_id)
+    assert client.get(f"/v1/referrals/{rid}", headers=headers).status_code == 200
+    assert client.get(f"/v1/referrals/{rid}/history", headers=headers).status_code == 200
+    assert client.get("/v1/referrals", headers=headers).status_code == 200
+    assert client.get(f"/v1/referrals/{rid}", headers=auth("key-police")).status_code == 404
+    assert client.get(f"/v1/referrals/{rid}/nothing", headers=headers).status_code == 404  # no referral route
+    assert client.post("/v1/referrals", json={}, headers=headers).status_code == 422  # touches no referral
+    assert [
+        (a, access.action, list(access.referral_ids), c, t, s) for a, access, c, t, s in recorder.accesses
+    ] == [
+        ("agency:mappa", "submit", [rid], "corr-audit", NOW, 202),
+        ("agency:mappa", "get", [rid], "corr-audit", NOW, 200),
+        ("agency:mappa", "history", [rid], "corr-audit", NOW, 200),
+        ("agency:mappa", "list", [rid], "corr-audit", NOW, 200),
+        ("agency:police-mosovo", "get", [rid], recorder.accesses[-1][2], NOW, 404),
+    ]
+
+
+def test_an_access_that_cannot_be_recorded_is_not_answered(world) -> None:
+    client, index, recorder = world
+    referral_id = client.post("/v1/referrals", json=submission_body(), headers=auth()).json()["referral_id"]
+    worker_applies(index, recorder)
+    recorder.access_fails = True
+    response = client.get(f"/v1/referrals/{referral_id}", headers=auth())
+    assert response.status_code == 503 and response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5" and "agency_reference" not in response.text
+    assert client.get("/v1/referrals", headers=auth()).status_code == 503
+    recorder.access_fails = False
+    assert client.get(f"/v1/referrals/{referral_id}", headers=auth()).status_code == 200

@@ -25,8 +25,10 @@ from tests.samples import PERSONAL_SENTINELS, sample, submission
 from tests.unit.referrals.test_referral import NOW, POLICY, RID, command, submitted
 
 
-def erase_command(reason: str = "request") -> EraseReferral:
-    return EraseReferral(referral_id=RID, reason=reason, requested_by="coordinator", requested_at=NOW)
+def erase_command(reason: str = "request", note: str | None = None) -> EraseReferral:
+    return EraseReferral(
+        referral_id=RID, reason=reason, requested_by="coordinator", requested_at=NOW, note=note
+    )
 
 
 def test_erasing_an_open_referral_withdraws_it_and_keeps_only_non_personal_facts() -> None:
@@ -59,6 +61,15 @@ def test_erasing_a_closed_referral_adds_only_the_erasure() -> None:
     assert change.entry and change.entry.record and change.entry.record.status is ReferralStatus.INELIGIBLE
     assert [type(e) for _, e in change.events] == [ReferralErased]
     assert "retention policy" in change.entry.record.history[-1].summary
+
+
+def test_the_requests_reference_is_kept_in_the_history() -> None:
+    entry, _ = submitted(submission(risk__level="low"))
+    change = erase(entry, erase_command(note="DSR-2026-041"), uuid.uuid4(), NOW)
+    assert change.entry and change.entry.record
+    assert change.entry.record.history[-1].summary == "Personal data erased on request (DSR-2026-041)."
+    with pytest.raises(ValueError):
+        erase_command(note="two\nlines")
 
 
 def test_erasure_is_idempotent_and_a_repeat_after_a_crash_publishes_the_same_events_again() -> None:

@@ -1,0 +1,281 @@
+"""No personal value at rest in Kafka, in any topic, after a realistic run of the whole system.
+
+Real processes (referrals worker and API, matching, notifications with a real SMTP server, coordinator)
+over the real broker. Agencies, volunteers and a coordinator account come from the CLI (the volunteers'
+vetting, training, supervision and a conflict are sent as the CLI sends them); referrals arrive
+over HTTP and over Kafka (the inbound topic, in the clear, as agency systems write it), one of them
+malformed (dead-lettered); a circle is proposed and accepted; messages are sent. Then every record of every
+topic under the test's prefix (catalogue topics, changelogs, keys topics, dead letters, the access log) is
+read raw, key, value and headers, and searched for each seeded personal value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from schemas.events.referrals import InboundSubmission
+from schemas.events.volunteers import ChangeVolunteer, Conflict
+from schemas.topics import REFERRAL_KEYS, REFERRALS_INBOUND, REFERRALS_STATE, TOPICS
+from services.referrals.domain.referral import ReferralEntry
+from services.runtime.kafka import Publisher, create_topics
+from tests.conftest import leaks
+from tests.kafka_helpers import consume_all
+from tests.notification_sinks import SmtpSink, wait_until
+from tests.processes import (
+    ServiceProcess,
+    free_port,
+    read_sealed_table,
+    run_cli,
+    sealing_publisher,
+    service_env,
+)
+from tests.samples import PERSONAL_SENTINELS, submission_body
+
+pytestmark = pytest.mark.integration
+COORDINATOR = "coordinator@circles.example.org"
+VOLUNTEERS = [("vol-a", "female"), ("vol-b", "male"), ("vol-c", "female"), ("vol-d", "male")]
+INBOUND = {
+    "core_member__given_name": "Inboundia",
+    "core_member__family_name": "Kafkasubmitterson",
+    "core_member__date_of_birth": "1981-07-19",
+    "core_member__pnc_number": "2011/0765432Q",
+    "referrer__name": "Rex Producerly",
+    "referrer__email": "rex.producerly@example.org",
+    "notes": "Inbound-only invented note about a synthetic person.",
+}
+SEEDED = (
+    *PERSONAL_SENTINELS,
+    *INBOUND.values(),
+    *(f"Volunteerina Sealworth {v}" for v, _ in VOLUNTEERS),
+    "knows Sentinel Neighbourly from school",
+    "Coordinatrix Sentinella",
+    "moved to Sentinelshire with family",
+)
+"""Every personal value the run puts in: the submissions', the volunteers' names and a conflict's
+reason, the coordinator's name, a withdrawal's reason."""
+
+
+@dataclass
+class Run:
+    env: dict[str, str]
+    prefix: str
+    bootstrap: str
+    api_url: str
+    smtp: SmtpSink
+    keys: dict[str, str]
+    processes: list[ServiceProcess]
+
+    def cli(self, *args: str) -> str:
+        return run_cli(self.env, *args).stdout
+
+    def cli_all(self, commands: list[list[str]]) -> None:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda args: self.cli(*args), commands))
+
+    def client(self, agency: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.api_url, headers={"Authorization": f"Bearer {self.keys[agency]}"}, timeout=10
+        )
+
+    def status(self, agency: str, referral_id: str, wanted: str, seconds: float = 45) -> None:
+        deadline = time.monotonic() + seconds
+        with self.client(agency) as client:
+            while (view := client.get(f"/v1/referrals/{referral_id}").json()).get("status") != wanted:
+                assert time.monotonic() < deadline, view
+                time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    asyncio.run(create_topics(kafka_bootstrap, TOPICS, prefix=prefix))
+    data: Path = tmp_path_factory.mktemp("at-rest")
+    clock = data / "now"
+    clock.write_text("2026-11-24T10:00:00+00:00")
+    smtp = SmtpSink().start()
+    port = free_port()
+    env = service_env(
+        kafka_bootstrap,
+        prefix,
+        data,
+        CIRCLES_CLOCK=f"file:{clock}",
+        CIRCLES_API_PORT=str(port),
+        CIRCLES_SMTP_PORT=str(smtp.port),
+        CIRCLES_COORDINATOR_EMAIL=COORDINATOR,
+        CIRCLES_DIGEST_ENABLED="false",
+        CIRCLES_INBOUND_PURGE_INTERVAL_S="0.5",
+    )
+    keys = {}
+    for agency, kind in (("mappa-humberside", "mappa"), ("police-mosovo", "police")):
+        args = ["agency", "add", agency, "--name", f"{agency} (test)", "--kind", kind, "--json"]
+        args += ["--local-authority", "hull", "--contact-email", f"{agency}@agencies.example.org"]
+        keys[agency] = json.loads(run_cli(env, *args).stdout)["api_key"]
+    processes = [
+        ServiceProcess(name, env).start()
+        for name in (
+            "referrals-worker",
+            "referrals-api",
+            "matching-worker",
+            "notifications-worker",
+            "coordinator-worker",
+        )
+    ]
+    try:
+        for process in processes:
+            if process.process.endswith("worker"):
+                process.wait_for_log("worker_ready")
+            else:
+                process.wait_http(f"http://127.0.0.1:{port}/ready")
+        yield Run(env, prefix, kafka_bootstrap, f"http://127.0.0.1:{port}", smtp, keys, processes)
+    finally:
+        for process in processes:
+            process.stop()
+        smtp.stop()
+    assert leaks("".join(process.logs() for process in processes)) == []
+
+
+async def every_record(bootstrap: str, prefix: str) -> dict[str, list[Any]]:
+    """Every record still readable in every topic under ``prefix``, from the start of each partition."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = sorted(name for name in await admin.list_topics() if name.startswith(prefix))
+    finally:
+        await admin.close()
+    return {name: await consume_all(bootstrap, name) for name in names}
+
+
+def found_in(record: Any) -> list[str]:
+    raw = b"".join([record.key or b"", record.value or b"", *(value or b"" for _, value in record.headers)])
+    return [value for value in SEEDED if value.encode() in raw]
+
+
+async def submit_inbound(run: Run) -> None:
+    good = InboundSubmission.model_validate(submission_body(agency_reference="POLICE-INBOUND-1", **INBOUND))
+    broken = submission_body(agency_reference="POLICE-INBOUND-2", risk__level="extreme", **INBOUND)
+    async with Publisher(run.bootstrap, "/agencies/police-mosovo", prefix=run.prefix) as publisher:
+        await publisher.publish(good, publisher.envelope(good, correlation_id="inbound-1"))
+        await publisher.send_raw(
+            run.prefix + REFERRALS_INBOUND.name,
+            json.dumps(broken).encode(),
+            b"POLICE-INBOUND-2",
+            publisher.envelope(good, correlation_id="inbound-2").headers(),
+        )
+
+
+async def make_ready(run: Run) -> None:
+    """Vetting, training, supervision and a conflict, sent as the CLI sends them (sealed), in one process
+    rather than thirteen (the CLI registered the volunteers)."""
+    today = date(2026, 11, 24)
+    changes = [
+        ChangeVolunteer(volunteer_id=v, change=change, on=on, requested_by="coordinator")
+        for v, _ in VOLUNTEERS
+        for change, on in (
+            ("vetted", date(2026, 1, 10)),
+            ("trained", date(2026, 2, 1)),
+            ("supervised", today),
+        )
+    ]
+    reason = "knows Sentinel Neighbourly from school"
+    conflict = Conflict(postcode_district="DN15", reason=reason, declared_on=today)
+    changes.append(
+        ChangeVolunteer(volunteer_id="vol-a", change="conflict", conflict=conflict, requested_by="c")
+    )
+    async with sealing_publisher(run.env, "/circles/matching/cli") as publisher:
+        for change in changes:
+            await publisher.publish(change, publisher.envelope(change, f"volunteer-{change.volunteer_id}"))
+
+
+def test_after_a_realistic_run_no_topic_holds_a_personal_value(run: Run) -> None:
+    started = time.monotonic()
+    run.cli_all(
+        [
+            ["coordinator", "add", "coord-1", "--name", "Coordinatrix Sentinella", "--json"],
+            *[
+                ["volunteer", "add", v, "--name", f"Volunteerina Sealworth {v}", "--gender", g,
+                 "--local-authority", "hull", "--postcode-district", "HU7", "--max-circles", "1"]
+                for v, g in VOLUNTEERS
+            ],
+        ]
+    )  # fmt: skip
+    asyncio.run(make_ready(run))
+    with run.client("mappa-humberside") as client:
+        eligible = client.post("/v1/referrals", json=submission_body(agency_reference="REST-1")).json()
+        run.status("mappa-humberside", eligible["referral_id"], "proposed")  # holds the whole pool
+        low = submission_body(agency_reference="REST-2", risk__level="low")
+        ineligible = client.post("/v1/referrals", json=low).json()
+        waiting = client.post("/v1/referrals", json=submission_body(agency_reference="REST-3")).json()
+        run.status("mappa-humberside", waiting["referral_id"], "awaiting_volunteers")
+        reason = {"reason": "moved to Sentinelshire with family"}
+        assert (
+            client.post(f"/v1/referrals/{waiting['referral_id']}/withdrawal", json=reason).status_code == 200
+        )
+    asyncio.run(submit_inbound(run))
+    run.status("mappa-humberside", waiting["referral_id"], "withdrawn")
+    run.status("mappa-humberside", ineligible["referral_id"], "ineligible")
+    proposal = next(
+        p for p in json.loads(run.cli("proposal", "list", "--status", "open", "--json"))
+        if p["referral_id"] == eligible["referral_id"]
+    )  # fmt: skip
+    run.cli("proposal", "accept", proposal["proposal_id"])
+    run.status("mappa-humberside", eligible["referral_id"], "circle_formed")
+    with run.client("police-mosovo") as client:
+        listed = client.get("/v1/referrals").json()["referrals"]
+    assert [r["agency_reference"] for r in listed] == ["POLICE-INBOUND-1"]
+    wait_until(
+        lambda: any(m.template == "circle_formed" for m in run.smtp.received()), seconds=30, what="messages"
+    )
+    inbound_topic = run.prefix + REFERRALS_INBOUND.name
+    wait_until(lambda: not asyncio.run(consume_all(run.bootstrap, inbound_topic)), what="the inbound purge")
+    print(f"\nrealistic run: {time.monotonic() - started:.1f}s")
+
+    topics = asyncio.run(every_record(run.bootstrap, run.prefix))
+    assert set(topics) == {run.prefix + spec.name for spec in TOPICS}
+    leaked = {
+        (name.removeprefix(run.prefix), record.partition, record.offset): values
+        for name, records in topics.items()
+        for record in records
+        if (values := found_in(record))
+    }
+    assert leaked == {}
+    held = {name.removeprefix(run.prefix): len(records) for name, records in topics.items() if records}
+    print(f"records searched: {sum(held.values())} in {len(held)} topics")
+    for name in (
+        REFERRAL_KEYS.name,
+        REFERRALS_STATE.name,
+        "circles.referrals.commands.v1",
+        "circles.referrals.inbound.v1.dlq",
+        "circles.volunteers.keys.v1",
+        "circles.volunteers.records.v1",
+        "circles.coordinator.keys.v1",
+        "circles.coordinator.accounts.v1",
+        "circles.matching.pool.v1",
+        "circles.notifications.log.v1",
+        "circles.referrals.access.v1",
+    ):
+        assert held.get(name), f"{name} is empty: the search proves nothing there"
+    assert REFERRALS_INBOUND.name not in held  # purged once processed
+
+    # the values are there, sealed: the keys open them
+    state = asyncio.run(read_sealed_table(run.env, REFERRALS_STATE.name, ReferralEntry))
+    opened = state[eligible["referral_id"]].model_dump_json()
+    assert "Testy" in opened and "Fictionalperson" in opened
+    police = next(
+        entry for entry in state.values() if entry.record and entry.record.agency_id == "police-mosovo"
+    )
+    assert "Kafkasubmitterson" in police.model_dump_json()
+    mails = b"".join(mail.raw for mail in run.smtp.received())
+    assert mails and not [value for value in SEEDED if value.encode() in mails]
