@@ -12,10 +12,12 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.partner_api import ReferralSubmission
+from schemas.topics import REFERRALS_STATE
 from services.runtime.clock import FileClock, clock_from_setting
 from services.runtime.deadletter import dead_letter_headers, original_headers, safe_error
 from services.runtime.ids import derive_id
 from services.runtime.logs import configure_logging, get_logger, log_context
+from services.runtime.tables import StateTable
 from tests.samples import submission_body
 
 
@@ -128,3 +130,11 @@ def test_every_service_reads_its_settings_from_circles_variables(monkeypatch: py
         assert settings.topic_prefix == "p.", type(settings).__name__
     assert NotificationsSettings().service_levels().decide_within_days == 7
     assert CoordinatorSettings().service_levels().decide_within_days == 7
+
+
+async def test_a_table_holding_no_partition_recovers_without_a_consumer() -> None:
+    """A worker given none of a table's partitions (the hot-standby matching worker) recovers nothing and
+    opens no consumer: aiokafka's stop() right after start() raised CancelledError and killed it."""
+    table: StateTable[ReferralSubmission] = StateTable("t", ReferralSubmission, REFERRALS_STATE)
+    assert await table.recover("127.0.0.1:9", set()) == 0  # port 9: a consumer would fail to connect
+    assert table.held == frozenset()
