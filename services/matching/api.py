@@ -219,7 +219,13 @@ class KafkaBackend:
         prefix = settings.topic_prefix
         self.live = LiveMatchingState(bootstrap, load_policy(settings.matching_policy), prefix)
         self.metrics = Metrics(SERVICE)
-        self.publisher = Publisher(bootstrap, "/circles/matching/api", prefix=prefix, metrics=self.metrics)
+        self.publisher = Publisher(
+            bootstrap,
+            "/circles/matching/api",
+            prefix=prefix,
+            metrics=self.metrics,
+            timeout_s=settings.publish_timeout_s,
+        )
         self.volunteers = volunteer_watcher(bootstrap, prefix)
         self.decisions = decision_watcher(bootstrap, prefix)
         self.ready = False

@@ -449,7 +449,13 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
     directory = AgencyDirectory(bootstrap, prefix)
     read_model = ReferralReadModel(bootstrap, prefix)
     metrics = Metrics(SERVICE)
-    publisher = Publisher(bootstrap, "/circles/referrals/api", prefix=prefix, metrics=metrics)
+    publisher = Publisher(
+        bootstrap,
+        "/circles/referrals/api",
+        prefix=prefix,
+        metrics=metrics,
+        timeout_s=settings.publish_timeout_s,
+    )
     started = {"ready": False}
 
     @asynccontextmanager

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 from aiokafka.structs import RecordMetadata
 
 from schemas.envelope import Envelope, Event, encode
@@ -81,11 +81,20 @@ class Publisher:
     """Publishes events with their CloudEvents headers and waits for the broker's acknowledgement."""
 
     def __init__(
-        self, bootstrap_servers: str, source: str, *, prefix: str = "", metrics: Metrics | None = None
+        self,
+        bootstrap_servers: str,
+        source: str,
+        *,
+        prefix: str = "",
+        metrics: Metrics | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         self.source = source
         self.prefix = prefix
         self.metrics = metrics
+        self.timeout_s = timeout_s
+        """For request handlers: ``publish`` gives up after this long with ``KafkaTimeoutError`` (the record
+        may still be written later; callers answer so that the same request can be sent again)."""
         self._bootstrap = bootstrap_servers
         self._producer: Any = None
 
@@ -107,7 +116,11 @@ class Publisher:
         return Envelope.for_event(event, source=self.source, correlation_id=correlation_id, **kwargs)
 
     async def publish(self, event: Event, envelope: Envelope, *, topic: str | None = None) -> RecordMetadata:
-        return await (await self.send(event, envelope, topic=topic))
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await (await self.send(event, envelope, topic=topic))
+        except TimeoutError:
+            raise KafkaTimeoutError(f"not acknowledged within {self.timeout_s}s") from None
 
     async def send(
         self, event: Event, envelope: Envelope, *, topic: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -9,16 +10,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from pydantic import ValidationError
 
+from schemas.events.referrals import ReferralWithdrawn
 from schemas.partner_api import ReferralSubmission
 from schemas.topics import REFERRALS_STATE
 from services.runtime.clock import FileClock, clock_from_setting
 from services.runtime.deadletter import dead_letter_headers, original_headers, safe_error
 from services.runtime.ids import derive_id
+from services.runtime.kafka import Publisher
 from services.runtime.logs import configure_logging, get_logger, log_context
 from services.runtime.tables import StateTable
-from tests.samples import submission_body
+from tests.samples import sample, submission_body
 
 
 @pytest.fixture
@@ -138,3 +142,18 @@ async def test_a_table_holding_no_partition_recovers_without_a_consumer() -> Non
     table: StateTable[ReferralSubmission] = StateTable("t", ReferralSubmission, REFERRALS_STATE)
     assert await table.recover("127.0.0.1:9", set()) == 0  # port 9: a consumer would fail to connect
     assert table.held == frozenset()
+
+
+async def test_a_publisher_with_a_timeout_gives_up_with_a_kafka_error() -> None:
+    """An API's publish must not wait for the producer's own 30 s while the broker is away: it gives up
+    with a KafkaError, which the problem handlers answer with 503."""
+
+    class Stuck:
+        async def send(self, *args: object, **kwargs: object) -> asyncio.Future[object]:
+            return asyncio.get_running_loop().create_future()  # never acknowledged
+
+    publisher = Publisher("127.0.0.1:9", "/tests", timeout_s=0.05)
+    publisher._producer = Stuck()
+    event = sample(ReferralWithdrawn)
+    with pytest.raises(KafkaTimeoutError):
+        await publisher.publish(event, publisher.envelope(event, "c"))
