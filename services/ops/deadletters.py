@@ -24,6 +24,7 @@ from services.ops.broker import Broker, read_ranges
 from services.ops.topology import DEAD_LETTER_TOPICS, REPLAY_GROUP, source_of
 from services.runtime.deadletter import original_headers
 from services.runtime.kafka import producer as make_producer
+from services.runtime.kafka import send_record
 
 MAX_COUNTED = 10_000
 """``list`` reads at most this many records of each queue to count reasons."""
@@ -239,7 +240,9 @@ async def _replay(
             report.republished_to[target] = report.republished_to.get(target, 0) + 1
             if not dry_run:
                 headers = original_headers(record.headers or ())
-                in_flight.append(await producer.send(target, record.value, key=record.key, headers=headers))
+                in_flight.append(
+                    await send_record(producer, target, record.value, key=record.key, headers=headers)
+                )
         progress[TopicPartition(record.topic, record.partition)] = record.offset + 1
         if not dry_run and len(in_flight) >= CHUNK:
             await _settle(consumer, in_flight, progress)

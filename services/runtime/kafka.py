@@ -77,6 +77,30 @@ def producer(bootstrap_servers: str, client_id: str, **overrides: Any) -> AIOKaf
     return AIOKafkaProducer(**options)
 
 
+async def send_record(
+    producer: AIOKafkaProducer,
+    topic: str,
+    value: bytes | None,
+    *,
+    key: bytes | None,
+    headers: list[tuple[str, bytes]],
+    partition: int | None = None,
+) -> asyncio.Future[RecordMetadata]:
+    """``producer.send()``, which also takes a record with neither key nor value (a keyless tombstone: other
+    clients write them, and a dead letter or replay copies the original). aiokafka's ``send()`` refuses that
+    with an AssertionError, so it goes as a batch of its own, to ``partition`` (default 0)."""
+    if key is not None or value is not None:
+        future: asyncio.Future[RecordMetadata] = await producer.send(
+            topic, value, key=key, headers=headers, partition=partition
+        )
+        return future
+    batch = producer.create_batch()
+    batch.append(key=None, value=None, timestamp=None, headers=headers)
+    batch.close()
+    sent: asyncio.Future[RecordMetadata] = await producer.send_batch(batch, topic, partition=partition or 0)
+    return sent
+
+
 class Publisher:
     """Publishes events with their CloudEvents headers and waits for the broker's acknowledgement."""
 
@@ -141,9 +165,7 @@ class Publisher:
         key: bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> RecordMetadata:
-        future: asyncio.Future[RecordMetadata] = await self._producer.send(
-            topic, value, key=key, headers=headers or []
-        )
+        future = await send_record(self._producer, topic, value, key=key, headers=headers or [])
         self._count_when_acknowledged(future, topic)
         return await future
 

@@ -37,6 +37,7 @@ from schemas.envelope import Envelope, Event, UndecodableRecord, decode, encode
 from schemas.topics import TopicSpec, dead_letter_topic, events_of
 from services.runtime.deadletter import ProcessingError, dead_letter_headers, safe_error
 from services.runtime.kafka import producer as make_producer
+from services.runtime.kafka import send_record
 from services.runtime.logs import get_logger, log_context
 from services.runtime.metrics import ErrorKind, Metrics
 from services.runtime.probes import ProbeServer
@@ -143,8 +144,13 @@ class UnitOfWork:
         futures = []
         for topic, key, value, headers, *partition in records:
             futures.append(
-                await self.producer.send(
-                    topic, value, key=key, headers=headers, partition=partition[0] if partition else None
+                await send_record(
+                    self.producer,
+                    topic,
+                    value,
+                    key=key,
+                    headers=headers,
+                    partition=partition[0] if partition else None,
                 )
             )
         return list(await asyncio.gather(*futures)) if futures else []
