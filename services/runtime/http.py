@@ -60,6 +60,11 @@ def install_problem_handlers(app: FastAPI, invalid_title: str = "Invalid request
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and isinstance(error.__cause__, ValueError | RecursionError):
+            # FastAPI's 400 for a body its JSON parser raised on other than JSONDecodeError (bytes that are
+            # not UTF-8, arrays nested deeper than the parser recurses): invalid JSON like any other (422).
+            errors = [FieldError(loc=["body"], msg="body is not readable JSON", type="json_invalid")]
+            return problem(422, invalid_title, "1 field error(s); see errors.", errors=errors)
         return problem(error.status_code, None, str(error.detail))
 
     @app.exception_handler(KafkaError)

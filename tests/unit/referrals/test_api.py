@@ -137,6 +137,14 @@ def test_415_413_and_malformed_json(world) -> None:
         headers={**auth(), "Content-Type": "application/json"},
     )
     assert broken.status_code == 422 and broken.json()["errors"][0]["type"] == "json_invalid"
+    for unreadable in (
+        b"\xff\xfe{}",
+        b"[" * 5000 + b"]" * 5000,
+    ):  # not UTF-8; nested past the recursion limit
+        answer = client.post(
+            "/v1/referrals", content=unreadable, headers={**auth(), "Content-Type": "application/json"}
+        )
+        assert answer.status_code == 422 and answer.json()["errors"][0]["type"] == "json_invalid"
 
 
 def test_every_field_error_at_once_without_echoing_values(world) -> None:
