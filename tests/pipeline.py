@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,19 +30,20 @@ from typing import Any
 import httpx
 
 from schemas.common import Gender, LocalAuthority
-from schemas.envelope import decode
+from schemas.envelope import Envelope, Event, UndecodableRecord, decode
 from schemas.events.agencies import AgencyKind
 from schemas.events.matching import MatchDeferred, MatchProposed
 from schemas.events.notifications import NotificationRequested
 from schemas.events.referrals import ReferralAssessed, ReferralSubmitted
 from schemas.events.volunteers import ChangeVolunteer
 from schemas.topics import (
-    EVENT_TYPES,
     MATCHING_EVENTS,
     MATCHING_POOL,
     NOTIFICATION_REQUESTS,
     REFERRAL_EVENTS,
     TOPICS,
+    TopicSpec,
+    events_of,
 )
 from services.ops.status import PipelineStatus, pipeline_status
 from services.referrals.agencies import register_agency
@@ -294,25 +295,23 @@ class Pipeline:
         except Exception as error:  # the broker may be away: the message is only for the timeout's text
             return type(error).__name__
 
-    def audit(self, accepted: set[str]) -> Audit:
-        """Count everything and assert the exact numbers (see the module docstring)."""
+    def audit(self, accepted: set[str], malformed: Mapping[str, int] | None = None) -> Audit:
+        """Count everything and assert the exact numbers (see the module docstring). ``malformed``: how many
+        records that are not events of the topic the test itself wrote to each topic (catalogue name)."""
         audit = Audit(accepted)
-        for record in self._read(REFERRAL_EVENTS.name):
-            envelope, event = decode(record.value, record.headers, EVENT_TYPES)
+        for envelope, event in self._events(REFERRAL_EVENTS, audit):
             if isinstance(event, ReferralSubmitted):
                 audit.submitted[str(event.referral_id)].add(envelope.id)
             elif isinstance(event, ReferralAssessed):
                 audit.decisions[str(event.referral_id)].add(envelope.id)
                 audit.outcome[str(event.referral_id)] = event.decision.outcome.value
             audit.referral_records += 1
-        for record in self._read(MATCHING_EVENTS.name):
-            envelope, event = decode(record.value, record.headers, EVENT_TYPES)
+        for envelope, event in self._events(MATCHING_EVENTS, audit):
             if isinstance(event, MatchProposed):
                 audit.proposals[str(event.referral_id)].add(event.proposal_id)
             elif isinstance(event, MatchDeferred):
                 audit.deferrals[str(event.referral_id)].add(envelope.id)
-        for record in self._read(NOTIFICATION_REQUESTS.name):
-            envelope, event = decode(record.value, record.headers, EVENT_TYPES)
+        for _, event in self._events(NOTIFICATION_REQUESTS, audit):
             if isinstance(event, NotificationRequested):
                 context = event.context
                 slot = (str(context.referral_id), event.template, event.recipient.channel.value)
@@ -325,8 +324,20 @@ class Pipeline:
             for line in _json_lines(member.process.logs())
             if line.get("event") == "notification_in_doubt_resent"
         }
+        expected = {topic: (malformed or {}).get(topic, 0) for topic in audit.malformed}
+        assert audit.malformed == expected, f"records that are not events: {audit.malformed}, not {expected}"
         audit.check()
         return audit
+
+    def _events(self, spec: TopicSpec, audit: Audit) -> Iterator[tuple[Envelope, Event]]:
+        """The topic's events; what is not one of them is counted in ``audit.malformed``."""
+        known = events_of(spec)
+        audit.malformed.setdefault(spec.name, 0)
+        for record in self._read(spec.name):
+            try:
+                yield decode(record.value, record.headers, known)
+            except UndecodableRecord:
+                audit.malformed[spec.name] += 1
 
     def _read(self, topic: str) -> list[Any]:
         return asyncio.run(consume_all(self.bootstrap, self.prefix + topic, seconds=60))
@@ -354,6 +365,7 @@ class Audit:
     webhooks: Counter[str] = field(default_factory=Counter)
     in_doubt: set[str] = field(default_factory=set)
     referral_records: int = 0
+    malformed: dict[str, int] = field(default_factory=dict)
 
     def check(self) -> None:
         accepted = self.accepted
