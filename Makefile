@@ -43,6 +43,8 @@ integration: $(INSTALLED) kafka browser
 
 schemas: $(INSTALLED)
 	$(BIN)/python -m schemas.generate
+	$(BIN)/python -m services.security.acls
+	$(BIN)/python -m deploy.k8s.generate
 
 # Benchmarks are measurements, not tests: results in bench-results/.
 bench: $(INSTALLED) kafka

@@ -28,9 +28,11 @@ from schemas.events.notifications import (
     NotificationRequested,
 )
 from schemas.events.referrals import (
+    EraseReferral,
     InboundSubmission,
     ReassessReferral,
     ReferralAssessed,
+    ReferralErased,
     ReferralSubmitted,
     ReferralWithdrawn,
     SubmitReferral,
@@ -51,12 +53,25 @@ REFERRAL_PARTITIONS = 6
 """Partitions of every topic keyed by referral id (and of the notification topics): the most workers
 one service can spread over."""
 
-DAY_MS = 24 * 3600 * 1000
+HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
 
 
 class Cleanup(StrEnum):
     DELETE = "delete"
     COMPACT = "compact"
+
+
+class CliAccess(StrEnum):
+    """What the ``circles`` command (its own Kafka principal) does with a topic, besides the owner's and the
+    consumers' processes: registries and the coordinator's commands are written from the command line."""
+
+    NONE = "none"
+    READ = "read"
+    WRITE = "write"
+    """Reads it, and writes it as a front end of the owner, beside the owner's own processes (its API)."""
+    ONLY_WRITER = "only-writer"
+    """Reads it and is its only writer: the owner's processes only read it (a registry)."""
 
 
 class Service(StrEnum):
@@ -77,9 +92,11 @@ class TopicSpec:
     description: str
     events: tuple[type[Event], ...] = ()
     consumers: tuple[Service, ...] = ()
+    cli: CliAccess = CliAccess.NONE
     retention_ms: int = -1
     personal_data: bool = False
     dead_letter: bool = False
+    holds_keys: bool = False
 
     @property
     def config(self) -> dict[str, str]:
@@ -87,6 +104,13 @@ class TopicSpec:
         settings = {"cleanup.policy": self.cleanup.value, "retention.ms": str(self.retention_ms)}
         if self.cleanup is Cleanup.COMPACT:
             settings |= {"min.cleanable.dirty.ratio": "0.1", "segment.ms": str(DAY_MS)}
+        if self.holds_keys:  # a destroyed key must leave the log soon: small segments, eager compaction
+            settings |= {
+                "min.cleanable.dirty.ratio": "0.01",
+                "segment.ms": str(HOUR_MS),
+                "max.compaction.lag.ms": str(DAY_MS),
+                "delete.retention.ms": str(DAY_MS),
+            }
         return settings
 
     @property
@@ -98,6 +122,48 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+def _keys_topic(name: str, owner: Service, subjects: str, cli: CliAccess = CliAccess.NONE) -> TopicSpec:
+    """``cli``: where the ``circles`` command seals these subjects' personal fields, it writes (and reads)
+    their data keys too; ``ONLY_WRITER`` when only the command seals them, so the owner only opens."""
+    return TopicSpec(
+        name=name,
+        owner=owner,
+        key="data key id",
+        partitions=1,
+        cleanup=Cleanup.COMPACT,
+        description=(
+            f"Private: the data keys sealing the personal fields of {subjects}, wrapped by the "
+            "key-encryption key. A tombstone destroys a key, and with it those fields everywhere."
+        ),
+        consumers=(owner,),
+        cli=cli,
+        holds_keys=True,
+    )
+
+
+REFERRAL_KEYS = _keys_topic(
+    "circles.referrals.keys.v1", Service.REFERRALS, "referrals (subjects referral:<id>)"
+)
+VOLUNTEER_KEYS = _keys_topic(
+    "circles.volunteers.keys.v1",
+    Service.MATCHING,
+    "volunteers (volunteer:<id>)",
+    cli=CliAccess.WRITE,  # `circles volunteer ...` seals volunteer commands, opens volunteer records
+)
+COORDINATOR_KEYS = _keys_topic(
+    "circles.coordinator.keys.v1",
+    Service.COORDINATOR,
+    "coordinator accounts (coordinator:<id>)",
+    cli=CliAccess.ONLY_WRITER,  # `circles coordinator add` seals account names; the page only opens them
+)
+SUBJECT_KEYS: dict[str, TopicSpec] = {
+    "referral": REFERRAL_KEYS,
+    "inbound": REFERRAL_KEYS,  # a dead-lettered inbound submission (plain personal data from an agency)
+    "volunteer": VOLUNTEER_KEYS,
+    "coordinator": COORDINATOR_KEYS,
+}
+"""Subject kind (the part of ``Event.data_subject()`` before the colon) → the topic holding its data keys."""
+
 AGENCIES = TopicSpec(
     name="circles.agencies.v1",
     owner=Service.REFERRALS,
@@ -107,6 +173,7 @@ AGENCIES = TopicSpec(
     description="Partner agency registry: the latest record of each agency (key hash, contact, webhook).",
     events=(AgencyRegistered, AgencyKeyRotated),
     consumers=(Service.REFERRALS, Service.NOTIFICATIONS),
+    cli=CliAccess.ONLY_WRITER,  # `circles agency add|rotate-key`
 )
 REFERRALS_INBOUND = TopicSpec(
     name="circles.referrals.inbound.v1",
@@ -128,7 +195,7 @@ REFERRALS_COMMANDS = TopicSpec(
     cleanup=Cleanup.DELETE,
     retention_ms=7 * DAY_MS,
     description="Private: accepted submissions, amendments, withdrawals and re-assessments, to the worker.",
-    events=(SubmitReferral, WithdrawReferral, ReassessReferral),
+    events=(SubmitReferral, WithdrawReferral, ReassessReferral, EraseReferral),
     consumers=(Service.REFERRALS,),
     personal_data=True,
 )
@@ -149,8 +216,8 @@ REFERRAL_EVENTS = TopicSpec(
     partitions=REFERRAL_PARTITIONS,
     cleanup=Cleanup.DELETE,
     retention_ms=30 * DAY_MS,
-    description="Minimised referral events for other services: submitted, assessed, withdrawn.",
-    events=(ReferralSubmitted, ReferralAssessed, ReferralWithdrawn),
+    description="Minimised referral events for other services: submitted, assessed, withdrawn, erased.",
+    events=(ReferralSubmitted, ReferralAssessed, ReferralWithdrawn, ReferralErased),
     consumers=(Service.MATCHING, Service.NOTIFICATIONS, Service.COORDINATOR),
 )
 VOLUNTEERS = TopicSpec(
@@ -170,6 +237,7 @@ VOLUNTEERS = TopicSpec(
         VolunteerWithdrawn,
     ),
     consumers=(Service.MATCHING,),
+    cli=CliAccess.READ,  # `circles volunteer list`, and the outcome of volunteer commands
     personal_data=True,
 )
 VOLUNTEER_COMMANDS = TopicSpec(
@@ -182,6 +250,7 @@ VOLUNTEER_COMMANDS = TopicSpec(
     description="Private: the coordinator's changes to volunteer records (CLI, page), applied one at a time.",
     events=(ChangeVolunteer,),
     consumers=(Service.MATCHING,),
+    cli=CliAccess.WRITE,  # `circles volunteer ...` (and the matching API)
     personal_data=True,
 )
 VOLUNTEER_RECORDS = TopicSpec(
@@ -204,6 +273,7 @@ MATCH_DECISIONS = TopicSpec(
     description="The coordinator's accept/reject decisions, from the CLI or the coordinator page.",
     events=(MatchDecided,),
     consumers=(Service.MATCHING,),
+    cli=CliAccess.WRITE,  # `circles proposal accept|reject` (and the matching API)
 )
 MATCHING_INBOX = TopicSpec(
     name="circles.matching.inbox.v1",
@@ -233,6 +303,7 @@ MATCHING_CASES = TopicSpec(
     cleanup=Cleanup.COMPACT,
     description="Private: the matcher's referral cases (profile, proposals, decisions, circle): a changelog.",
     consumers=(Service.MATCHING,),
+    cli=CliAccess.READ,  # `circles volunteer list`, `circles proposal list`
 )
 MATCHING_POOL = TopicSpec(
     name="circles.matching.pool.v1",
@@ -254,6 +325,7 @@ MATCHING_EVENTS = TopicSpec(
     description="Proposals, deferrals, cancellations, circles formed and volunteer reminders.",
     events=(MatchProposed, MatchDeferred, ProposalCancelled, CircleFormed, VolunteerReminderDue),
     consumers=(Service.REFERRALS, Service.NOTIFICATIONS, Service.COORDINATOR),
+    cli=CliAccess.READ,  # the outcome of `circles proposal accept|reject`
 )
 NOTIFICATION_REQUESTS = TopicSpec(
     name="circles.notifications.requests.v1",
@@ -274,6 +346,7 @@ NOTIFICATION_LOG = TopicSpec(
     cleanup=Cleanup.COMPACT,
     description="Private: the delivery log (pending, sent, failed with attempts, dead) as a changelog.",
     consumers=(Service.NOTIFICATIONS,),
+    cli=CliAccess.READ,  # `circles notifications status`
 )
 NOTIFICATION_PROGRESS = TopicSpec(
     name="circles.notifications.progress.v1",
@@ -308,6 +381,7 @@ COORDINATOR_ACCOUNTS = TopicSpec(
     description="Coordinator accounts for the coordinator page (scrypt password hashes only).",
     events=(CoordinatorAccountSet,),
     consumers=(Service.COORDINATOR,),
+    cli=CliAccess.ONLY_WRITER,  # `circles coordinator add`
     personal_data=True,
 )
 
@@ -331,6 +405,9 @@ COORDINATOR_DEAD_LETTERS = TopicSpec(
 )
 
 _PRIMARY: tuple[TopicSpec, ...] = (
+    REFERRAL_KEYS,
+    VOLUNTEER_KEYS,
+    COORDINATOR_KEYS,
     AGENCIES,
     REFERRALS_INBOUND,
     REFERRALS_COMMANDS,

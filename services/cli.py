@@ -9,8 +9,11 @@ from services.dev.stack import dev
 from services.matching.commands import proposal, volunteer
 from services.notifications.commands import notifications
 from services.ops.commands import ops
+from services.ops.topics import topics
 from services.processes import PROCESSES
+from services.protection.commands import keys
 from services.referrals.commands import agency
+from services.security.commands import kafka
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +28,9 @@ main.add_command(proposal)
 main.add_command(coordinator)
 main.add_command(notifications)
 main.add_command(ops)
+main.add_command(kafka)
+main.add_command(topics)
+main.add_command(keys)
 
 
 @main.command(name="run")

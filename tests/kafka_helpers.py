@@ -7,11 +7,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from services.runtime.kafka_security import security_options
+
 
 async def consume(bootstrap: str, topic: str, count: int, seconds: float = 30.0) -> list[Any]:
     """At least ``count`` records of ``topic`` from the beginning, or TimeoutError after ``seconds``."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None, **security_options()
     )
     await consumer.start()
     records: list[Any] = []
@@ -28,7 +30,7 @@ async def consume(bootstrap: str, topic: str, count: int, seconds: float = 30.0)
 async def consume_all(bootstrap: str, topic: str, seconds: float = 30.0) -> list[Any]:
     """Every record of ``topic`` written before the call (up to the end offsets read at the start)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None, **security_options()
     )
     await consumer.start()
     records: list[Any] = []

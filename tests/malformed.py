@@ -4,8 +4,8 @@ Each kind breaks one thing a consumer relies on: the JSON, the field types, the 
 (missing, invalid, not UTF-8), the event type (unknown, or another topic's), the value (absent, not an
 object, nested deeper than any parser recurses, near the broker's size limit); a third of the records
 also have no key, and null values never have one (not on compacted topics: their broker refuses that).
-Every record is checked here with the workers' own decoder to be undecodable for its topic, so each one
-must end up dead-lettered.
+Every record is checked here with the workers' own decoder (with and without data keys) to be undecodable for
+its topic, so each one must end up dead-lettered.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from schemas.envelope import Envelope, Event, UndecodableRecord, decode, encode
 from schemas.topics import EVENT_TYPES, Cleanup, TopicSpec, events_of
+from services.protection.sealing import DataKey, open_sealed, personal_paths
 from tests.samples import sample
 
 Headers = list[tuple[str, bytes]]
@@ -32,8 +33,9 @@ class Malformed:
     key: bytes | None
     value: bytes | None
     headers: Headers
-    reason: str
-    """Why the workers' decoder refuses it: the ``dlq_error`` its dead letters must carry."""
+    reasons: tuple[str, str]
+    """Why the workers' decoder refuses it, without data keys and with them (sealed fields are opened
+    before validation, so JSON is parsed otherwise): the ``dlq_error`` of its dead letters is one of them."""
 
 
 def _valid(spec: TopicSpec, rng: random.Random) -> tuple[bytes, bytes, Headers, Event]:
@@ -129,21 +131,35 @@ def malformed_records(spec: TopicSpec, count: int, seed: int) -> list[Malformed]
         kind = "huge" if n in (7, count // 2) else names[n % len(names)]
         for _ in range(20):
             value, headers = kinds[kind](rng)
-            reason = _refusal(value, headers, spec)
-            if reason is not None:
+            reasons = _refusals(value, headers, spec)
+            if reasons is not None:
                 break
         else:
             raise AssertionError(f"{kind}: no undecodable record for {spec.name}")
         keyless = spec.cleanup is not Cleanup.COMPACT and (kind == "null_value" or rng.random() < 1 / 3)
         key = None if keyless else f"fuzz-{uuid.UUID(int=rng.getrandbits(128))}".encode()
-        records.append(Malformed(kind, key, value, headers, reason))
+        records.append(Malformed(kind, key, value, headers, reasons))
     return records
 
 
-def _refusal(value: bytes | None, headers: Headers, spec: TopicSpec) -> str | None:
-    """The decoder's reason for refusing the record; None if it is an event of ``spec`` after all."""
-    try:
-        decode(value, headers, events_of(spec))
-    except UndecodableRecord as refused:
-        return refused.reason
-    return None
+def _refusals(value: bytes | None, headers: Headers, spec: TopicSpec) -> tuple[str, str] | None:
+    """The decoder's reasons for refusing the record, as a worker without data keys and one with them
+    decode it (``services.protection.codec.decode_record``); None if either takes it as an event."""
+    reasons = []
+    for opener in (None, _open_as_a_sealer_would):
+        try:
+            decode(value, headers, events_of(spec), opener)
+        except UndecodableRecord as refused:
+            reasons.append(refused.reason)
+        else:
+            return None
+    return reasons[0], reasons[1]
+
+
+def _open_as_a_sealer_would(model: type[Event], data: Any) -> Any:
+    """``Sealer.open_json`` for records that hold no sealed value (none of these do)."""
+    return open_sealed(data, personal_paths(model), _no_key)
+
+
+def _no_key(dek_id: str) -> DataKey:
+    raise AssertionError(f"a malformed record with a sealed value (data key {dek_id})")

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from schemas.common import Gender, LocalAuthority
-from schemas.envelope import Envelope, Event, UndecodableRecord, decode
+from schemas.envelope import Envelope, Event, UndecodableRecord
 from schemas.events.agencies import AgencyKind
 from schemas.events.matching import MatchDeferred, MatchProposed
 from schemas.events.notifications import NotificationRequested
@@ -41,16 +41,19 @@ from schemas.topics import (
     MATCHING_POOL,
     NOTIFICATION_REQUESTS,
     REFERRAL_EVENTS,
+    SUBJECT_KEYS,
     TOPICS,
     TopicSpec,
     events_of,
 )
 from services.ops.status import PipelineStatus, pipeline_status
+from services.protection.codec import decode_record
+from services.protection.sealer import Sealer
 from services.referrals.agencies import register_agency
-from services.runtime.kafka import Publisher, create_topics, read_compacted
+from services.runtime.kafka import create_topics, read_compacted
 from tests.kafka_helpers import consume_all
 from tests.notification_sinks import SmtpSink, WebhookSink
-from tests.processes import ServiceProcess, free_port, service_env
+from tests.processes import ServiceProcess, free_port, sealer_for, sealing_publisher, service_env
 from tests.samples import submission_body, volunteer_record
 
 AGENCY = "probation-hull"
@@ -210,7 +213,7 @@ class Pipeline:
 
     async def _register_pool(self, count: int) -> None:
         today = datetime.now(UTC).date()
-        async with Publisher(self.bootstrap, "/tests/coordinator", prefix=self.prefix) as publisher:
+        async with sealing_publisher(self.env, "/tests/coordinator") as publisher:
             pending = []
             for i in range(count):
                 record = volunteer_record(
@@ -299,19 +302,23 @@ class Pipeline:
         """Count everything and assert the exact numbers (see the module docstring). ``malformed``: how many
         records that are not events of the topic the test itself wrote to each topic (catalogue name)."""
         audit = Audit(accepted)
-        for envelope, event in self._events(REFERRAL_EVENTS, audit):
+        sealer = sealer_for(self.env, list(SUBJECT_KEYS))
+        events = asyncio.run(
+            self._events(sealer, [REFERRAL_EVENTS, MATCHING_EVENTS, NOTIFICATION_REQUESTS], audit)
+        )
+        for envelope, event in events[REFERRAL_EVENTS.name]:
             if isinstance(event, ReferralSubmitted):
                 audit.submitted[str(event.referral_id)].add(envelope.id)
             elif isinstance(event, ReferralAssessed):
                 audit.decisions[str(event.referral_id)].add(envelope.id)
                 audit.outcome[str(event.referral_id)] = event.decision.outcome.value
             audit.referral_records += 1
-        for envelope, event in self._events(MATCHING_EVENTS, audit):
+        for envelope, event in events[MATCHING_EVENTS.name]:
             if isinstance(event, MatchProposed):
                 audit.proposals[str(event.referral_id)].add(event.proposal_id)
             elif isinstance(event, MatchDeferred):
                 audit.deferrals[str(event.referral_id)].add(envelope.id)
-        for _, event in self._events(NOTIFICATION_REQUESTS, audit):
+        for _, event in events[NOTIFICATION_REQUESTS.name]:
             if isinstance(event, NotificationRequested):
                 context = event.context
                 slot = (str(context.referral_id), event.template, event.recipient.channel.value)
@@ -329,18 +336,28 @@ class Pipeline:
         audit.check()
         return audit
 
-    def _events(self, spec: TopicSpec, audit: Audit) -> Iterator[tuple[Envelope, Event]]:
-        """The topic's events; what is not one of them is counted in ``audit.malformed``."""
-        known = events_of(spec)
-        audit.malformed.setdefault(spec.name, 0)
-        for record in self._read(spec.name):
-            try:
-                yield decode(record.value, record.headers, known)
-            except UndecodableRecord:
-                audit.malformed[spec.name] += 1
-
-    def _read(self, topic: str) -> list[Any]:
-        return asyncio.run(consume_all(self.bootstrap, self.prefix + topic, seconds=60))
+    async def _events(
+        self, sealer: Sealer, specs: list[TopicSpec], audit: Audit
+    ) -> dict[str, list[tuple[Envelope, Event]]]:
+        """Each topic's events, sealed fields opened as their consumers open them; what is not one of them
+        is counted in ``audit.malformed``."""
+        found: dict[str, list[tuple[Envelope, Event]]] = {}
+        await sealer.start()
+        try:
+            for spec in specs:
+                known = events_of(spec)
+                audit.malformed[spec.name] = 0
+                found[spec.name] = []
+                for record in await consume_all(self.bootstrap, self.prefix + spec.name, seconds=60):
+                    try:
+                        found[spec.name].append(
+                            await decode_record(record.value, record.headers, known, sealer)
+                        )
+                    except UndecodableRecord:
+                        audit.malformed[spec.name] += 1
+        finally:
+            await sealer.stop()
+        return found
 
 
 def _json_lines(text: str) -> Iterator[dict[str, Any]]:

@@ -8,6 +8,13 @@ so it runs before the project's virtual environment exists.
     python deploy/kafka/local_kafka.py start [--data-dir D]       # foreground until Ctrl-C, then a clean stop
     python deploy/kafka/local_kafka.py start --data-dir D --detach
     python deploy/kafka/local_kafka.py stop --data-dir D
+    python deploy/kafka/local_kafka.py start --secure [--data-dir D]   # TLS + SASL/SCRAM + ACL authorizer
+
+``--secure`` (``LocalKafka(secure=True)``) generates a throwaway CA and broker certificate with the JDK's
+``keytool`` (so this stays standard-library Python), formats the store with SCRAM-SHA-512 credentials for an
+admin super-user and one user per service, and serves clients on a SASL_SSL listener only, with the
+StandardAuthorizer denying whatever no ACL allows. The CA file and the credentials are in
+``<data-dir>/security.json`` (mode 0600); a fresh data dir gets fresh passwords.
 """
 
 from __future__ import annotations
@@ -19,9 +26,11 @@ import ctypes
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -44,6 +53,22 @@ INSTALL_HINT = (
     "install a Java 17+ runtime and Apache Maven "
     "(Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless maven), then run this again"
 )
+
+
+ADMIN_USER = "circles-admin"
+"""The secure broker's super-user: inter-broker and controller traffic, topic creation, ACLs."""
+SERVICE_USERS = (
+    "circles-referrals",
+    "circles-matching",
+    "circles-notifications",
+    "circles-coordinator",
+    "circles-partner-agencies",
+    "circles-ops",
+)
+"""One SCRAM user per principal of the ACLs (``services/security/acls.py``; a unit test keeps both equal)."""
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+CERT_DAYS = 365
 
 
 class KafkaSetupError(RuntimeError):
@@ -124,6 +149,82 @@ def answers_metadata(host: str, port: int, timeout: float = 2.0) -> bool:
     return bool(correlation_id == 1 and brokers >= 1)
 
 
+def answers_over_tls(host: str, port: int, ca_file: Path, timeout: float = 2.0) -> bool:
+    """True when a TLS listener whose certificate ``ca_file`` vouches for answers an ApiVersions request
+    (which a SASL listener takes before authentication)."""
+    client_id = b"circles-local-kafka"
+    request = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id  # api key 18 = ApiVersions, v0
+    context = ssl.create_default_context(cafile=str(ca_file))
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=host) as sock,
+        ):
+            sock.settimeout(timeout)
+            sock.sendall(struct.pack(">i", len(request)) + request)
+            (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+            response = _recv_exact(sock, size)
+    except (OSError, ConnectionError):
+        return False
+    correlation_id, error_code = struct.unpack(">ih", response[:6])
+    return bool(correlation_id == 7 and error_code == 0)
+
+
+def _keytool(*args: str) -> None:
+    result = subprocess.run(["keytool", *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise KafkaSetupError(f"keytool {args[0]} failed:\n{result.stdout}{result.stderr}")
+
+
+def make_certificates(folder: Path, store_password: str, days: int = CERT_DAYS) -> dict[str, str]:
+    """A throwaway CA and a broker certificate for 127.0.0.1 and localhost, signed by it (EC P-256).
+
+    Returns the files: ``ca_file`` (PEM, for clients), ``keystore`` (PKCS12: the broker's key and chain) and
+    ``truststore`` (PKCS12: the CA, for the broker as a client of itself)."""
+    require_tools("keytool")
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_store, ca_pem = folder / "ca.p12", folder / "ca.pem"
+    keystore, truststore = folder / "broker.p12", folder / "truststore.p12"
+    csr, signed = folder / "broker.csr", folder / "broker.pem"
+    for path in (ca_store, ca_pem, keystore, truststore, csr, signed):
+        path.unlink(missing_ok=True)
+    store = ["-storetype", "PKCS12", "-storepass", store_password]
+    key = ["-keyalg", "EC", "-groupname", "secp256r1", "-validity", str(days)]
+    _keytool(
+        "-genkeypair", "-alias", "ca", "-dname", "CN=Circles local test CA", *key,
+        "-ext", "bc:c=ca:true", "-ext", "KeyUsage:c=keyCertSign,cRLSign", "-keystore", str(ca_store), *store,
+    )  # fmt: skip
+    _keytool("-exportcert", "-rfc", "-alias", "ca", "-keystore", str(ca_store), *store, "-file", str(ca_pem))
+    _keytool(
+        "-genkeypair", "-alias", "broker", "-dname", "CN=localhost", *key, "-keystore", str(keystore), *store
+    )  # fmt: skip
+    _keytool("-certreq", "-alias", "broker", "-keystore", str(keystore), *store, "-file", str(csr))
+    _keytool(
+        "-gencert", "-alias", "ca", "-keystore", str(ca_store), *store, "-infile", str(csr),
+        "-outfile", str(signed), "-rfc", "-validity", str(days),
+        "-ext", "SAN=ip:127.0.0.1,dns:localhost", "-ext", "KeyUsage:c=digitalSignature",
+        "-ext", "ExtendedKeyUsage=serverAuth,clientAuth",
+    )  # fmt: skip
+    _keytool(
+        "-importcert", "-noprompt", "-alias", "ca", "-file", str(ca_pem), "-keystore", str(keystore), *store
+    )  # fmt: skip
+    _keytool("-importcert", "-alias", "broker", "-file", str(signed), "-keystore", str(keystore), *store)
+    _keytool(
+        "-importcert", "-noprompt", "-alias", "ca", "-file", str(ca_pem), "-keystore", str(truststore), *store
+    )  # fmt: skip
+    for path in (csr, signed):
+        path.unlink()
+    ca_store.unlink()  # the CA's key is not needed again: nobody can sign another certificate with it
+    return {"ca_file": str(ca_pem), "keystore": str(keystore), "truststore": str(truststore)}
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds passwords)."""
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
 def _die_with_parent() -> None:
     """Child-side: ask Linux to SIGTERM the broker if the process that started it dies (no orphan JVM)."""
     os.setsid()
@@ -148,12 +249,26 @@ class LocalKafka:
     heap: str = "1g"
     die_with_parent: bool = True
     extra_properties: dict[str, str] = field(default_factory=dict)
+    secure: bool = False
+    """TLS + SASL/SCRAM on the client listener, ACLs enforced (see the module docstring)."""
+    users: tuple[str, ...] = SERVICE_USERS
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _owns_dir: bool = field(default=False, init=False, repr=False)
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def security_file(self) -> Path:
+        assert self.data_dir is not None, "the broker has no data dir before start()"
+        return self.data_dir / "security.json"
+
+    def security(self) -> dict[str, object]:
+        """The secure broker's connection facts: ``security_protocol``, ``sasl_mechanism``, ``ca_file``,
+        ``admin`` (``username``, ``password``) and ``users`` (user → password)."""
+        loaded: dict[str, object] = json.loads(self.security_file.read_text())
+        return loaded
 
     @property
     def pid(self) -> int | None:
@@ -167,8 +282,13 @@ class LocalKafka:
             self._owns_dir = True
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._choose_ports()
+        formatted = (self.data_dir / "logs" / "meta.properties").exists()
+        if self.secure:
+            self._prepare_security(formatted)
+        elif formatted and self.security_file.exists():
+            raise KafkaSetupError(f"{self.data_dir} holds a secure broker: start it with --secure")
         properties = self._write_properties()
-        if not (self.data_dir / "logs" / "meta.properties").exists():
+        if not formatted:
             self._format(libs, properties)
         command = [
             "java", f"-Xms{min_heap(self.heap)}", f"-Xmx{self.heap}", *JVM_OPTIONS,
@@ -186,7 +306,7 @@ class LocalKafka:
         log.close()
         (self.data_dir / "broker.pid").write_text(str(self._process.pid))
         deadline = time.monotonic() + timeout
-        while not answers_metadata("127.0.0.1", self.port):
+        while not self._answers():
             if self._process.poll() is not None:
                 raise KafkaSetupError(
                     f"the broker exited with {self._process.returncode}:\n{self.log_tail()}"
@@ -196,6 +316,70 @@ class LocalKafka:
                 raise KafkaSetupError(f"the broker did not answer within {timeout:.0f}s:\n{self.log_tail()}")
             time.sleep(0.2)
         return self.bootstrap_servers
+
+    def _answers(self) -> bool:
+        if self.secure:
+            return answers_over_tls("127.0.0.1", self.port, Path(str(self.security()["ca_file"])))
+        return answers_metadata("127.0.0.1", self.port)
+
+    def _prepare_security(self, formatted: bool) -> None:
+        """Certificates and passwords: made once per data dir, kept for restarts."""
+        assert self.data_dir is not None
+        if self.security_file.exists():
+            facts = self.security()
+        elif formatted:
+            raise KafkaSetupError(f"{self.data_dir} holds a broker formatted without --secure")
+        else:
+            store_password = secrets.token_urlsafe(18)
+            files = make_certificates(self.data_dir / "tls", store_password)
+            facts = {
+                "security_protocol": "SASL_SSL",
+                "sasl_mechanism": SCRAM_MECHANISM,
+                **files,
+                "store_password": store_password,
+                "admin": {"username": ADMIN_USER, "password": secrets.token_urlsafe(24)},
+                "users": {user: secrets.token_urlsafe(24) for user in self.users},
+            }
+        facts["bootstrap_servers"] = self.bootstrap_servers
+        _write_private(self.security_file, json.dumps(facts, indent=2) + "\n")
+
+    def _secure_properties(self) -> dict[str, str]:
+        facts = self.security()
+        admin = facts["admin"]
+        assert isinstance(admin, dict)
+        user, password = admin["username"], admin["password"]
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        store = str(facts["store_password"])
+        return {
+            "listeners": f"SASL_SSL://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"SASL_SSL://127.0.0.1:{self.port}",
+            "inter.broker.listener.name": "SASL_SSL",
+            # The controller listener is loopback-only; SCRAM cannot serve it (its credentials live in the
+            # metadata the controller serves), so the broker signs in there with PLAIN as the admin.
+            "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": (
+                f'{plain} required username="{user}" password="{password}" user_{user}="{password}";'
+            ),
+            f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": (
+                f'{scram} required username="{user}" password="{password}";'
+            ),
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(facts["keystore"]),
+            "ssl.keystore.password": store,
+            "ssl.key.password": store,
+            "ssl.truststore.type": "PKCS12",
+            "ssl.truststore.location": str(facts["truststore"]),
+            "ssl.truststore.password": store,
+            "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
+            "authorizer.class.name": STANDARD_AUTHORIZER,
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{user}",
+        }
 
     def stop(self, timeout: float = 30.0) -> None:
         """Controlled shutdown (SIGTERM), then SIGKILL if it hangs; the temporary folder goes too."""
@@ -266,9 +450,15 @@ class LocalKafka:
             "num.io.threads": "2",
             "log.cleaner.backoff.ms": "2000",
         }
+        if self.secure:
+            settings.update(self._secure_properties())
         settings.update(self.extra_properties)
         path = self.data_dir / "server.properties"
-        path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+        text = "".join(f"{key}={value}\n" for key, value in settings.items())
+        if self.secure:
+            _write_private(path, text)  # it holds the admin's and the keystore's passwords
+        else:
+            path.write_text(text)
         return path
 
     def _format(self, libs: Path, properties: Path) -> None:
@@ -279,6 +469,12 @@ class LocalKafka:
             "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
             "-t", cluster_id, "-c", str(properties),
         ]  # fmt: skip
+        if self.secure:
+            facts = self.security()
+            admin, users = facts["admin"], facts["users"]
+            assert isinstance(admin, dict) and isinstance(users, dict)
+            for name, password in [(admin["username"], admin["password"]), *users.items()]:
+                command += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise KafkaSetupError(f"formatting the KRaft store failed:\n{result.stdout}{result.stderr}")
@@ -351,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--data-dir", type=Path, help="keep the broker's data here (default: a temp folder)")
     start.add_argument("--port", type=int, default=0)
     start.add_argument("--detach", action="store_true", help="leave the broker running and exit")
+    start.add_argument(
+        "--secure", action="store_true", help="TLS, SASL/SCRAM, ACLs (see <data-dir>/security.json)"
+    )
     stop = sub.add_parser("stop", help="stop a broker started with --detach")
     stop.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -360,9 +559,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "stop":
             print("stopped" if stop_detached(args.data_dir) else "no broker pid file in that folder")
         else:
-            broker = LocalKafka(data_dir=args.data_dir, port=args.port, die_with_parent=not args.detach)
+            broker = LocalKafka(
+                data_dir=args.data_dir, port=args.port, die_with_parent=not args.detach, secure=args.secure
+            )
             broker.start()
             print(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}  (pid {broker.pid})", flush=True)
+            if args.secure:
+                print(f"SASL_SSL; CA file and credentials in {broker.security_file}", flush=True)
             if not args.detach:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(sig, lambda *_: sys.exit(0))

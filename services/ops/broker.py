@@ -15,7 +15,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+
+from services.runtime.kafka_security import security_options
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,9 @@ class Broker:
         self._consumer: Any = None
 
     async def __aenter__(self) -> Broker:
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
+        self._admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._bootstrap, client_id=self._client_id, **security_options()
+        )
         await self._admin.start()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
@@ -42,6 +46,7 @@ class Broker:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **security_options(),
         )
         try:
             await self._consumer.start()
@@ -113,12 +118,23 @@ class Broker:
     async def newest_timestamps(
         self, ends: dict[TopicPartition, int], beginnings: dict[TopicPartition, int], seconds: float = 10.0
     ) -> dict[TopicPartition, int]:
-        """The timestamp (ms) of the last record of each non-empty partition."""
+        """The timestamp (ms) of the last record of each non-empty partition.
+
+        Partitions of topics this principal may describe but not read (on a broker with ACLs, e.g. the
+        coordinator page, which must not read other services' private topics) are left out: unknown."""
         ranges = {tp: (end - 1, end) for tp, end in ends.items() if end > beginnings.get(tp, 0)}
         newest: dict[TopicPartition, int] = {}
-        async for record in self.read(ranges, seconds=seconds):
-            tp = TopicPartition(record.topic, record.partition)
-            newest[tp] = max(newest.get(tp, 0), record.timestamp)
+        while ranges:
+            try:
+                async for record in self.read(ranges, seconds=seconds):
+                    tp = TopicPartition(record.topic, record.partition)
+                    newest[tp] = max(newest.get(tp, 0), record.timestamp)
+                return newest
+            except TopicAuthorizationFailedError as refused:
+                unreadable = {str(topic) for topic in refused.args} & {tp.topic for tp in ranges}
+                if not unreadable:
+                    raise
+                ranges = {tp: bounds for tp, bounds in ranges.items() if tp.topic not in unreadable}
         return newest
 
     async def read(

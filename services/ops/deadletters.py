@@ -25,6 +25,7 @@ from services.ops.topology import DEAD_LETTER_TOPICS, REPLAY_GROUP, source_of
 from services.runtime.deadletter import original_headers
 from services.runtime.kafka import producer as make_producer
 from services.runtime.kafka import send_record
+from services.runtime.kafka_security import security_options
 
 MAX_COUNTED = 10_000
 """``list`` reads at most this many records of each queue to count reasons."""
@@ -193,6 +194,7 @@ async def replay(bootstrap_servers: str, prefix: str, name: str, *, dry_run: boo
         client_id="circles-ops-replay",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **security_options(),
     )
     producer = make_producer(bootstrap_servers, client_id="circles-ops-replay")
     await consumer.start()

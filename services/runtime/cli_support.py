@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import BaseModel, ValidationError
 
 from schemas.envelope import describe
+from services.runtime.kafka_security import KafkaSecurityError
 from services.runtime.settings import ConfigurationError, RuntimeSettings
 
 T = TypeVar("T")
@@ -27,7 +28,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     except ValidationError as error:
         raise CliError(f"invalid input: {describe(error)}") from None
-    except ConfigurationError as error:
+    except (ConfigurationError, KafkaSecurityError) as error:
         raise CliError(str(error)) from None
     except KafkaConnectionError:
         raise CliError(f"cannot reach Kafka at {bootstrap()}: is the system running (make run)?") from None
@@ -44,7 +45,7 @@ def settings() -> RuntimeSettings:
 def bootstrap() -> str:
     try:
         return settings().bootstrap_servers()
-    except ConfigurationError as error:
+    except (ConfigurationError, KafkaSecurityError) as error:
         raise CliError(str(error)) from None
 
 

@@ -6,8 +6,12 @@ import json
 import os
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.protection.errors import KekError
+from services.protection.keks import LocalKeks
+from services.runtime.kafka_security import KafkaSecurity, Mechanism, Protocol
 
 
 class ConfigurationError(RuntimeError):
@@ -27,6 +31,17 @@ class RuntimeSettings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "CIRCLES_KAFKA_BOOTSTRAP_SERVERS"),
         description="host:port[,host:port]; when empty, the broker `circles dev up` started is used",
     )
+    kafka_security_protocol: Protocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL (TLS), or SASL_SSL (TLS and SASL/SCRAM)"
+    )
+    kafka_sasl_mechanism: Mechanism = "SCRAM-SHA-512"
+    kafka_username: str = Field(default="", description="SASL/SCRAM user: this process's Kafka principal")
+    kafka_password: SecretStr = SecretStr("")
+    kafka_ca_file: Path | None = Field(
+        default=None, description="PEM CA file that signed the broker's certificate (default: system CAs)"
+    )
+    kafka_cert_file: Path | None = Field(default=None, description="Client certificate (PEM) for mutual TLS")
+    kafka_key_file: Path | None = Field(default=None, description="Its private key (PEM)")
     data_dir: Path = Field(default_factory=default_data_dir)
     log_level: str = "info"
     worker_id: str = Field(default="", description="Distinguishes several workers of one service")
@@ -42,6 +57,22 @@ class RuntimeSettings(BaseSettings):
     clock: str = Field(default="system", description="'system', or 'file:/path' (see runtime/clock.py)")
     health_host: str = Field(default="127.0.0.1", description="Where workers serve /health, /ready, /metrics")
     health_port: int = Field(default=0, ge=0, le=65535, description="Their port; 0 picks a free one (logged)")
+    kek_file: Path | None = Field(
+        default=None, description="Key-encryption keys (JSON); default <data dir>/kek.json if it exists"
+    )
+    kek: SecretStr | None = Field(default=None, description="Or one key-encryption key, base64 of 32 bytes")
+
+    def kafka_security(self) -> KafkaSecurity:
+        """What ``services.runtime.kafka_security.security_options()`` gives every client of the process."""
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_username,
+            password=self.kafka_password,
+            ca_file=self.kafka_ca_file,
+            cert_file=self.kafka_cert_file,
+            key_file=self.kafka_key_file,
+        )
 
     def bootstrap_servers(self) -> str:
         if self.kafka_bootstrap_servers:
@@ -52,3 +83,18 @@ class RuntimeSettings(BaseSettings):
         raise ConfigurationError(
             "no Kafka broker: set KAFKA_BOOTSTRAP_SERVERS=host:port, or start the system with `make run`"
         )
+
+    def keks(self) -> LocalKeks:
+        """The key-encryption keys that wrap the data keys of personal data."""
+        if self.kek is not None:
+            return LocalKeks.from_base64(self.kek.get_secret_value())
+        path = self.kek_file or self.data_dir / "kek.json"
+        if self.kek_file is None and not path.exists():
+            raise ConfigurationError(
+                "no key-encryption key: set CIRCLES_KEK_FILE (create one with `circles keys new-kek PATH`) "
+                "or CIRCLES_KEK; `make run` makes one in its data directory"
+            )
+        try:
+            return LocalKeks.from_file(path)
+        except KekError as error:
+            raise ConfigurationError(str(error)) from None

@@ -8,8 +8,9 @@ record), interleaved with good referrals.
   (never a 5xx, never a stack trace), and every 422 lists its field errors (for partner bodies broken in
   known places: those places);
 * every malformed record is dead-lettered, once by each service that consumes its topic, as it was sent
-  (key and value) with a ``dlq_error`` giving the reason the decoder gives for it: the dead-letter topics
-  hold exactly that many records, and nothing else;
+  (key and value; agencies' inbound records are sealed whole, and opened here with the test's data keys)
+  with a ``dlq_error`` giving the reason the decoder gives for it: the dead-letter topics hold exactly
+  that many records, and nothing else;
 * the good referrals sent in between are processed exactly once (``tests.pipeline.Audit``).
 """
 
@@ -36,12 +37,14 @@ from schemas.coordinator_api import VolunteerRegistration
 from schemas.partner_api import ReferralSubmission
 from schemas.topics import TopicSpec
 from services.ops.topology import GROUP_TOPICS, SERVICES, consumed_topics
+from services.protection.sealer import SEALED_HEADER
 from services.runtime.deadletter import MAX_ERROR
 from services.runtime.kafka import send_record
 from tests.conftest import leaks
 from tests.kafka_helpers import consume_all
 from tests.malformed import Malformed, malformed_records
 from tests.pipeline import COORDINATOR_TOKEN, Pipeline, SteadyLoad, wait_for
+from tests.processes import sealer_for
 from tests.strategies import broken_bodies, submission_bodies
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -277,25 +280,40 @@ async def send_malformed(
 
 
 def dead_letters(pipeline: Pipeline, sent: Sent) -> tuple[Counter[tuple[str, str]], list[str]]:
-    """(source topic, service) → dead letters; and what is wrong with any of them (not one of the
-    malformed records sent, or not with the reason the decoder gives for it)."""
+    """(source topic, service) → dead letters; and what is wrong with any of them: not one of the malformed
+    records sent (opened first where it is sealed whole), or not with a reason the decoder gives for it."""
+    return asyncio.run(_dead_letters(pipeline, sent))
+
+
+async def _dead_letters(pipeline: Pipeline, sent: Sent) -> tuple[Counter[tuple[str, str]], list[str]]:
     found: Counter[tuple[str, str]] = Counter()
     wrong = []
-    for spec in GROUP_TOPICS:
-        for record in asyncio.run(consume_all(pipeline.bootstrap, pipeline.prefix + spec.dlq, seconds=60)):
-            headers = {name: value.decode(errors="replace") for name, value in record.headers}
-            topic = headers["dlq_topic"].removeprefix(pipeline.prefix)
-            found[(topic, headers["dlq_service"])] += 1
-            original = sent.get((topic, int(headers["dlq_partition"]), int(headers["dlq_offset"])))
-            where = f"{spec.dlq}@{record.partition}:{record.offset}"
-            if original is None:
-                wrong.append(f"{where}: not a record the test sent")
-            elif headers.get("dlq_error") != original.reason[:MAX_ERROR]:
-                wrong.append(
-                    f"{where} ({original.kind}): {headers.get('dlq_error')!r}, not {original.reason!r}"
-                )
-            elif (record.key, record.value) != (original.key, original.value):
-                wrong.append(f"{where} ({original.kind}): not the original key and value")
+    sealer = sealer_for(pipeline.env, ["inbound"])
+    await sealer.start()
+    try:
+        for spec in GROUP_TOPICS:
+            for record in await consume_all(pipeline.bootstrap, pipeline.prefix + spec.dlq, seconds=60):
+                headers = {name: value.decode(errors="replace") for name, value in record.headers}
+                topic = headers["dlq_topic"].removeprefix(pipeline.prefix)
+                found[(topic, headers["dlq_service"])] += 1
+                original = sent.get((topic, int(headers["dlq_partition"]), int(headers["dlq_offset"])))
+                where = f"{spec.dlq}@{record.partition}:{record.offset}"
+                if original is None:
+                    wrong.append(f"{where}: not a record the test sent")
+                    continue
+                value = record.value
+                if SEALED_HEADER in headers:
+                    if leaks(value.decode()):
+                        wrong.append(f"{where} ({original.kind}): personal data in a sealed dead letter")
+                    value = await sealer.open_bytes(value)
+                if headers.get("dlq_error") not in {reason[:MAX_ERROR] for reason in original.reasons}:
+                    wrong.append(
+                        f"{where} ({original.kind}): {headers.get('dlq_error')!r}, not {original.reasons!r}"
+                    )
+                elif (record.key, value) != (original.key, original.value):
+                    wrong.append(f"{where} ({original.kind}): not the original key and value")
+    finally:
+        await sealer.stop()
     return found, wrong
 
 
