@@ -38,7 +38,13 @@ from schemas.topics import TopicSpec, dead_letter_topic, events_of
 from services.protection.codec import decode_record, encode_record
 from services.protection.errors import KeyDestroyed, SealingRequired
 from services.protection.sealer import SEALED_HEADER, Sealer
-from services.runtime.deadletter import ProcessingError, dead_letter_headers, safe_error
+from services.runtime.deadletter import (
+    MAX_VALUE,
+    VALUE_DROPPED,
+    ProcessingError,
+    dead_letter_headers,
+    safe_error,
+)
 from services.runtime.kafka import producer as make_producer
 from services.runtime.kafka import send_record
 from services.runtime.kafka_security import security_options
@@ -172,12 +178,19 @@ class UnitOfWork:
         if staged.event is not None and staged.envelope is not None:
             key, value, headers = await encode_record(staged.event, staged.envelope, self.sealer)
             return staged.topic, key, value, headers
-        if staged.seal_as is not None and staged.value is not None:
+        original = staged.value
+        if original is None:
+            return staged.topic, staged.key, None, staged.headers
+        value, headers = original, staged.headers
+        if staged.seal_as is not None:
             if self.sealer is None:
                 raise SealingRequired(f"{staged.topic}: a sealed record needs a sealer")
-            sealed = await self.sealer.seal_bytes(staged.value, staged.seal_as)
-            return staged.topic, staged.key, sealed, [*staged.headers, (SEALED_HEADER, b"1")]
-        return staged.topic, staged.key, staged.value, staged.headers
+            value = await self.sealer.seal_bytes(original, staged.seal_as)
+            headers = [*headers, (SEALED_HEADER, b"1")]
+        if len(value) > MAX_VALUE:  # a dead letter (the only raw records) too large to keep its value
+            log.warning("dead_letter_value_dropped", topic=staged.topic, value_bytes=len(value))
+            return staged.topic, staged.key, None, [*staged.headers, (VALUE_DROPPED, b"%d" % len(original))]
+        return staged.topic, staged.key, value, headers
 
     def _count(self, metrics: Metrics) -> None:
         """Outputs are counted once acknowledged: per topic, and dead letters per source topic."""

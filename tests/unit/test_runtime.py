@@ -17,11 +17,18 @@ from schemas.events.referrals import ReferralWithdrawn
 from schemas.partner_api import ReferralSubmission
 from schemas.topics import REFERRALS_STATE
 from services.runtime.clock import FileClock, clock_from_setting
-from services.runtime.deadletter import dead_letter_headers, original_headers, safe_error
+from services.runtime.deadletter import (
+    MAX_VALUE,
+    VALUE_DROPPED,
+    dead_letter_headers,
+    original_headers,
+    safe_error,
+)
 from services.runtime.ids import derive_id
 from services.runtime.kafka import Publisher
 from services.runtime.logs import configure_logging, get_logger, log_context
 from services.runtime.tables import StateTable
+from services.runtime.worker import UnitOfWork
 from tests.samples import sample, submission_body
 
 
@@ -157,3 +164,16 @@ async def test_a_publisher_with_a_timeout_gives_up_with_a_kafka_error() -> None:
     event = sample(ReferralWithdrawn)
     with pytest.raises(KafkaTimeoutError):
         await publisher.publish(event, publisher.envelope(event, "c"))
+
+
+async def test_a_dead_letter_too_large_to_keep_goes_without_its_value() -> None:
+    """A dead letter over ``MAX_VALUE`` (a near-1 MiB record, sealed whole it is 1.8 MB) stopped its worker
+    at every restart (MessageSizeTooLargeError); it keeps its key, headers and reason, and says how large
+    the value was."""
+    uow = UnitOfWork(producer=None, source="/tests")  # _encode does not produce
+    headers = dead_letter_headers([], error="not JSON", service="s", topic="t", partition=0, offset=1)
+    uow.emit_raw("t.dlq", b"k", b"x" * (MAX_VALUE + 1), headers)
+    uow.emit_raw("t.dlq", b"k", b"x" * MAX_VALUE, headers)
+    dropped, kept = [await uow._encode(staged) for staged in uow._records]
+    assert dropped == ("t.dlq", b"k", None, [*headers, (VALUE_DROPPED, b"1000001")])
+    assert kept == ("t.dlq", b"k", b"x" * MAX_VALUE, headers)
