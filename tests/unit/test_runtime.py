@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, OutOfOrderSequenceNumber, ProducerFenced
 from pydantic import ValidationError
 
 from schemas.events.referrals import ReferralWithdrawn
@@ -25,7 +25,7 @@ from services.runtime.deadletter import (
     safe_error,
 )
 from services.runtime.ids import derive_id
-from services.runtime.kafka import Publisher
+from services.runtime.kafka import Publisher, RenewingProducer
 from services.runtime.logs import configure_logging, get_logger, log_context
 from services.runtime.tables import StateTable
 from services.runtime.worker import UnitOfWork
@@ -177,3 +177,49 @@ async def test_a_dead_letter_too_large_to_keep_goes_without_its_value() -> None:
     dropped, kept = [await uow._encode(staged) for staged in uow._records]
     assert dropped == ("t.dlq", b"k", None, [*headers, (VALUE_DROPPED, b"1000001")])
     assert kept == ("t.dlq", b"k", b"x" * MAX_VALUE, headers)
+
+
+class FailingProducer:
+    """Stands in for aiokafka's producer after it failed for good, as a batch refused (the future) or as a
+    sender that has stopped (send itself); or for a healthy one (``fails=None``)."""
+
+    def __init__(self, fails: str | None) -> None:
+        self.fails = fails
+        self.stopped = False
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def send(self, topic: str, value: bytes, **_: object) -> asyncio.Future[str]:
+        if self.fails == "send":
+            raise ProducerFenced()
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if self.fails == "batch":
+            asyncio.get_running_loop().call_soon(future.set_exception, OutOfOrderSequenceNumber())
+        else:
+            asyncio.get_running_loop().call_soon(future.set_result, topic)
+        return future
+
+
+async def test_a_producer_failed_for_good_is_renewed_for_the_next_send() -> None:
+    """After a broker outage longer than its request timeout, aiokafka's idempotent producer refused every
+    batch (OutOfOrderSequenceNumber), and the partner API answered 503 until it was restarted."""
+    made: list[FailingProducer] = []
+    outcomes = iter(["batch", "send", None])
+
+    def factory() -> FailingProducer:
+        made.append(FailingProducer(next(outcomes)))
+        return made[-1]
+
+    renewing = RenewingProducer(factory, "test")
+    await renewing.start()
+    with pytest.raises(OutOfOrderSequenceNumber):
+        await (await renewing.send("t", b"v", key=b"k"))
+    with pytest.raises(ProducerFenced):
+        await renewing.send("t", b"v", key=b"k")
+    assert await (await renewing.send("t", b"v", key=b"k")) == "t"
+    assert await (await renewing.send("t", b"v", key=b"k")) == "t"
+    assert len(made) == 3 and made[0].stopped and made[1].stopped and not made[2].stopped
