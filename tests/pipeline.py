@@ -141,6 +141,10 @@ class Pipeline:
     members: list[Member] = field(default_factory=list)
     api_key: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    restarted: list[tuple[str, int | None]] = field(default_factory=list)
+    """(process, exit code) of each process the supervisor started again (see ``supervise``)."""
+    _supervisor: threading.Thread | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     # -- setting up ---------------------------------------------------------------------------------------
 
@@ -251,7 +255,26 @@ class Pipeline:
     def status(self) -> PipelineStatus:
         return asyncio.run(pipeline_status(self.bootstrap, self.prefix))
 
+    def supervise(self) -> None:
+        """From now on, start a process again when it exits, as ``circles dev up`` and Kubernetes do: a worker
+        stops on an infrastructure failure (say a batch that expired while the broker was away) and counts on
+        that. Only for tests that do not stop processes themselves."""
+
+        def watch() -> None:
+            while not self._stopping.wait(0.5):
+                for member in self.members:
+                    if not member.process.alive():
+                        assert member.process.popen is not None
+                        self.restarted.append((member.name, member.process.popen.returncode))
+                        member.start()
+
+        self._supervisor = threading.Thread(target=watch, name="supervisor", daemon=True)
+        self._supervisor.start()
+
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
         for member in reversed(self.members):
             member.process.stop()
         self.hooks.stop()

@@ -399,19 +399,18 @@ class StreamWorker:
             timers.append(asyncio.create_task(self._commit_periodically()))
             await self._consume()
         finally:
+            self.phase = "stopping"  # /ready says no from here, whatever brought the worker down
             for task in timers:
                 task.cancel()
             for task in timers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             if self._consumer is not None:
-                with contextlib.suppress(Exception):
-                    await self._commit_processed()
-                await self._consumer.stop()
+                await _bounded(self._commit_processed(), "commit")
+                await _bounded(self._consumer.stop(), "consumer")
             for stop in reversed(started):
-                with contextlib.suppress(Exception):
-                    await stop()
-            await self._producer.stop()
+                await _bounded(stop(), "resource")
+            await _bounded(self._producer.stop(), "producer")
 
     def stop(self) -> None:
         self.phase = "stopping"
@@ -664,6 +663,24 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.worker._on_assigned(set(assigned))
+
+
+SHUTDOWN_STEP_S = 10.0
+"""How long each step of a worker's shutdown may take. After a broker outage longer than the producer's
+request timeout, aiokafka's producer could wait without end to flush a batch it retries forever (and its
+consumer to leave the group): the worker, already failed, neither consumed nor exited, and answered /ready.
+Not waiting loses nothing: offsets are committed only after a batch's outputs are acknowledged."""
+
+
+async def _bounded(step: Awaitable[object], what: str) -> None:
+    """One shutdown step, given up after ``SHUTDOWN_STEP_S`` (or on an error: the worker is going anyway)."""
+    try:
+        async with asyncio.timeout(SHUTDOWN_STEP_S):
+            await step
+    except TimeoutError:
+        log.warning("shutdown_step_timed_out", step=what, seconds=SHUTDOWN_STEP_S)
+    except Exception as error:
+        log.warning("shutdown_step_failed", step=what, error=type(error).__name__)
 
 
 def run_worker(worker: StreamWorker) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from schemas.events.referrals import ReferralWithdrawn
 from schemas.partner_api import ReferralSubmission
 from schemas.topics import REFERRALS_STATE
+from services.runtime import worker as worker_module
 from services.runtime.clock import FileClock, clock_from_setting
 from services.runtime.deadletter import (
     MAX_VALUE,
@@ -223,3 +225,12 @@ async def test_a_producer_failed_for_good_is_renewed_for_the_next_send() -> None
     assert await (await renewing.send("t", b"v", key=b"k")) == "t"
     assert await (await renewing.send("t", b"v", key=b"k")) == "t"
     assert len(made) == 3 and made[0].stopped and made[1].stopped and not made[2].stopped
+
+
+async def test_a_shutdown_step_that_never_ends_is_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a long broker outage a failed worker waited forever in its producer's stop() (flushing a batch
+    aiokafka retries without end), neither consuming nor exiting; each step is now bounded."""
+    monkeypatch.setattr(worker_module, "SHUTDOWN_STEP_S", 0.05)
+    started = time.monotonic()
+    await worker_module._bounded(asyncio.Event().wait(), "producer")
+    assert time.monotonic() - started < 1
