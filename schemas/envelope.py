@@ -137,7 +137,7 @@ def decode(
             return envelope, model.model_validate_json(value)
         try:
             data = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser recurses
             raise UndecodableRecord(f"{envelope.type} invalid: not JSON") from None
         try:
             opened = opener(model, data)

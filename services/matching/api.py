@@ -222,7 +222,12 @@ class KafkaBackend:
         self.live = LiveMatchingState(bootstrap, load_policy(settings.matching_policy), self.sealer, prefix)
         self.metrics = Metrics(SERVICE)
         self.publisher = Publisher(
-            bootstrap, "/circles/matching/api", prefix=prefix, metrics=self.metrics, sealer=self.sealer
+            bootstrap,
+            "/circles/matching/api",
+            prefix=prefix,
+            metrics=self.metrics,
+            sealer=self.sealer,
+            timeout_s=settings.publish_timeout_s,
         )
         self.volunteers = volunteer_watcher(bootstrap, prefix)
         self.decisions = decision_watcher(bootstrap, prefix)

@@ -22,8 +22,9 @@ from pydantic import BaseModel, Field
 from schemas.topics import BY_NAME, TopicSpec
 from services.ops.broker import Broker, read_ranges
 from services.ops.topology import DEAD_LETTER_TOPICS, REPLAY_GROUP, source_of
-from services.runtime.deadletter import original_headers
+from services.runtime.deadletter import VALUE_DROPPED, original_headers
 from services.runtime.kafka import producer as make_producer
+from services.runtime.kafka import send_record
 from services.runtime.kafka_security import security_options
 
 MAX_COUNTED = 10_000
@@ -175,9 +176,12 @@ def _letter(topic: str, record: Any, replayed: dict[TopicPartition, int], payloa
 def destination(spec: TopicSpec, prefix: str, record: Any) -> tuple[str | None, str]:
     """Where a dead letter goes back to, or None and why not: only to the topic it came from, which must be
     the catalogue topic whose dead letters this queue holds."""
-    original = _headers(record).get("dlq_topic")
+    headers = _headers(record)
+    original = headers.get("dlq_topic")
     if not original:
         return None, "no dlq_topic header: the original topic is unknown"
+    if VALUE_DROPPED in headers:
+        return None, f"its value ({headers[VALUE_DROPPED]} bytes) was too large to keep; see dlq_offset"
     source = source_of(spec.name)
     if source is None or original != prefix + source.name:
         return None, f"came from {original}, not from this queue's topic"
@@ -241,7 +245,9 @@ async def _replay(
             report.republished_to[target] = report.republished_to.get(target, 0) + 1
             if not dry_run:
                 headers = original_headers(record.headers or ())
-                in_flight.append(await producer.send(target, record.value, key=record.key, headers=headers))
+                in_flight.append(
+                    await send_record(producer, target, record.value, key=record.key, headers=headers)
+                )
         progress[TopicPartition(record.topic, record.partition)] = record.offset + 1
         if not dry_run and len(in_flight) >= CHUNK:
             await _settle(consumer, in_flight, progress)

@@ -17,7 +17,6 @@ import base64
 import os
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import AwareDatetime
 
@@ -25,7 +24,7 @@ from schemas.common import Contract
 from services.protection.errors import KeyDestroyed
 from services.protection.keks import KeyEncryptionKeys, WrappedKey
 from services.protection.sealing import DataKey
-from services.runtime.kafka import CompactedView, producer
+from services.runtime.kafka import CompactedView, RenewingProducer, producer
 from services.runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -59,10 +58,12 @@ class KeyStore:
             on_change=self._changed,
             client_id=client_id,
         )
-        self._producer: Any = None
+        self._producer: RenewingProducer | None = None
 
     async def start(self) -> None:
-        self._producer = producer(self._bootstrap, client_id="circles-keys")
+        self._producer = RenewingProducer(
+            lambda: producer(self._bootstrap, client_id="circles-keys"), "circles-keys"
+        )
         await self._producer.start()
         await self._view.start()
         await self._view.sync()
@@ -168,6 +169,7 @@ class KeyStore:
 
     async def _write(self, dek_id: str, record: KeyRecord | None) -> None:
         value = None if record is None else record.model_dump_json().encode()
+        assert self._producer is not None, "a key store that writes is started first"
         await (await self._producer.send(self.topic, value, key=dek_id.encode()))
         self._changed(dek_id, record)
 

@@ -583,7 +583,14 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
     sealer = build_sealer(settings, ["referral"], client_id="circles-referrals-api-keys")
     read_model = ReferralReadModel(bootstrap, sealer, prefix)
     metrics = Metrics(SERVICE)
-    publisher = Publisher(bootstrap, "/circles/referrals/api", prefix=prefix, metrics=metrics, sealer=sealer)
+    publisher = Publisher(
+        bootstrap,
+        "/circles/referrals/api",
+        prefix=prefix,
+        metrics=metrics,
+        sealer=sealer,
+        timeout_s=settings.publish_timeout_s,
+    )
     started = {"ready": False}
 
     @asynccontextmanager

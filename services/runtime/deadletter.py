@@ -1,7 +1,8 @@
 """The one dead-letter format: ``<topic>.dlq`` gets the original key, bytes and headers, plus why.
 
 Added headers: ``dlq_error`` (safe to show: never quotes the input), ``dlq_service``, ``dlq_topic``,
-``dlq_partition``, ``dlq_offset``, ``dlq_time``. Replaying a dead letter strips them again.
+``dlq_partition``, ``dlq_offset``, ``dlq_time``, and ``dlq_value_dropped`` when the value was too large to
+keep (see ``MAX_VALUE``). Replaying a dead letter strips them again; one without its value is not replayed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from schemas.envelope import UndecodableRecord, describe
 
 DLQ_PREFIX = "dlq_"
 MAX_ERROR = 2000
+MAX_VALUE = 1_000_000
+"""Bytes of value a dead letter keeps, sealed or not. A record is at most 1 MiB (the producer's and the
+broker's default), and sealing a whole value makes it 1.8 times as large: a larger dead letter would stop
+its worker at every restart. It goes without its value instead, ``VALUE_DROPPED`` giving the value's size;
+the original stays on its topic (``dlq_partition``, ``dlq_offset``) for the topic's retention."""
+VALUE_DROPPED = "dlq_value_dropped"
 
 
 class ProcessingError(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -60,7 +61,23 @@ def install_problem_handlers(app: FastAPI, invalid_title: str = "Invalid request
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and isinstance(error.__cause__, ValueError | RecursionError):
+            # FastAPI's 400 for a body its JSON parser raised on other than JSONDecodeError (bytes that are
+            # not UTF-8, arrays nested deeper than the parser recurses): invalid JSON like any other (422).
+            errors = [FieldError(loc=["body"], msg="body is not readable JSON", type="json_invalid")]
+            return problem(422, invalid_title, "1 field error(s); see errors.", errors=errors)
         return problem(error.status_code, None, str(error.detail))
+
+    @app.exception_handler(KafkaError)
+    async def broker_unavailable(request: Request, error: KafkaError) -> JSONResponse:
+        # The broker did not take the record in time (down, restarting, no leader): nothing was promised,
+        # so the client sends the same request again, which every write here treats as the same request.
+        log.warning("request_broker_unavailable", path=request.url.path, error=type(error).__name__)
+        response = problem(
+            503, None, "The event store is not reachable just now; send the same request again shortly."
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -68,6 +85,7 @@ def install_problem_handlers(app: FastAPI, invalid_title: str = "Invalid request
         return problem(500, "Internal Server Error", "Something went wrong on our side; it has been logged.")
 
 
+RETRY_AFTER_S = 2
 UNMATCHED = "<unmatched>"
 
 

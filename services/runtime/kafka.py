@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    TopicAlreadyExistsError,
+)
 from aiokafka.structs import RecordMetadata
 
 from schemas.envelope import Envelope, Event
@@ -85,6 +90,98 @@ def producer(bootstrap_servers: str, client_id: str, **overrides: Any) -> AIOKaf
     return AIOKafkaProducer(**options, **security_options())
 
 
+async def send_record(
+    producer: AIOKafkaProducer,
+    topic: str,
+    value: bytes | None,
+    *,
+    key: bytes | None,
+    headers: list[tuple[str, bytes]],
+    partition: int | None = None,
+) -> asyncio.Future[RecordMetadata]:
+    """``producer.send()``, which also takes a record with neither key nor value (a keyless tombstone: other
+    clients write them, and a dead letter or replay copies the original). aiokafka's ``send()`` refuses that
+    with an AssertionError, so it goes as a batch of its own, to ``partition`` (default 0)."""
+    if key is not None or value is not None:
+        future: asyncio.Future[RecordMetadata] = await producer.send(
+            topic, value, key=key, headers=headers, partition=partition
+        )
+        return future
+    batch = producer.create_batch()
+    batch.append(key=None, value=None, timestamp=None, headers=headers)
+    batch.close()
+    sent: asyncio.Future[RecordMetadata] = await producer.send_batch(batch, topic, partition=partition or 0)
+    return sent
+
+
+FATAL_TO_PRODUCER = (OutOfOrderSequenceNumber, ProducerFenced)
+"""Errors that stop aiokafka's producer for good (its sender task ends; every later send raises the same).
+OutOfOrderSequenceNumber follows a broker outage longer than ``request_timeout_ms``: a batch that expired
+while its partition had no leader took a sequence number with it, so the broker refuses the next ones."""
+
+
+class RenewingProducer:
+    """An idempotent producer (``producer()``) that puts a new one in its place once the one it has failed
+    with an error fatal to it (``FATAL_TO_PRODUCER``): the send that meets it fails (a record refused so was
+    not written, and the caller answers so that it is sent again), the next send goes through a new producer.
+    Without this, a long-lived process (an API, a key store) fails every later write until it is restarted."""
+
+    def __init__(self, factory: Callable[[], AIOKafkaProducer], name: str) -> None:
+        self._factory = factory
+        self._name = name
+        self._current: Any = None  # an AIOKafkaProducer once started (aiokafka has no type hints)
+        self._failed: tuple[Any, str] | None = None  # (the producer, the error's name)
+        self._renewing = asyncio.Lock()
+
+    async def start(self) -> None:
+        self._current = self._factory()
+        await self._current.start()
+
+    async def stop(self) -> None:
+        if self._current is not None:
+            await self._current.stop()
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """As ``send_record``; a new producer first if this one has failed for good."""
+        if self._failed is not None and self._failed[0] is self._current:
+            await self._renew()
+        used = self._current
+        try:
+            future = await send_record(
+                used, topic, value, key=key, headers=headers or [], partition=partition
+            )
+        except FATAL_TO_PRODUCER as error:  # its sender has stopped: every send raises it now
+            self._failed = (used, type(error).__name__)
+            raise
+        future.add_done_callback(lambda done: self._check(used, done))
+        return future
+
+    def _check(self, used: Any, done: asyncio.Future[RecordMetadata]) -> None:
+        if not done.cancelled() and isinstance(done.exception(), FATAL_TO_PRODUCER):
+            self._failed = (used, type(done.exception()).__name__)
+
+    async def _renew(self) -> None:
+        async with self._renewing:
+            if self._failed is None or self._failed[0] is not self._current:  # renewed by a concurrent send
+                return
+            failed, error = self._failed
+            log.warning("producer_renewed", producer=self._name, error=error)
+            fresh = self._factory()
+            await fresh.start()  # if this fails too, the next send tries again
+            self._current = fresh
+            with contextlib.suppress(Exception):  # its batches have failed already: nothing to flush
+                async with asyncio.timeout(5):
+                    await failed.stop()
+
+
 class Publisher:
     """Publishes events with their CloudEvents headers and waits for the broker's acknowledgement."""
 
@@ -95,17 +192,22 @@ class Publisher:
         *,
         prefix: str = "",
         metrics: Metrics | None = None,
+        timeout_s: float | None = None,
         sealer: Sealer | None = None,
     ) -> None:
         self.source = source
         self.prefix = prefix
         self.metrics = metrics
+        self.timeout_s = timeout_s
+        """For request handlers: ``publish`` gives up after this long with ``KafkaTimeoutError`` (the record
+        may still be written later; callers answer so that the same request can be sent again)."""
         self.sealer = sealer
         self._bootstrap = bootstrap_servers
         self._producer: Any = None
 
     async def start(self) -> None:
-        self._producer = producer(self._bootstrap, client_id=self.source.strip("/").replace("/", "-"))
+        client_id = self.source.strip("/").replace("/", "-")
+        self._producer = RenewingProducer(lambda: producer(self._bootstrap, client_id=client_id), client_id)
         await self._producer.start()
 
     async def stop(self) -> None:
@@ -122,7 +224,11 @@ class Publisher:
         return Envelope.for_event(event, source=self.source, correlation_id=correlation_id, **kwargs)
 
     async def publish(self, event: Event, envelope: Envelope, *, topic: str | None = None) -> RecordMetadata:
-        return await (await self.send(event, envelope, topic=topic))
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await (await self.send(event, envelope, topic=topic))
+        except TimeoutError:
+            raise KafkaTimeoutError(f"not acknowledged within {self.timeout_s}s") from None
 
     async def send(
         self, event: Event, envelope: Envelope, *, topic: str | None = None
@@ -143,9 +249,7 @@ class Publisher:
         key: bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> RecordMetadata:
-        future: asyncio.Future[RecordMetadata] = await self._producer.send(
-            topic, value, key=key, headers=headers or []
-        )
+        future = await self._producer.send(topic, value, key=key, headers=headers or [])
         self._count_when_acknowledged(future, topic)
         return await future
 

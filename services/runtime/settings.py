@@ -51,6 +51,9 @@ class RuntimeSettings(BaseSettings):
     batch_size: int = 500
     batch_within_s: float = 0.005
     standby_replicas: int = 1
+    publish_timeout_s: float = Field(
+        default=10.0, gt=0, description="APIs: how long a request waits for the broker before answering 503"
+    )
     clock: str = Field(default="system", description="'system', or 'file:/path' (see runtime/clock.py)")
     health_host: str = Field(default="127.0.0.1", description="Where workers serve /health, /ready, /metrics")
     health_port: int = Field(default=0, ge=0, le=65535, description="Their port; 0 picks a free one (logged)")

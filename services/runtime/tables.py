@@ -130,6 +130,11 @@ class StateTable(Generic[M]):
         """Hold exactly ``partitions``: drop the others, read new ones from the beginning of the changelog and
         bring retained ones up to its end. Returns how many changelog records were read."""
         self.release(self.held - partitions)
+        if not partitions:
+            # A worker may hold none of a table (a second matching worker holds no inbox). No consumer then:
+            # aiokafka's stop() right after start() raises CancelledError (aio-libs/aiokafka#647), which
+            # killed that worker at every rebalance.
+            return 0
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=None,

@@ -38,8 +38,15 @@ from schemas.topics import TopicSpec, dead_letter_topic, events_of
 from services.protection.codec import decode_record, encode_record
 from services.protection.errors import KeyDestroyed, SealingRequired
 from services.protection.sealer import SEALED_HEADER, Sealer
-from services.runtime.deadletter import ProcessingError, dead_letter_headers, safe_error
+from services.runtime.deadletter import (
+    MAX_VALUE,
+    VALUE_DROPPED,
+    ProcessingError,
+    dead_letter_headers,
+    safe_error,
+)
 from services.runtime.kafka import producer as make_producer
+from services.runtime.kafka import send_record
 from services.runtime.kafka_security import security_options
 from services.runtime.logs import get_logger, log_context
 from services.runtime.metrics import ErrorKind, Metrics
@@ -171,12 +178,19 @@ class UnitOfWork:
         if staged.event is not None and staged.envelope is not None:
             key, value, headers = await encode_record(staged.event, staged.envelope, self.sealer)
             return staged.topic, key, value, headers
-        if staged.seal_as is not None and staged.value is not None:
+        original = staged.value
+        if original is None:
+            return staged.topic, staged.key, None, staged.headers
+        value, headers = original, staged.headers
+        if staged.seal_as is not None:
             if self.sealer is None:
                 raise SealingRequired(f"{staged.topic}: a sealed record needs a sealer")
-            sealed = await self.sealer.seal_bytes(staged.value, staged.seal_as)
-            return staged.topic, staged.key, sealed, [*staged.headers, (SEALED_HEADER, b"1")]
-        return staged.topic, staged.key, staged.value, staged.headers
+            value = await self.sealer.seal_bytes(original, staged.seal_as)
+            headers = [*headers, (SEALED_HEADER, b"1")]
+        if len(value) > MAX_VALUE:  # a dead letter (the only raw records) too large to keep its value
+            log.warning("dead_letter_value_dropped", topic=staged.topic, value_bytes=len(value))
+            return staged.topic, staged.key, None, [*staged.headers, (VALUE_DROPPED, b"%d" % len(original))]
+        return staged.topic, staged.key, value, headers
 
     def _count(self, metrics: Metrics) -> None:
         """Outputs are counted once acknowledged: per topic, and dead letters per source topic."""
@@ -189,8 +203,13 @@ class UnitOfWork:
         futures = []
         for topic, key, value, headers, *partition in records:
             futures.append(
-                await self.producer.send(
-                    topic, value, key=key, headers=headers, partition=partition[0] if partition else None
+                await send_record(
+                    self.producer,
+                    topic,
+                    value,
+                    key=key,
+                    headers=headers,
+                    partition=partition[0] if partition else None,
                 )
             )
         return list(await asyncio.gather(*futures)) if futures else []
@@ -380,19 +399,18 @@ class StreamWorker:
             timers.append(asyncio.create_task(self._commit_periodically()))
             await self._consume()
         finally:
+            self.phase = "stopping"  # /ready says no from here, whatever brought the worker down
             for task in timers:
                 task.cancel()
             for task in timers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             if self._consumer is not None:
-                with contextlib.suppress(Exception):
-                    await self._commit_processed()
-                await self._consumer.stop()
+                await _bounded(self._commit_processed(), "commit")
+                await _bounded(self._consumer.stop(), "consumer")
             for stop in reversed(started):
-                with contextlib.suppress(Exception):
-                    await stop()
-            await self._producer.stop()
+                await _bounded(stop(), "resource")
+            await _bounded(self._producer.stop(), "producer")
 
     def stop(self) -> None:
         self.phase = "stopping"
@@ -645,6 +663,24 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.worker._on_assigned(set(assigned))
+
+
+SHUTDOWN_STEP_S = 10.0
+"""How long each step of a worker's shutdown may take. After a broker outage longer than the producer's
+request timeout, aiokafka's producer could wait without end to flush a batch it retries forever (and its
+consumer to leave the group): the worker, already failed, neither consumed nor exited, and answered /ready.
+Not waiting loses nothing: offsets are committed only after a batch's outputs are acknowledged."""
+
+
+async def _bounded(step: Awaitable[object], what: str) -> None:
+    """One shutdown step, given up after ``SHUTDOWN_STEP_S`` (or on an error: the worker is going anyway)."""
+    try:
+        async with asyncio.timeout(SHUTDOWN_STEP_S):
+            await step
+    except TimeoutError:
+        log.warning("shutdown_step_timed_out", step=what, seconds=SHUTDOWN_STEP_S)
+    except Exception as error:
+        log.warning("shutdown_step_failed", step=what, error=type(error).__name__)
 
 
 def run_worker(worker: StreamWorker) -> None:

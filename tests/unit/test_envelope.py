@@ -68,3 +68,12 @@ def test_undecodable_records_get_a_reason(value, headers, expected) -> None:
         headers = [h for h in good if h[0] != "ce_type"] + headers
     with pytest.raises(UndecodableRecord, match=expected):
         decode(value, headers, EVENT_TYPES)
+
+
+@pytest.mark.parametrize("value", [b"\xff\xfe", b"{", b"[" * 100_000 + b"]" * 100_000])
+def test_a_worker_with_data_keys_refuses_unreadable_json_with_a_reason(value: bytes) -> None:
+    """With an opener (a worker holding data keys), the value is parsed before it is validated: JSON nested
+    deeper than the parser recurses raised RecursionError, which stopped the worker at every restart."""
+    headers = Envelope.for_event(SAMPLES[ReferralSubmitted], source="/t", correlation_id="c").headers()
+    with pytest.raises(UndecodableRecord, match="not JSON"):
+        decode(value, headers, EVENT_TYPES, opener=lambda model, data: data)

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError, OutOfOrderSequenceNumber, ProducerFenced
 from pydantic import ValidationError
 
+from schemas.events.referrals import ReferralWithdrawn
 from schemas.partner_api import ReferralSubmission
+from schemas.topics import REFERRALS_STATE
+from services.runtime import worker as worker_module
 from services.runtime.clock import FileClock, clock_from_setting
-from services.runtime.deadletter import dead_letter_headers, original_headers, safe_error
+from services.runtime.deadletter import (
+    MAX_VALUE,
+    VALUE_DROPPED,
+    dead_letter_headers,
+    original_headers,
+    safe_error,
+)
 from services.runtime.ids import derive_id
+from services.runtime.kafka import Publisher, RenewingProducer
 from services.runtime.logs import configure_logging, get_logger, log_context
-from tests.samples import submission_body
+from services.runtime.tables import StateTable
+from services.runtime.worker import UnitOfWork
+from tests.samples import sample, submission_body
 
 
 @pytest.fixture
@@ -128,3 +143,94 @@ def test_every_service_reads_its_settings_from_circles_variables(monkeypatch: py
         assert settings.topic_prefix == "p.", type(settings).__name__
     assert NotificationsSettings().service_levels().decide_within_days == 7
     assert CoordinatorSettings().service_levels().decide_within_days == 7
+
+
+async def test_a_table_holding_no_partition_recovers_without_a_consumer() -> None:
+    """A worker given none of a table's partitions (the hot-standby matching worker) recovers nothing and
+    opens no consumer: aiokafka's stop() right after start() raised CancelledError and killed it."""
+    table: StateTable[ReferralSubmission] = StateTable("t", ReferralSubmission, REFERRALS_STATE)
+    assert await table.recover("127.0.0.1:9", set()) == 0  # port 9: a consumer would fail to connect
+    assert table.held == frozenset()
+
+
+async def test_a_publisher_with_a_timeout_gives_up_with_a_kafka_error() -> None:
+    """An API's publish must not wait for the producer's own 30 s while the broker is away: it gives up
+    with a KafkaError, which the problem handlers answer with 503."""
+
+    class Stuck:
+        async def send(self, *args: object, **kwargs: object) -> asyncio.Future[object]:
+            return asyncio.get_running_loop().create_future()  # never acknowledged
+
+    publisher = Publisher("127.0.0.1:9", "/tests", timeout_s=0.05)
+    publisher._producer = Stuck()
+    event = sample(ReferralWithdrawn)
+    with pytest.raises(KafkaTimeoutError):
+        await publisher.publish(event, publisher.envelope(event, "c"))
+
+
+async def test_a_dead_letter_too_large_to_keep_goes_without_its_value() -> None:
+    """A dead letter over ``MAX_VALUE`` (a near-1 MiB record, sealed whole it is 1.8 MB) stopped its worker
+    at every restart (MessageSizeTooLargeError); it keeps its key, headers and reason, and says how large
+    the value was."""
+    uow = UnitOfWork(producer=None, source="/tests")  # _encode does not produce
+    headers = dead_letter_headers([], error="not JSON", service="s", topic="t", partition=0, offset=1)
+    uow.emit_raw("t.dlq", b"k", b"x" * (MAX_VALUE + 1), headers)
+    uow.emit_raw("t.dlq", b"k", b"x" * MAX_VALUE, headers)
+    dropped, kept = [await uow._encode(staged) for staged in uow._records]
+    assert dropped == ("t.dlq", b"k", None, [*headers, (VALUE_DROPPED, b"1000001")])
+    assert kept == ("t.dlq", b"k", b"x" * MAX_VALUE, headers)
+
+
+class FailingProducer:
+    """Stands in for aiokafka's producer after it failed for good, as a batch refused (the future) or as a
+    sender that has stopped (send itself); or for a healthy one (``fails=None``)."""
+
+    def __init__(self, fails: str | None) -> None:
+        self.fails = fails
+        self.stopped = False
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def send(self, topic: str, value: bytes, **_: object) -> asyncio.Future[str]:
+        if self.fails == "send":
+            raise ProducerFenced()
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if self.fails == "batch":
+            asyncio.get_running_loop().call_soon(future.set_exception, OutOfOrderSequenceNumber())
+        else:
+            asyncio.get_running_loop().call_soon(future.set_result, topic)
+        return future
+
+
+async def test_a_producer_failed_for_good_is_renewed_for_the_next_send() -> None:
+    """After a broker outage longer than its request timeout, aiokafka's idempotent producer refused every
+    batch (OutOfOrderSequenceNumber), and the partner API answered 503 until it was restarted."""
+    made: list[FailingProducer] = []
+    outcomes = iter(["batch", "send", None])
+
+    def factory() -> FailingProducer:
+        made.append(FailingProducer(next(outcomes)))
+        return made[-1]
+
+    renewing = RenewingProducer(factory, "test")
+    await renewing.start()
+    with pytest.raises(OutOfOrderSequenceNumber):
+        await (await renewing.send("t", b"v", key=b"k"))
+    with pytest.raises(ProducerFenced):
+        await renewing.send("t", b"v", key=b"k")
+    assert await (await renewing.send("t", b"v", key=b"k")) == "t"
+    assert await (await renewing.send("t", b"v", key=b"k")) == "t"
+    assert len(made) == 3 and made[0].stopped and made[1].stopped and not made[2].stopped
+
+
+async def test_a_shutdown_step_that_never_ends_is_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a long broker outage a failed worker waited forever in its producer's stop() (flushing a batch
+    aiokafka retries without end), neither consuming nor exiting; each step is now bounded."""
+    monkeypatch.setattr(worker_module, "SHUTDOWN_STEP_S", 0.05)
+    started = time.monotonic()
+    await worker_module._bounded(asyncio.Event().wait(), "producer")
+    assert time.monotonic() - started < 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.ops.deadletters import destination, resolve
-from services.runtime.deadletter import dead_letter_headers, original_headers
+from services.runtime.deadletter import VALUE_DROPPED, dead_letter_headers, original_headers
 
 
 @dataclass
@@ -36,6 +36,14 @@ def test_unknown_or_foreign_origins_are_skipped_with_a_reason() -> None:
     target, why = destination(spec, "", dead("circles.matching.inbox.v1"))
     assert target is None and "circles.matching.inbox.v1" in why
     assert destination(spec, "t1.", dead("t2.circles.volunteers.commands.v1"))[0] is None
+
+
+def test_a_dead_letter_without_its_value_is_not_replayed() -> None:
+    spec = resolve("circles.volunteers.commands.v1")
+    record = dead("circles.volunteers.commands.v1")
+    record.headers.append((VALUE_DROPPED, b"1800000"))
+    target, why = destination(spec, "", record)
+    assert target is None and "1800000 bytes" in why
 
 
 def test_replayed_headers_are_the_original_ones() -> None:

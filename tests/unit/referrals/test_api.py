@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
@@ -41,10 +42,13 @@ class Recorder:
         self.accesses: list[tuple[str, Access, str, datetime, int | None]] = []
         self.fail = False
         self.access_fails = False
+        self.broker_away = False
 
     async def publish_command(self, command: Event, correlation_id: str) -> None:
         if self.fail:
             raise RuntimeError("broker unavailable: Testy Fictionalperson")
+        if self.broker_away:
+            raise KafkaTimeoutError()
         self.commands.append((command, correlation_id))
 
     async def record(
@@ -151,6 +155,14 @@ def test_415_413_and_malformed_json(world) -> None:
         headers={**auth(), "Content-Type": "application/json"},
     )
     assert broken.status_code == 422 and broken.json()["errors"][0]["type"] == "json_invalid"
+    for unreadable in (
+        b"\xff\xfe{}",
+        b"[" * 5000 + b"]" * 5000,
+    ):  # not UTF-8; nested past the recursion limit
+        answer = client.post(
+            "/v1/referrals", content=unreadable, headers={**auth(), "Content-Type": "application/json"}
+        )
+        assert answer.status_code == 422 and answer.json()["errors"][0]["type"] == "json_invalid"
 
 
 def test_every_field_error_at_once_without_echoing_values(world) -> None:
@@ -272,6 +284,20 @@ def test_an_unexpected_failure_is_a_500_problem_without_details(world) -> None:
         and "Traceback" not in response.text
         and "RuntimeError" not in response.text
     )
+
+
+def test_a_broker_outage_is_a_503_to_send_again_and_nothing_is_recorded(world) -> None:
+    """Found by the broker-restart fault test: every submission was a 500 after 30 s, with a stack trace
+    in the log. The submission can be sent again as it is (an identical POST is the same referral)."""
+    client, index, recorder = world
+    recorder.broker_away = True
+    response = client.post("/v1/referrals", json=submission_body(), headers=auth())
+    assert response.status_code == 503 and response.headers["retry-after"] == "2"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Testy" not in response.text and "Traceback" not in response.text
+    assert len(index) == 0
+    recorder.broker_away = False
+    assert client.post("/v1/referrals", json=submission_body(), headers=auth()).status_code == 202
 
 
 def test_unknown_routes_and_methods_are_problems(world) -> None:
