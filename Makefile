@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	@touch $(INSTALLED)
 
 kafka: $(INSTALLED)
@@ -44,9 +44,10 @@ integration: $(INSTALLED) kafka browser
 schemas: $(INSTALLED)
 	$(BIN)/python -m schemas.generate
 
-# Benchmarks are measurements, not tests: results in bench-results/.
+# Benchmarks are measurements, not tests: bench-results/results.json and results.png (about 15 minutes;
+# `make bench BENCH_ARGS="--runs 5"`, see `python -m bench --help`).
 bench: $(INSTALLED) kafka
-	$(BIN)/python -m bench.match_time
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
