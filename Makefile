@@ -43,6 +43,7 @@ integration: $(INSTALLED) kafka browser
 
 schemas: $(INSTALLED)
 	$(BIN)/python -m schemas.generate
+	$(BIN)/python -m deploy.k8s.generate
 
 # Benchmarks are measurements, not tests: bench-results/results.json and results.png (about 15 minutes;
 # `make bench BENCH_ARGS="--runs 5"`, see `python -m bench --help`).

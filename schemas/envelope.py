@@ -7,10 +7,11 @@ request to its last notification; ``causationid`` names the event that caused th
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import AwareDatetime, ValidationError
 
@@ -27,6 +28,11 @@ class Event(Contract):
 
     def partition_key(self) -> str:
         raise NotImplementedError
+
+    def data_subject(self) -> str | None:
+        """Whom the event's personal fields (``x-personal-data``) are about, e.g. ``referral:<id>``: they are
+        sealed with that subject's data key when written to Kafka. None: nothing to seal."""
+        return None
 
 
 class Envelope(Contract):
@@ -104,12 +110,19 @@ def encode(event: Event, envelope: Envelope) -> tuple[bytes, bytes, list[tuple[s
     return event.partition_key().encode(), event.model_dump_json().encode(), envelope.headers()
 
 
+Opener = Callable[[type[Event], Any], Any]
+"""Turns a record's JSON (with sealed personal fields) into the event's plain JSON."""
+
+
 def decode(
     value: bytes | None,
     headers: Iterable[tuple[str, bytes | None]],
     known: dict[str, type[Event]],
+    opener: Opener | None = None,
 ) -> tuple[Envelope, Event]:
-    """Parse a record into its envelope and event, or raise UndecodableRecord with a safe reason."""
+    """Parse a record into its envelope and event, or raise UndecodableRecord with a safe reason.
+
+    With an ``opener``, sealed fields are opened first (it raises ``KeyDestroyed`` for an erased subject)."""
     try:
         envelope = Envelope.from_headers(headers)
     except ValidationError as error:
@@ -120,7 +133,17 @@ def decode(
     if value is None:
         raise UndecodableRecord("record has no value")
     try:
-        return envelope, model.model_validate_json(value)
+        if opener is None:
+            return envelope, model.model_validate_json(value)
+        try:
+            data = json.loads(value)
+        except ValueError:
+            raise UndecodableRecord(f"{envelope.type} invalid: not JSON") from None
+        try:
+            opened = opener(model, data)
+        except ValueError:
+            raise UndecodableRecord(f"{envelope.type} invalid: a sealed field could not be opened") from None
+        return envelope, model.model_validate(opened)
     except ValidationError as error:
         raise UndecodableRecord(f"{envelope.type} invalid: {describe(error)}") from None
 

@@ -244,18 +244,36 @@ def write(root: Path = HERE) -> list[str]:
     return changed
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate JSON Schema, AsyncAPI and OpenAPI files")
+def generator_main(
+    argv: list[str] | None,
+    *,
+    description: str,
+    folder: str,
+    stale: Callable[[], list[str]],
+    write: Callable[[], list[str]],
+) -> int:
+    """The command line of a generator of committed files: write them, or ``--check`` that none is stale."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--check", action="store_true", help="fail if any generated file is stale")
     args = parser.parse_args(argv)
     if args.check:
-        stale = stale_files()
-        for path in stale:
-            print(f"stale: schemas/{path} (run `make schemas`)", file=sys.stderr)
-        return 1 if stale else 0
+        found = stale()
+        for path in found:
+            print(f"stale: {folder}/{path} (run `make schemas`)", file=sys.stderr)
+        return 1 if found else 0
     for path in write():
-        print(f"wrote schemas/{path}")
+        print(f"wrote {folder}/{path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return generator_main(
+        argv,
+        description="Generate JSON Schema, AsyncAPI and OpenAPI files",
+        folder="schemas",
+        stale=stale_files,
+        write=write,
+    )
 
 
 if __name__ == "__main__":

@@ -148,6 +148,9 @@ class ReferralView(Contract):
     decision: Decision | None
     submitted_at: AwareDatetime
     updated_at: AwareDatetime
+    erased_at: AwareDatetime | None = Field(
+        default=None, description="When the referral's personal data was erased (on request, or retention)"
+    )
     links: Links
 
 

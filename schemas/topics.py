@@ -28,9 +28,11 @@ from schemas.events.notifications import (
     NotificationRequested,
 )
 from schemas.events.referrals import (
+    EraseReferral,
     InboundSubmission,
     ReassessReferral,
     ReferralAssessed,
+    ReferralErased,
     ReferralSubmitted,
     ReferralWithdrawn,
     SubmitReferral,
@@ -51,7 +53,8 @@ REFERRAL_PARTITIONS = 6
 """Partitions of every topic keyed by referral id (and of the notification topics): the most workers
 one service can spread over."""
 
-DAY_MS = 24 * 3600 * 1000
+HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
 
 
 class Cleanup(StrEnum):
@@ -80,6 +83,7 @@ class TopicSpec:
     retention_ms: int = -1
     personal_data: bool = False
     dead_letter: bool = False
+    holds_keys: bool = False
 
     @property
     def config(self) -> dict[str, str]:
@@ -87,6 +91,13 @@ class TopicSpec:
         settings = {"cleanup.policy": self.cleanup.value, "retention.ms": str(self.retention_ms)}
         if self.cleanup is Cleanup.COMPACT:
             settings |= {"min.cleanable.dirty.ratio": "0.1", "segment.ms": str(DAY_MS)}
+        if self.holds_keys:  # a destroyed key must leave the log soon: small segments, eager compaction
+            settings |= {
+                "min.cleanable.dirty.ratio": "0.01",
+                "segment.ms": str(HOUR_MS),
+                "max.compaction.lag.ms": str(DAY_MS),
+                "delete.retention.ms": str(DAY_MS),
+            }
         return settings
 
     @property
@@ -97,6 +108,37 @@ class TopicSpec:
 def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
+
+def _keys_topic(name: str, owner: Service, subjects: str) -> TopicSpec:
+    return TopicSpec(
+        name=name,
+        owner=owner,
+        key="data key id",
+        partitions=1,
+        cleanup=Cleanup.COMPACT,
+        description=(
+            f"Private: the data keys sealing the personal fields of {subjects}, wrapped by the "
+            "key-encryption key. A tombstone destroys a key, and with it those fields everywhere."
+        ),
+        consumers=(owner,),
+        holds_keys=True,
+    )
+
+
+REFERRAL_KEYS = _keys_topic(
+    "circles.referrals.keys.v1", Service.REFERRALS, "referrals (subjects referral:<id>)"
+)
+VOLUNTEER_KEYS = _keys_topic("circles.volunteers.keys.v1", Service.MATCHING, "volunteers (volunteer:<id>)")
+COORDINATOR_KEYS = _keys_topic(
+    "circles.coordinator.keys.v1", Service.COORDINATOR, "coordinator accounts (coordinator:<id>)"
+)
+SUBJECT_KEYS: dict[str, TopicSpec] = {
+    "referral": REFERRAL_KEYS,
+    "inbound": REFERRAL_KEYS,  # a dead-lettered inbound submission (plain personal data from an agency)
+    "volunteer": VOLUNTEER_KEYS,
+    "coordinator": COORDINATOR_KEYS,
+}
+"""Subject kind (the part of ``Event.data_subject()`` before the colon) → the topic holding its data keys."""
 
 AGENCIES = TopicSpec(
     name="circles.agencies.v1",
@@ -128,7 +170,7 @@ REFERRALS_COMMANDS = TopicSpec(
     cleanup=Cleanup.DELETE,
     retention_ms=7 * DAY_MS,
     description="Private: accepted submissions, amendments, withdrawals and re-assessments, to the worker.",
-    events=(SubmitReferral, WithdrawReferral, ReassessReferral),
+    events=(SubmitReferral, WithdrawReferral, ReassessReferral, EraseReferral),
     consumers=(Service.REFERRALS,),
     personal_data=True,
 )
@@ -149,8 +191,8 @@ REFERRAL_EVENTS = TopicSpec(
     partitions=REFERRAL_PARTITIONS,
     cleanup=Cleanup.DELETE,
     retention_ms=30 * DAY_MS,
-    description="Minimised referral events for other services: submitted, assessed, withdrawn.",
-    events=(ReferralSubmitted, ReferralAssessed, ReferralWithdrawn),
+    description="Minimised referral events for other services: submitted, assessed, withdrawn, erased.",
+    events=(ReferralSubmitted, ReferralAssessed, ReferralWithdrawn, ReferralErased),
     consumers=(Service.MATCHING, Service.NOTIFICATIONS, Service.COORDINATOR),
 )
 VOLUNTEERS = TopicSpec(
@@ -331,6 +373,9 @@ COORDINATOR_DEAD_LETTERS = TopicSpec(
 )
 
 _PRIMARY: tuple[TopicSpec, ...] = (
+    REFERRAL_KEYS,
+    VOLUNTEER_KEYS,
+    COORDINATOR_KEYS,
     AGENCIES,
     REFERRALS_INBOUND,
     REFERRALS_COMMANDS,

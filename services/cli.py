@@ -9,6 +9,7 @@ from services.dev.stack import dev
 from services.matching.commands import proposal, volunteer
 from services.notifications.commands import notifications
 from services.ops.commands import ops
+from services.ops.topics import topics
 from services.processes import PROCESSES
 from services.referrals.commands import agency
 
@@ -25,6 +26,7 @@ main.add_command(proposal)
 main.add_command(coordinator)
 main.add_command(notifications)
 main.add_command(ops)
+main.add_command(topics)
 
 
 @main.command(name="run")

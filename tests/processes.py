@@ -13,9 +13,21 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
+from pydantic import BaseModel
+
+from schemas.topics import SUBJECT_KEYS
+from services.protection.keks import add_kek
+from services.protection.sealer import Sealer, build_sealer
+from services.runtime.kafka import Publisher, read_compacted
+from services.runtime.settings import RuntimeSettings
+
+M = TypeVar("M", bound=BaseModel)
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -30,12 +42,17 @@ def free_port() -> int:
 
 
 def service_env(bootstrap: str, prefix: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    """Environment for a test's processes: its broker, its topic prefix, quick timeouts."""
+    """Environment for a test's processes: its broker, its topic prefix, its key-encryption key, quick
+    timeouts."""
+    kek_file = data_dir / "kek.json"
+    if not kek_file.exists():
+        add_kek(kek_file, "test")
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "CIRCLES_TOPIC_PREFIX": prefix,
         "CIRCLES_DATA_DIR": str(data_dir),
+        "CIRCLES_KEK_FILE": str(kek_file),
         "CIRCLES_SESSION_TIMEOUT_S": "6",
         "CIRCLES_COMMIT_INTERVAL_S": "0.5",
         "CIRCLES_STANDBY_REPLICAS": "0",
@@ -143,3 +160,38 @@ def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
             f"circles {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+def sealer_for(env: dict[str, str], kinds: list[str]) -> Sealer:
+    """The data keys a test's processes use (their KEK file and keys topics), to open what they sealed."""
+    settings = RuntimeSettings(
+        kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+        topic_prefix=env["CIRCLES_TOPIC_PREFIX"],
+        kek_file=Path(env["CIRCLES_KEK_FILE"]),
+    )
+    return build_sealer(settings, kinds, client_id="tests-keys")
+
+
+@asynccontextmanager
+async def sealing_publisher(env: dict[str, str], source: str) -> AsyncIterator[Publisher]:
+    """A publisher as a service has one: personal fields sealed with the test's data keys."""
+    sealer = sealer_for(env, list(SUBJECT_KEYS))
+    await sealer.start()
+    try:
+        async with Publisher(
+            env["KAFKA_BOOTSTRAP_SERVERS"], source, prefix=env["CIRCLES_TOPIC_PREFIX"], sealer=sealer
+        ) as publisher:
+            yield publisher
+    finally:
+        await sealer.stop()
+
+
+async def read_sealed_table(env: dict[str, str], topic: str, model: type[M]) -> dict[str, M]:
+    """A changelog with sealed personal fields, read whole and opened (as its service's API would)."""
+    sealer = sealer_for(env, list(SUBJECT_KEYS))
+    await sealer.start()
+    try:
+        full = env["CIRCLES_TOPIC_PREFIX"] + topic
+        return await read_compacted(env["KAFKA_BOOTSTRAP_SERVERS"], full, sealer.parser(model), sealer=sealer)
+    finally:
+        await sealer.stop()

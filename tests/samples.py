@@ -35,10 +35,12 @@ from schemas.events.notifications import (
     Recipient,
 )
 from schemas.events.referrals import (
+    EraseReferral,
     InboundSubmission,
     NeedsProfile,
     ReassessReferral,
     ReferralAssessed,
+    ReferralErased,
     ReferralProfile,
     ReferralSubmitted,
     ReferralWithdrawn,
@@ -217,6 +219,9 @@ def _samples() -> dict[type[Event], Event]:
             referral_id=REFERRAL_ID, agency_id="mappa-humberside", reason="moved", received_at=NOW
         ),
         ReassessReferral(referral_id=REFERRAL_ID, as_of=date(2026, 12, 1)),
+        EraseReferral(
+            referral_id=REFERRAL_ID, reason="request", requested_by="coordinator", requested_at=NOW
+        ),
         ReferralSubmitted(
             **referral,
             agency_reference="MAPPA-2026-0142",
@@ -229,6 +234,13 @@ def _samples() -> dict[type[Event], Event]:
             **referral, agency_reference="MAPPA-2026-0142", version=1, decision=decision(), profile=profile()
         ),
         ReferralWithdrawn(**referral, agency_reference="MAPPA-2026-0142", version=1, withdrawn_at=NOW),
+        ReferralErased(
+            **referral,
+            agency_reference="MAPPA-2026-0142",
+            erased_at=NOW,
+            reason="retention",
+            requested_by="circles retention apply",
+        ),
         ChangeVolunteer(
             volunteer_id="vol-001", change="vetted", on=date(2026, 11, 1), requested_by="coordinator"
         ),

@@ -40,3 +40,6 @@ class CoordinatorAccountSet(Event):
 
     def partition_key(self) -> str:
         return self.account.account_id
+
+    def data_subject(self) -> str:
+        return f"coordinator:{self.account.account_id}"

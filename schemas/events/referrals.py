@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from schemas.common import (
+    PERSONAL,
     AgeBand,
     AgencyId,
     Contract,
@@ -25,6 +26,8 @@ from schemas.common import (
 )
 from schemas.envelope import Event
 from schemas.partner_api import AgencyReference, Decision, MappaNumber, ReferralSubmission
+
+ErasureReason = Literal["request", "retention"]
 
 
 class NeedsProfile(Contract):
@@ -85,11 +88,25 @@ class ReferralWithdrawn(_ReferralEvent):
     withdrawn_at: AwareDatetime
 
 
+class ReferralErased(_ReferralEvent):
+    """The referral's personal data was destroyed (its data keys): on request, or under the retention policy.
+
+    What survives is what this event and the others carry: ids, dates, decisions and outcomes."""
+
+    event_type: ClassVar[str] = "circles.referral.erased.v1"
+    erased_at: AwareDatetime
+    reason: ErasureReason
+    requested_by: str
+
+
 class _ReferralCommand(Event):
     referral_id: uuid.UUID
 
     def partition_key(self) -> str:
         return str(self.referral_id)
+
+    def data_subject(self) -> str:
+        return f"referral:{self.referral_id}"
 
 
 Channel = Annotated[str, StringConstraints(pattern=r"^(http|kafka)$")]
@@ -101,7 +118,7 @@ class SubmitReferral(_ReferralCommand):
     event_type: ClassVar[str] = "circles.referral.submit.v1"
     agency_id: AgencyId
     submission: ReferralSubmission
-    fingerprint: str
+    fingerprint: Annotated[str, Field(json_schema_extra=PERSONAL)]
     amend: bool = False
     received_at: AwareDatetime
     channel: Channel = "http"
@@ -110,8 +127,17 @@ class SubmitReferral(_ReferralCommand):
 class WithdrawReferral(_ReferralCommand):
     event_type: ClassVar[str] = "circles.referral.withdraw.v1"
     agency_id: AgencyId
-    reason: Annotated[str, StringConstraints(max_length=500)]
+    reason: Annotated[str, StringConstraints(max_length=500), Field(json_schema_extra=PERSONAL)]
     received_at: AwareDatetime
+
+
+class EraseReferral(_ReferralCommand):
+    """Destroy the referral's personal data (``circles erase referral``, ``circles retention apply``)."""
+
+    event_type: ClassVar[str] = "circles.referral.erase.v1"
+    reason: ErasureReason
+    requested_by: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    requested_at: AwareDatetime
 
 
 class ReassessReferral(_ReferralCommand):

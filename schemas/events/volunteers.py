@@ -65,6 +65,9 @@ class VolunteerEvent(Event):
     def partition_key(self) -> str:
         return self.volunteer.volunteer_id
 
+    def data_subject(self) -> str:
+        return f"volunteer:{self.volunteer.volunteer_id}"
+
 
 class VolunteerRegistered(VolunteerEvent):
     event_type: ClassVar[str] = "circles.volunteer.registered.v1"
@@ -119,3 +122,6 @@ class ChangeVolunteer(Event):
 
     def partition_key(self) -> str:
         return self.volunteer_id
+
+    def data_subject(self) -> str:
+        return f"volunteer:{self.volunteer_id}"

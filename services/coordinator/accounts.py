@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from schemas.events.coordinator import CoordinatorAccount, CoordinatorAccountSet
 from schemas.topics import COORDINATOR_ACCOUNTS
 from services.coordinator.domain.passwords import hash_password, verify_password
+from services.protection.sealer import Sealer, build_sealer
 from services.runtime.kafka import CompactedView, Publisher, read_compacted
+from services.runtime.settings import RuntimeSettings
 
 
-def parse_account(value: bytes) -> CoordinatorAccount:
-    return CoordinatorAccountSet.model_validate_json(value).account
+def account_parser(sealer: Sealer) -> Callable[[bytes], CoordinatorAccount]:
+    """Account records, their display names sealed with the coordinator's data key."""
+    return lambda value: sealer.parse(CoordinatorAccountSet, value).account
 
 
 class AccountExists(Exception):
@@ -19,9 +23,22 @@ class AccountExists(Exception):
 
 
 async def add_account(
-    bootstrap_servers: str, account_id: str, display_name: str, password: str, *, prefix: str = ""
+    settings: RuntimeSettings, account_id: str, display_name: str, password: str
 ) -> CoordinatorAccount:
-    existing = await read_compacted(bootstrap_servers, prefix + COORDINATOR_ACCOUNTS.name, parse_account)
+    bootstrap_servers, prefix = settings.bootstrap_servers(), settings.topic_prefix
+    sealer = build_sealer(settings, ["coordinator"], client_id="circles-cli-keys")
+    await sealer.start()
+    try:
+        return await _add(sealer, bootstrap_servers, prefix, account_id, display_name, password)
+    finally:
+        await sealer.stop()
+
+
+async def _add(
+    sealer: Sealer, bootstrap_servers: str, prefix: str, account_id: str, display_name: str, password: str
+) -> CoordinatorAccount:
+    topic = prefix + COORDINATOR_ACCOUNTS.name
+    existing = await read_compacted(bootstrap_servers, topic, account_parser(sealer), sealer=sealer)
     if account_id in existing:
         raise AccountExists(f"coordinator {account_id} already has an account")
     now = datetime.now(UTC)
@@ -33,7 +50,9 @@ async def add_account(
         updated_at=now,
     )
     event = CoordinatorAccountSet(account=account)
-    async with Publisher(bootstrap_servers, "/circles/coordinator/cli", prefix=prefix) as publisher:
+    async with Publisher(
+        bootstrap_servers, "/circles/coordinator/cli", prefix=prefix, sealer=sealer
+    ) as publisher:
         await publisher.publish(event, publisher.envelope(event, f"account-{account_id}"))
     return account
 
@@ -41,16 +60,23 @@ async def add_account(
 class AccountDirectory:
     """Accounts kept current from their compacted topic."""
 
-    def __init__(self, bootstrap_servers: str, prefix: str = "") -> None:
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.sealer = build_sealer(settings, ["coordinator"], client_id="circles-accounts-keys")
         self.view: CompactedView[CoordinatorAccount] = CompactedView(
-            bootstrap_servers, prefix + COORDINATOR_ACCOUNTS.name, parse_account, client_id="circles-accounts"
+            settings.bootstrap_servers(),
+            settings.topic_prefix + COORDINATOR_ACCOUNTS.name,
+            account_parser(self.sealer),
+            client_id="circles-accounts",
+            sealer=self.sealer,
         )
 
     async def start(self) -> None:
+        await self.sealer.start()
         await self.view.start()
 
     async def stop(self) -> None:
         await self.view.stop()
+        await self.sealer.stop()
 
     def sign_in(self, account_id: str, password: str) -> CoordinatorAccount | None:
         account = self.view.get(account_id)

@@ -8,7 +8,7 @@ import click
 
 from services.coordinator.accounts import AccountExists, add_account
 from services.coordinator.domain.passwords import WeakPassword, generated_password
-from services.runtime.cli_support import CliError, bootstrap, echo_json, prefix, run
+from services.runtime.cli_support import CliError, echo_json, run, settings
 
 
 @click.group()
@@ -27,7 +27,7 @@ def add(account_id: str, display_name: str, password_stdin: bool, as_json: bool)
     """Create an account; without --password-stdin a password is generated and shown once."""
     password = sys.stdin.readline().rstrip("\n") if password_stdin else generated_password()
     try:
-        run(add_account(bootstrap(), account_id, display_name, password, prefix=prefix()))
+        run(add_account(settings(), account_id, display_name, password))
     except (AccountExists, WeakPassword) as refused:
         raise CliError(str(refused)) from None
     shown = None if password_stdin else password

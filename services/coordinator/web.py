@@ -51,10 +51,13 @@ from services.referral_progress.progress import ReferralProgress
 from services.referral_progress.service_levels import ServiceLevels
 from services.referral_progress.workdays import local, scheme_today
 from services.runtime.clock import Clock, clock_from_setting
+from services.runtime.http import install_metrics
 from services.runtime.logs import get_logger
+from services.runtime.metrics import Metrics
 
 log = get_logger(__name__)
 HERE = Path(__file__).resolve().parent
+SERVICE = "coordinator-web"
 DUE_SOON_DAYS = 60
 
 
@@ -497,7 +500,7 @@ def _local_path(path: str) -> str:
 def build_web(settings: CoordinatorSettings) -> FastAPI:
     """The page wired to Kafka (accounts, projection) and to the matching API."""
     bootstrap = settings.bootstrap_servers()
-    accounts = AccountDirectory(bootstrap, settings.topic_prefix)
+    accounts = AccountDirectory(settings)
     views = CoordinatorViews(bootstrap, settings.topic_prefix)
     monitor = OperationsMonitor(bootstrap, settings.topic_prefix, settings.operations_poll_s)
     matching = MatchingClient(settings.matching_api_url, settings.coordinator_api_token)
@@ -523,7 +526,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
             await views.stop()
             await accounts.stop()
 
-    return create_web(
+    app = create_web(
         accounts=accounts,
         matching=matching,
         facts=views,
@@ -537,3 +540,5 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
         lifespan=lifespan,
         ready=lambda: started["ready"],
     )
+    install_metrics(app, Metrics(SERVICE))  # /metrics, as every process has (Prometheus scrapes it)
+    return app

@@ -19,6 +19,7 @@ from services.coordinator.accounts import add_account
 from services.coordinator.domain.passwords import generated_password
 from services.referrals.agencies import list_agencies, register_agency
 from services.referrals.demo import DEMO_AGENCIES
+from services.runtime.settings import RuntimeSettings
 
 AREAS = {
     "hull": ("hull", ["HU5", "HU6", "HU7", "HU8", "HU9"]),
@@ -172,15 +173,15 @@ class Credentials:
 
 
 async def seed(
-    bootstrap: str,
+    settings: RuntimeSettings,
     credentials: Credentials,
     *,
     partner_api: str,
     matching_api: str,
     today: date,
-    prefix: str = "",
 ) -> list[str]:
     """Everything a first start needs; returns what it did, one line each. Safe to run again."""
+    bootstrap, prefix = settings.bootstrap_servers(), settings.topic_prefix
     done = []
     known = {a.agency_id for a in await list_agencies(bootstrap, prefix=prefix)}
     keys = credentials.agencies
@@ -200,7 +201,7 @@ async def seed(
     credentials.save()
     if "coordinator_password" not in credentials.values:
         password = generated_password()
-        await add_account(bootstrap, "coordinator", "Demo Coordinator", password, prefix=prefix)
+        await add_account(settings, "coordinator", "Demo Coordinator", password)
         credentials.values["coordinator_password"] = password
         credentials.save()
         done.append("coordinator account created")

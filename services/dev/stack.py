@@ -27,6 +27,7 @@ import httpx
 from schemas.topics import TOPICS
 from services.dev.broker import local_kafka
 from services.dev.seed import Credentials, sample_referral, seed, today_utc
+from services.protection.keks import add_kek
 from services.runtime.kafka import create_topics
 from services.runtime.settings import RuntimeSettings
 
@@ -92,6 +93,8 @@ class DevStack:
     def start(self) -> str:
         self.data.mkdir(parents=True, exist_ok=True)
         (self.data / "logs").mkdir(exist_ok=True)
+        if not (self.data / "kek.json").exists():  # the processes' default key-encryption key file
+            add_kek(self.data / "kek.json")
         self.broker = local_kafka().LocalKafka(data_dir=self.data / "kafka")
         bootstrap: str = self.broker.start()
         (self.data / "broker.json").write_text(
@@ -167,7 +170,9 @@ class DevStack:
         urls = self.urls()
         done = asyncio.run(
             seed(
-                self.broker.bootstrap_servers,
+                self.settings.model_copy(
+                    update={"kafka_bootstrap_servers": self.broker.bootstrap_servers, "data_dir": self.data}
+                ),
                 self.credentials,
                 partner_api=urls["partner"],
                 matching_api=urls["matching"],

@@ -8,7 +8,7 @@ holds the inbox applies them, one at a time and in order, to the whole pool and 
 
 from __future__ import annotations
 
-from schemas.envelope import Envelope, Event, encode
+from schemas.envelope import Envelope, Event
 from schemas.events.matching import MatchDecided
 from schemas.events.referrals import ReferralAssessed, ReferralWithdrawn
 from schemas.events.volunteers import ChangeVolunteer, VolunteerEvent, VolunteerRecord
@@ -28,6 +28,7 @@ from services.matching.domain.policy import load_policy
 from services.matching.domain.records import VolunteerRefused, VolunteerState, apply_change
 from services.matching.domain.workflow import DecisionRefused, Matching, scheme_day
 from services.matching.settings import MatchingSettings
+from services.protection.sealer import build_sealer
 from services.runtime.clock import clock_from_setting
 from services.runtime.deadletter import ProcessingError
 from services.runtime.ids import derive_id
@@ -47,10 +48,11 @@ class MatchingWorker:
         self.inbox_topic = prefix + MATCHING_INBOX.name
         self.events_topic = prefix + MATCHING_EVENTS.name
         self.volunteers_topic = prefix + VOLUNTEERS.name
-        self.worker = StreamWorker(SERVICE, settings)
+        sealer = build_sealer(settings, ["volunteer"], client_id="circles-matching-keys")
+        self.worker = StreamWorker(SERVICE, settings, sealer)
         self.cases = self.worker.table("cases", Case, MATCHING_CASES)
-        self.pool = self.worker.table("pool", VolunteerRecord, MATCHING_POOL)
-        self.records = self.worker.table("records", VolunteerState, VOLUNTEER_RECORDS)
+        self.pool = self.worker.table("pool", VolunteerRecord, MATCHING_POOL, subject="volunteer")
+        self.records = self.worker.table("records", VolunteerState, VOLUNTEER_RECORDS, subject="volunteer")
         self.matching = Matching(self.policy)
         self.reminded: set[str] = set()
         self.worker.route(VOLUNTEER_COMMANDS, self.on_volunteer_command)
@@ -90,8 +92,7 @@ class MatchingWorker:
         )
 
     async def forward(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
-        key, value, headers = encode(event, envelope)
-        uow.emit_raw(self.inbox_topic, key, value, headers)
+        uow.forward(event, envelope, self.inbox_topic)
 
     async def forward_referral_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
         if isinstance(event, ReferralAssessed | ReferralWithdrawn):

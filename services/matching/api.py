@@ -44,6 +44,7 @@ from services.matching.operations import (
 )
 from services.matching.settings import MatchingSettings
 from services.matching.views import LiveMatchingState, MatchingState
+from services.protection.sealer import build_sealer
 from services.runtime.http import install_metrics, install_problem_handlers, problem
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger
@@ -217,9 +218,12 @@ class KafkaBackend:
     def __init__(self, settings: MatchingSettings) -> None:
         bootstrap = settings.bootstrap_servers()
         prefix = settings.topic_prefix
-        self.live = LiveMatchingState(bootstrap, load_policy(settings.matching_policy), prefix)
+        self.sealer = build_sealer(settings, ["volunteer"], client_id="circles-matching-api-keys")
+        self.live = LiveMatchingState(bootstrap, load_policy(settings.matching_policy), self.sealer, prefix)
         self.metrics = Metrics(SERVICE)
-        self.publisher = Publisher(bootstrap, "/circles/matching/api", prefix=prefix, metrics=self.metrics)
+        self.publisher = Publisher(
+            bootstrap, "/circles/matching/api", prefix=prefix, metrics=self.metrics, sealer=self.sealer
+        )
         self.volunteers = volunteer_watcher(bootstrap, prefix)
         self.decisions = decision_watcher(bootstrap, prefix)
         self.ready = False
@@ -233,6 +237,7 @@ class KafkaBackend:
 
     async def start(self) -> None:
         await self.publisher.start()
+        await self.sealer.start()
         await self.volunteers.start()
         await self.decisions.start()
         await self.live.start()
@@ -243,6 +248,7 @@ class KafkaBackend:
         await self.live.stop()
         await self.decisions.stop()
         await self.volunteers.stop()
+        await self.sealer.stop()
         await self.publisher.stop()
 
 

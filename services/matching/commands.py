@@ -27,6 +27,7 @@ from services.matching.operations import (
 )
 from services.matching.settings import MatchingSettings
 from services.matching.views import MatchingState, read_state
+from services.protection.sealer import build_sealer
 from services.runtime.cli_support import CliError, bootstrap, echo_json, prefix, run
 from services.runtime.kafka import OutcomeWatcher, Publisher
 
@@ -43,19 +44,34 @@ def _act(action: Callable[[MatchingState, Publisher, OutcomeWatcher], Awaitable[
 
     async def go() -> T:
         settings = MatchingSettings()
-        state = await read_state(bootstrap(), load_policy(settings.matching_policy), prefix())
+        sealer = build_sealer(settings, ["volunteer"], client_id="circles-cli-keys")
+        await sealer.start()
         watcher = (volunteer_watcher if watch == "volunteers" else decision_watcher)(bootstrap(), prefix())
-        await watcher.start()
         try:
-            async with Publisher(bootstrap(), "/circles/matching/cli", prefix=prefix()) as publisher:
+            state = await read_state(bootstrap(), load_policy(settings.matching_policy), sealer, prefix())
+            await watcher.start()
+            async with Publisher(
+                bootstrap(), "/circles/matching/cli", prefix=prefix(), sealer=sealer
+            ) as publisher:
                 return await action(state, publisher, watcher)
         finally:
             await watcher.stop()
+            await sealer.stop()
 
     try:
         return run(go())
     except (Refused, NotApplied) as problem:
         raise CliError(str(problem)) from None
+
+
+async def _current_state() -> MatchingState:
+    settings = MatchingSettings()
+    sealer = build_sealer(settings, ["volunteer"], client_id="circles-cli-keys")
+    await sealer.start()
+    try:
+        return await read_state(bootstrap(), load_policy(settings.matching_policy), sealer, prefix())
+    finally:
+        await sealer.stop()
 
 
 def _split(values: str | None) -> list[str]:
@@ -191,9 +207,7 @@ def withdraw(volunteer_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def list_volunteers(as_json: bool) -> None:
     """The pool, with each volunteer's matchability and due dates."""
-    policy = load_policy(MatchingSettings().matching_policy)
-    state = run(read_state(bootstrap(), policy, prefix()))
-    views = state.volunteers(_today())
+    views = run(_current_state()).volunteers(_today())
     if as_json:
         echo_json(views)
         return
@@ -219,8 +233,7 @@ def proposal() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def list_proposals(status: str | None, as_json: bool) -> None:
     """Proposals, open ones first in priority order, with the reasons for each volunteer."""
-    policy = load_policy(MatchingSettings().matching_policy)
-    views = run(read_state(bootstrap(), policy, prefix())).proposals(status)
+    views = run(_current_state()).proposals(status)
     if as_json:
         echo_json(views)
         return

@@ -68,7 +68,9 @@ async def change_volunteer(
         raise NotApplied("the change was sent but not yet applied: is the matching worker running?")
     if outcome.refused:
         raise Refused(outcome.error)
-    return VolunteerRegistered.model_validate_json(outcome.record.value).volunteer
+    assert publisher.sealer is not None  # it could not have sent the command without
+    await publisher.sealer.prepare([outcome.record.value])
+    return publisher.sealer.parse(VolunteerRegistered, outcome.record.value).volunteer
 
 
 async def decide(

@@ -8,7 +8,7 @@ the API keeps a live view (``LiveMatchingState``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 
 from schemas.coordinator_api import ProposalView, VolunteerView
@@ -18,12 +18,13 @@ from services.matching.domain.cases import Case, CaseStatus
 from services.matching.domain.policy import MatchingPolicy
 from services.matching.domain.pool import capacity_problems
 from services.matching.domain.workflow import Matching
+from services.protection.sealer import Sealer
 from services.runtime.kafka import CompactedView, read_compacted
 
 
-def parse_volunteer(value: bytes) -> VolunteerRecord:
-    """Every volunteer event carries the whole record under ``volunteer``."""
-    return VolunteerRegistered.model_validate_json(value).volunteer
+def volunteer_parser(sealer: Sealer) -> Callable[[bytes], VolunteerRecord]:
+    """Every volunteer event carries the whole record under ``volunteer`` (its name sealed)."""
+    return lambda value: sealer.parse(VolunteerRegistered, value).volunteer
 
 
 def parse_case(value: bytes) -> Case:
@@ -128,8 +129,12 @@ class MatchingState:
         return None
 
 
-async def read_state(bootstrap_servers: str, policy: MatchingPolicy, prefix: str = "") -> MatchingState:
-    records = await read_compacted(bootstrap_servers, prefix + VOLUNTEERS.name, parse_volunteer)
+async def read_state(
+    bootstrap_servers: str, policy: MatchingPolicy, sealer: Sealer, prefix: str = ""
+) -> MatchingState:
+    records = await read_compacted(
+        bootstrap_servers, prefix + VOLUNTEERS.name, volunteer_parser(sealer), sealer=sealer
+    )
     cases = await read_compacted(bootstrap_servers, prefix + MATCHING_CASES.name, parse_case)
     return MatchingState(policy, records.values(), cases.values())
 
@@ -137,12 +142,18 @@ async def read_state(bootstrap_servers: str, policy: MatchingPolicy, prefix: str
 class LiveMatchingState:
     """Both topics kept current in the background; ``state()`` re-reads only after a change."""
 
-    def __init__(self, bootstrap_servers: str, policy: MatchingPolicy, prefix: str = "") -> None:
+    def __init__(
+        self, bootstrap_servers: str, policy: MatchingPolicy, sealer: Sealer, prefix: str = ""
+    ) -> None:
         self.policy = policy
         self._dirty = True
         self._state: MatchingState | None = None
         self.volunteer_view: CompactedView[VolunteerRecord] = CompactedView(
-            bootstrap_servers, prefix + VOLUNTEERS.name, parse_volunteer, on_change=self._changed
+            bootstrap_servers,
+            prefix + VOLUNTEERS.name,
+            volunteer_parser(sealer),
+            on_change=self._changed,
+            sealer=sealer,
         )
         self.case_view: CompactedView[Case] = CompactedView(
             bootstrap_servers, prefix + MATCHING_CASES.name, parse_case, on_change=self._changed

@@ -8,9 +8,12 @@ Agents (thin adapters around ``domain.referral``):
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from schemas.envelope import Envelope, Event
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, ProposalCancelled
 from schemas.events.referrals import (
+    EraseReferral,
     InboundSubmission,
     ReassessReferral,
     SubmitReferral,
@@ -24,15 +27,18 @@ from schemas.topics import (
     REFERRALS_INBOUND,
     REFERRALS_STATE,
 )
+from services.protection.sealer import build_sealer
 from services.referrals.agencies import AgencyDirectory
 from services.referrals.domain.policy import load_policy
 from services.referrals.domain.referral import (
     Change,
     ReferralEntry,
+    ReferralErasedError,
     ReferralWithdrawnError,
     SubmissionConflict,
     UnknownReferral,
     due_for_reassessment,
+    erase,
     on_matching_event,
     reassess,
     referral_id_for,
@@ -49,7 +55,7 @@ from services.runtime.worker import StreamWorker, UnitOfWork
 
 log = get_logger(__name__)
 SERVICE = "referrals"
-REFUSALS = (SubmissionConflict, UnknownReferral, ReferralWithdrawnError)
+REFUSALS = (SubmissionConflict, UnknownReferral, ReferralWithdrawnError, ReferralErasedError)
 
 
 class ReferralsWorker:
@@ -58,14 +64,15 @@ class ReferralsWorker:
         self.policy = load_policy(settings.eligibility_policy)
         self.clock = clock_from_setting(settings.clock)
         prefix = settings.topic_prefix
-        self.worker = StreamWorker(SERVICE, settings)
-        self.table = self.worker.table("referrals", ReferralEntry, REFERRALS_STATE)
+        self.sealer = build_sealer(settings, ["referral", "inbound"], client_id="circles-referrals-keys")
+        self.worker = StreamWorker(SERVICE, settings, self.sealer)
+        self.table = self.worker.table("referrals", ReferralEntry, REFERRALS_STATE, subject="referral")
         self.commands_topic = prefix + REFERRALS_COMMANDS.name
         self.events_topic = prefix + REFERRAL_EVENTS.name
         self.agencies = AgencyDirectory(settings.bootstrap_servers(), prefix)
         self.worker.resource(self.agencies.start, self.agencies.stop)
         self.worker.route(REFERRALS_COMMANDS, self.on_command)
-        self.worker.route(REFERRALS_INBOUND, self.on_inbound)
+        self.worker.route(REFERRALS_INBOUND, self.on_inbound, seal_dead_letters="inbound")
         self.worker.route(MATCHING_EVENTS, self.on_matching_event)
         self.worker.timer(settings.reassess_interval_s, self.reassess_due)
 
@@ -73,10 +80,13 @@ class ReferralsWorker:
         return f"{self.settings.base_url()}/v1/referrals/{referral_id}"
 
     async def on_command(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
-        assert isinstance(event, SubmitReferral | WithdrawReferral | ReassessReferral)
+        assert isinstance(event, SubmitReferral | WithdrawReferral | ReassessReferral | EraseReferral)
         key = str(event.referral_id)
         entry = uow.get(self.table, key)
         now = self.clock.now()
+        if isinstance(event, EraseReferral):
+            await self.on_erase(uow, envelope, event, entry, now)
+            return
         try:
             if isinstance(event, SubmitReferral):
                 change = submit(entry, event, envelope.id, self.policy, now, self.detail_url(key))
@@ -87,6 +97,28 @@ class ReferralsWorker:
         except REFUSALS as refusal:
             raise ProcessingError(f"{type(refusal).__name__}: {refusal}") from None
         self._apply(uow, key, change, envelope)
+
+    async def on_erase(
+        self,
+        uow: UnitOfWork,
+        envelope: Envelope,
+        event: EraseReferral,
+        entry: ReferralEntry | None,
+        now: datetime,
+    ) -> None:
+        """The record without personal data is written (and acknowledged) first, then the data keys are
+        destroyed, then the events go out; a crash anywhere in between repeats the rest, not the loss."""
+        key = str(event.referral_id)
+        try:
+            change = erase(entry, event, envelope.id, now)
+        except UnknownReferral as refusal:
+            raise ProcessingError(f"UnknownReferral: {refusal}") from None
+        if change.entry is not None:
+            await uow.write_through(self.table, key, change.entry)
+        destroyed = await self.sealer.destroy(event.data_subject())
+        if change.entry is not None:
+            log.info("referral_erased", referral_id=key, reason=event.reason, data_keys=destroyed)
+        self._apply(uow, key, Change(None, change.events), envelope)
 
     async def on_inbound(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
         """A submission an agency system produced to Kafka: the same validation as a POST, then a command."""

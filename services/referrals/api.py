@@ -40,8 +40,9 @@ from schemas.partner_api import (
     ReferralView,
     Withdrawal,
 )
+from services.protection.sealer import build_sealer
 from services.referrals.agencies import AgencyDirectory
-from services.referrals.domain.referral import referral_id_for
+from services.referrals.domain.referral import ReferralRecord, referral_id_for
 from services.referrals.readmodel import Pending, Referral, ReferralIndex, ReferralReadModel
 from services.referrals.settings import ReferralsSettings
 from services.runtime.clock import Clock, SystemClock, clock_from_setting
@@ -151,6 +152,10 @@ def _links(base_url: str, referral_id: uuid.UUID) -> Links:
     return Links(self=url, history=f"{url}/history")
 
 
+def erased(referral: Referral) -> bool:
+    return isinstance(referral, ReferralRecord) and referral.erased
+
+
 def _view(referral: Referral, base_url: str) -> ReferralView:
     return ReferralView(
         referral_id=referral.referral_id,
@@ -160,6 +165,7 @@ def _view(referral: Referral, base_url: str) -> ReferralView:
         decision=referral.decision,
         submitted_at=referral.submitted_at,
         updated_at=referral.updated_at,
+        erased_at=referral.erased_at if isinstance(referral, ReferralRecord) else None,
         links=_links(base_url, referral.referral_id),
     )
 
@@ -215,6 +221,15 @@ def create_api(
     def not_found() -> JSONResponse:
         return problem(404, "Not Found", "No referral with that id for your agency.")
 
+    def erased_problem(referral_id: uuid.UUID) -> JSONResponse:
+        return problem(
+            409,
+            "Conflict",
+            "The referral's personal data was erased: it cannot be changed, and its agency_reference "
+            "cannot be used again. Submit a new referral under a new agency_reference.",
+            links={"history": f"{base_url}/v1/referrals/{referral_id}/history"},
+        )
+
     @app.post(
         "/v1/referrals",
         status_code=202,
@@ -222,7 +237,10 @@ def create_api(
         dependencies=[bearer],
         responses={
             200: {"model": ReferralAccepted, "description": "The same body again: the same referral"},
-            409: {"model": Problem, "description": "agency_reference already used with a different body"},
+            409: {
+                "model": Problem,
+                "description": "agency_reference already used with a different body, or erased",
+            },
             **ERROR_RESPONSES,
         },
     )
@@ -233,6 +251,8 @@ def create_api(
         fingerprint = submission.fingerprint()
         async with locks[referral_id]:
             existing = index.get(referral_id)
+            if existing is not None and erased(existing):
+                return erased_problem(referral_id)
             if existing is not None:
                 if existing.fingerprint == fingerprint:
                     response.status_code = 200
@@ -276,7 +296,10 @@ def create_api(
         "/v1/referrals/{referral_id}",
         response_model=ReferralAccepted,
         dependencies=[bearer],
-        responses={409: {"model": Problem, "description": "The referral is withdrawn"}, **ERROR_RESPONSES},
+        responses={
+            409: {"model": Problem, "description": "The referral is withdrawn, or its data erased"},
+            **ERROR_RESPONSES,
+        },
     )
     async def amend_referral(referral_id: uuid.UUID, submission: ReferralSubmission, request: Request) -> Any:
         """Replace the referral with a new version (e.g. supplying missing information), assessed again."""
@@ -285,6 +308,8 @@ def create_api(
             existing = index.owned_by(referral_id, agency.agency_id)
             if existing is None:
                 return not_found()
+            if erased(existing):
+                return erased_problem(referral_id)
             if existing.status is ReferralStatus.WITHDRAWN:
                 return problem(409, "Conflict", "The referral is withdrawn and cannot be amended.")
             if submission.agency_reference != existing.agency_reference:
@@ -330,7 +355,10 @@ def create_api(
         "/v1/referrals/{referral_id}/withdrawal",
         response_model=ReferralAccepted,
         dependencies=[bearer],
-        responses=ERROR_RESPONSES,
+        responses={
+            409: {"model": Problem, "description": "The referral's data was erased"},
+            **ERROR_RESPONSES,
+        },
     )
     async def withdraw_referral(referral_id: uuid.UUID, withdrawal: Withdrawal, request: Request) -> Any:
         """Withdraw the referral. Its history is kept."""
@@ -339,6 +367,8 @@ def create_api(
             existing = index.owned_by(referral_id, agency.agency_id)
             if existing is None:
                 return not_found()
+            if erased(existing) and existing.status is not ReferralStatus.WITHDRAWN:
+                return erased_problem(referral_id)
             if existing.status is not ReferralStatus.WITHDRAWN:
                 now = clock.now()
                 command = WithdrawReferral(
@@ -447,14 +477,16 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
     bootstrap = settings.bootstrap_servers()
     prefix = settings.topic_prefix
     directory = AgencyDirectory(bootstrap, prefix)
-    read_model = ReferralReadModel(bootstrap, prefix)
+    sealer = build_sealer(settings, ["referral"], client_id="circles-referrals-api-keys")
+    read_model = ReferralReadModel(bootstrap, sealer, prefix)
     metrics = Metrics(SERVICE)
-    publisher = Publisher(bootstrap, "/circles/referrals/api", prefix=prefix, metrics=metrics)
+    publisher = Publisher(bootstrap, "/circles/referrals/api", prefix=prefix, metrics=metrics, sealer=sealer)
     started = {"ready": False}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await publisher.start()
+        await sealer.start()
         await directory.start()
         await read_model.start()
         async with asyncio.timeout(120):
@@ -467,6 +499,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         finally:
             await read_model.stop()
             await directory.stop()
+            await sealer.stop()
             await publisher.stop()
 
     return create_api(

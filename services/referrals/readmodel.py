@@ -14,6 +14,7 @@ from datetime import datetime
 from schemas.common import ReferralStatus
 from schemas.partner_api import Decision, HistoryEntry
 from schemas.topics import REFERRALS_STATE
+from services.protection.sealer import Sealer
 from services.referrals.domain.referral import ReferralEntry, ReferralRecord
 from services.runtime.kafka import CompactedView
 
@@ -24,7 +25,7 @@ class Pending:
     agency_id: str
     agency_reference: str
     version: int
-    fingerprint: str
+    fingerprint: str | None
     status: ReferralStatus
     submitted_at: datetime
     updated_at: datetime
@@ -76,21 +77,18 @@ def _caught_up(record: ReferralRecord, pending: Pending) -> bool:
     return record.version >= pending.version
 
 
-def parse_entry(value: bytes) -> ReferralEntry:
-    return ReferralEntry.model_validate_json(value)
-
-
 class ReferralReadModel:
-    """The index, fed from the worker's state topic."""
+    """The index, fed from the worker's state topic (its personal fields opened with the referral keys)."""
 
-    def __init__(self, bootstrap_servers: str, prefix: str = "") -> None:
+    def __init__(self, bootstrap_servers: str, sealer: Sealer, prefix: str = "") -> None:
         self.index = ReferralIndex()
         self.view: CompactedView[ReferralEntry] = CompactedView(
             bootstrap_servers,
             prefix + REFERRALS_STATE.name,
-            parse_entry,
+            sealer.parser(ReferralEntry),
             on_change=self._on_change,
             client_id="circles-referrals-api",
+            sealer=sealer,
         )
 
     def _on_change(self, _: str, entry: ReferralEntry | None) -> None:

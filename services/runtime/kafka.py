@@ -6,17 +6,22 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.structs import RecordMetadata
 
-from schemas.envelope import Envelope, Event, encode
+from schemas.envelope import Envelope, Event
 from schemas.topics import TOPICS, TopicSpec, topic_of
+from services.protection.codec import encode_record
+from services.protection.errors import KeyDestroyed
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
+
+if TYPE_CHECKING:
+    from services.protection.sealer import Sealer
 
 log = get_logger(__name__)
 V = TypeVar("V")
@@ -81,11 +86,18 @@ class Publisher:
     """Publishes events with their CloudEvents headers and waits for the broker's acknowledgement."""
 
     def __init__(
-        self, bootstrap_servers: str, source: str, *, prefix: str = "", metrics: Metrics | None = None
+        self,
+        bootstrap_servers: str,
+        source: str,
+        *,
+        prefix: str = "",
+        metrics: Metrics | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self.source = source
         self.prefix = prefix
         self.metrics = metrics
+        self.sealer = sealer
         self._bootstrap = bootstrap_servers
         self._producer: Any = None
 
@@ -113,7 +125,7 @@ class Publisher:
         self, event: Event, envelope: Envelope, *, topic: str | None = None
     ) -> Awaitable[RecordMetadata]:
         """Queue the record; await the returned future for the broker's acknowledgement."""
-        key, value, headers = encode(event, envelope)
+        key, value, headers = await encode_record(event, envelope, self.sealer)
         name = topic or self.prefix + topic_of(type(event)).name
         future: asyncio.Future[RecordMetadata] = await self._producer.send(
             name, value, key=key, headers=headers
@@ -157,9 +169,13 @@ class CompactedView(Generic[V]):
         *,
         on_change: Callable[[str, V | None], None] | None = None,
         client_id: str = "circles-view",
+        sealer: Sealer | None = None,
     ) -> None:
+        """``sealer``: for a topic with sealed personal fields, so that their keys are fetched before
+        ``parse`` (which opens them) runs; a record of an erased subject is dropped."""
         self.topic = topic
         self._parse = parse
+        self._sealer = sealer
         self._on_change = on_change
         self._data: dict[str, V] = {}
         self._options: dict[str, Any] = {
@@ -174,6 +190,7 @@ class CompactedView(Generic[V]):
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Condition()
         self.skipped = 0
+        self.erased = 0
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(self.topic, **self._options)  # aiokafka wants a running loop
@@ -214,6 +231,8 @@ class CompactedView(Generic[V]):
     async def _run(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+            if self._sealer is not None:
+                await self._sealer.prepare(r.value for records in batches.values() for r in records)
             for records in batches.values():
                 for record in records:
                     self._apply(record.key, record.value, record.offset)
@@ -234,6 +253,11 @@ class CompactedView(Generic[V]):
             return
         try:
             value = self._parse(raw_value)
+        except KeyDestroyed:  # an erased subject: what was sealed is gone for good
+            self.erased += 1
+            if self._data.pop(key, None) is not None and self._on_change:
+                self._on_change(key, None)
+            return
         except Exception as error:  # a bad record must not stop the view; it is counted and logged
             self.skipped += 1
             log.warning("view_record_skipped", topic=self.topic, offset=offset, error=type(error).__name__)
@@ -258,9 +282,11 @@ class CompactedView(Generic[V]):
         return iter(list(self._data.values()))
 
 
-async def read_compacted(bootstrap_servers: str, topic: str, parse: Callable[[bytes], V]) -> dict[str, V]:
+async def read_compacted(
+    bootstrap_servers: str, topic: str, parse: Callable[[bytes], V], sealer: Sealer | None = None
+) -> dict[str, V]:
     """A one-off snapshot of a compacted topic (for the CLI): read to the end, then stop."""
-    async with CompactedView(bootstrap_servers, topic, parse, client_id="circles-cli") as view:
+    async with CompactedView(bootstrap_servers, topic, parse, client_id="circles-cli", sealer=sealer) as view:
         return dict(view.items())
 
 

@@ -6,8 +6,11 @@ import json
 import os
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.protection.errors import KekError
+from services.protection.keks import LocalKeks
 
 
 class ConfigurationError(RuntimeError):
@@ -39,6 +42,10 @@ class RuntimeSettings(BaseSettings):
     clock: str = Field(default="system", description="'system', or 'file:/path' (see runtime/clock.py)")
     health_host: str = Field(default="127.0.0.1", description="Where workers serve /health, /ready, /metrics")
     health_port: int = Field(default=0, ge=0, le=65535, description="Their port; 0 picks a free one (logged)")
+    kek_file: Path | None = Field(
+        default=None, description="Key-encryption keys (JSON); default <data dir>/kek.json if it exists"
+    )
+    kek: SecretStr | None = Field(default=None, description="Or one key-encryption key, base64 of 32 bytes")
 
     def bootstrap_servers(self) -> str:
         if self.kafka_bootstrap_servers:
@@ -49,3 +56,18 @@ class RuntimeSettings(BaseSettings):
         raise ConfigurationError(
             "no Kafka broker: set KAFKA_BOOTSTRAP_SERVERS=host:port, or start the system with `make run`"
         )
+
+    def keks(self) -> LocalKeks:
+        """The key-encryption keys that wrap the data keys of personal data."""
+        if self.kek is not None:
+            return LocalKeks.from_base64(self.kek.get_secret_value())
+        path = self.kek_file or self.data_dir / "kek.json"
+        if self.kek_file is None and not path.exists():
+            raise ConfigurationError(
+                "no key-encryption key: set CIRCLES_KEK_FILE (create one with `circles keys new-kek PATH`) "
+                "or CIRCLES_KEK; `make run` makes one in its data directory"
+            )
+        try:
+            return LocalKeks.from_file(path)
+        except KekError as error:
+            raise ConfigurationError(str(error)) from None

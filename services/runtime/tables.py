@@ -3,14 +3,20 @@ from a compacted changelog topic for the partitions this worker holds."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
 from pydantic import BaseModel
 
 from schemas.topics import TopicSpec
+from services.protection.errors import SealingRequired
+from services.protection.sealing import personal_paths
+
+if TYPE_CHECKING:
+    from services.protection.sealer import Sealer
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -33,9 +39,25 @@ class StateTable(Generic[M]):
     read again from the beginning.
     """
 
-    def __init__(self, name: str, model: type[M], changelog: TopicSpec, prefix: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        model: type[M],
+        changelog: TopicSpec,
+        prefix: str = "",
+        *,
+        subject: str | None = None,
+        sealer: Sealer | None = None,
+    ) -> None:
+        """``subject``: the kind of data subject the keys are (``referral``: the key is a referral id) when
+        values hold personal fields; they are sealed with that subject's data key by ``sealer``."""
         self.name = name
         self.model = model
+        self.subject = subject
+        self.sealer = sealer
+        self.sealed = subject is not None and bool(personal_paths(model))
+        if self.sealed and sealer is None:
+            raise SealingRequired(f"table {name} holds personal data: give it a sealer")
         self.topic = prefix + changelog.name
         self.partitions = changelog.partitions
         self._shards: dict[int, dict[str, bytes | M]] = {}
@@ -52,9 +74,15 @@ class StateTable(Generic[M]):
         shard = self._shard(key)
         value = shard.get(key)
         if isinstance(value, bytes):
-            value = self.model.model_validate_json(value)
+            value = self._parse(value)
             shard[key] = value
         return value
+
+    def _parse(self, raw: bytes) -> M:
+        if self.sealed:
+            assert self.sealer is not None
+            return self.sealer.parse(self.model, raw)
+        return self.model.model_validate_json(raw)
 
     def store(self, key: str, value: M | None) -> None:
         """Change the in-memory copy; the unit of work has already written the changelog."""
@@ -82,8 +110,14 @@ class StateTable(Generic[M]):
         if partition in self._shards:
             self._positions[partition] = max(self._positions.get(partition, 0), offset + 1)
 
-    def encode(self, value: M | None) -> bytes | None:
-        return None if value is None else value.model_dump_json().encode()
+    async def encode(self, key: str, value: M | None) -> bytes | None:
+        if value is None:
+            return None
+        if not self.sealed:
+            return value.model_dump_json().encode()
+        assert self.sealer is not None
+        data = await self.sealer.seal_json(self.model, value.model_dump(mode="json"), f"{self.subject}:{key}")
+        return json.dumps(data, separators=(",", ":")).encode()
 
     def _shard(self, key: str) -> dict[str, bytes | M]:
         shard = self._shards.get(self.partition(key))
@@ -141,6 +175,9 @@ class StateTable(Generic[M]):
                             shard[key] = record.value
         finally:
             await consumer.stop()
+        if self.sealed and read:
+            assert self.sealer is not None
+            await self.sealer.sync()  # every key sealing what was read was written before it
         return read
 
     def release(self, partitions: Iterable[int]) -> None:

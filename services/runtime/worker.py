@@ -27,14 +27,17 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from schemas.envelope import Envelope, Event, UndecodableRecord, decode, encode
+from schemas.envelope import Envelope, Event, UndecodableRecord
 from schemas.topics import TopicSpec, dead_letter_topic, events_of
+from services.protection.codec import decode_record, encode_record
+from services.protection.errors import KeyDestroyed, SealingRequired
+from services.protection.sealer import SEALED_HEADER, Sealer
 from services.runtime.deadletter import ProcessingError, dead_letter_headers, safe_error
 from services.runtime.kafka import producer as make_producer
 from services.runtime.logs import get_logger, log_context
@@ -48,18 +51,39 @@ TRANSIENT = (KafkaError, ConnectionError, asyncio.TimeoutError, OSError)
 """Infrastructure failures: the worker stops and is restarted; the batch is retried, never dead-lettered."""
 _MISSING: Any = object()
 DLQ_SUFFIX = dead_letter_topic("")
+RecordHeaders = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A record to publish when the unit commits: an event (encoded then), or raw bytes (dead letters)."""
+
+    topic: str
+    event: Event | None = None
+    envelope: Envelope | None = None
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: RecordHeaders = field(default_factory=list)
+    seal_as: str | None = None  # seal the whole value with this subject's key (plain personal data)
 
 
 class UnitOfWork:
     """The effects of one batch: staged table writes and records to publish (see the module docstring)."""
 
-    def __init__(self, producer: AIOKafkaProducer, source: str, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        source: str,
+        metrics: Metrics | None = None,
+        sealer: Sealer | None = None,
+    ) -> None:
         self.producer = producer
         self.source = source
         self.metrics = metrics
+        self.sealer = sealer
         self._writes: dict[tuple[str, str], tuple[StateTable[Any], Any]] = {}
         self._undo: list[tuple[tuple[str, str], Any]] = []
-        self._records: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
+        self._records: list[_Staged] = []
 
     def get(self, table: StateTable[Any], key: str) -> Any:
         staged = self._writes.get((table.name, key), _MISSING)
@@ -78,7 +102,7 @@ class UnitOfWork:
         intent to send a message, recorded before it is sent). Staged writes still wait for ``commit()``."""
         metadata = await (
             await self.producer.send(
-                table.topic, table.encode(value), key=key.encode(), partition=table.partition(key)
+                table.topic, await table.encode(key, value), key=key.encode(), partition=table.partition(key)
             )
         )
         table.store(key, value)
@@ -90,17 +114,27 @@ class UnitOfWork:
     def emit(
         self, event: Event, topic: str, *, event_id: UUID, correlation_id: str, cause: Envelope | None = None
     ) -> Envelope:
+        """Stage ``event`` for ``topic``; it is encoded (personal fields sealed) when the unit commits."""
         envelope = Envelope.for_event(
             event, source=self.source, correlation_id=correlation_id, cause=cause, event_id=event_id
         )
-        key, value, headers = encode(event, envelope)
-        self._records.append((topic, key, value, headers))
+        self._records.append(_Staged(topic, event, envelope))
         return envelope
 
+    def forward(self, event: Event, envelope: Envelope, topic: str) -> None:
+        """Stage ``event`` for ``topic`` under its existing envelope (same id, time and correlation)."""
+        self._records.append(_Staged(topic, event, envelope))
+
     def emit_raw(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        *,
+        seal_as: str | None = None,
     ) -> None:
-        self._records.append((topic, key, value, headers))
+        self._records.append(_Staged(topic, key=key, value=value, headers=headers, seal_as=seal_as))
 
     def savepoint(self) -> tuple[int, int]:
         return len(self._records), len(self._undo)
@@ -117,11 +151,11 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         """Outputs acknowledged, then state acknowledged, then state changed in memory."""
-        await self._send_all(self._records)
+        await self._send_all([await self._encode(record) for record in self._records])
         if self.metrics is not None:
             self._count(self.metrics)
         changelog: list[tuple[Any, ...]] = [
-            (table.topic, key.encode(), table.encode(value), [], table.partition(key))
+            (table.topic, key.encode(), await table.encode(key, value), [], table.partition(key))
             for (_, key), (table, value) in self._writes.items()
         ]
         written = await self._send_all(changelog)
@@ -132,9 +166,20 @@ class UnitOfWork:
         self._writes.clear()
         self._undo.clear()
 
+    async def _encode(self, staged: _Staged) -> tuple[str, bytes | None, bytes | None, RecordHeaders]:
+        if staged.event is not None and staged.envelope is not None:
+            key, value, headers = await encode_record(staged.event, staged.envelope, self.sealer)
+            return staged.topic, key, value, headers
+        if staged.seal_as is not None and staged.value is not None:
+            if self.sealer is None:
+                raise SealingRequired(f"{staged.topic}: a sealed record needs a sealer")
+            sealed = await self.sealer.seal_bytes(staged.value, staged.seal_as)
+            return staged.topic, staged.key, sealed, [*staged.headers, (SEALED_HEADER, b"1")]
+        return staged.topic, staged.key, staged.value, staged.headers
+
     def _count(self, metrics: Metrics) -> None:
         """Outputs are counted once acknowledged: per topic, and dead letters per source topic."""
-        for topic, *_ in self._records:
+        for topic in (staged.topic for staged in self._records):
             metrics.published(topic)
             if topic.endswith(DLQ_SUFFIX):
                 metrics.dead_lettered(topic.removesuffix(DLQ_SUFFIX))
@@ -171,6 +216,7 @@ class _Route:
     known: dict[str, type[Event]]
     handler: Handler | None = None
     batch_handler: BatchHandler | None = None
+    seal_dead_letters: str | None = None
     processed: int = 0
     dead_lettered: int = 0
 
@@ -195,9 +241,11 @@ class WorkerStats:
 class StreamWorker:
     """One service's consumer-group member: its routes (topic → handler), tables, timers and resources."""
 
-    def __init__(self, service: str, settings: RuntimeSettings) -> None:
+    def __init__(self, service: str, settings: RuntimeSettings, sealer: Sealer | None = None) -> None:
+        """``sealer``: the data keys of the personal data this service reads and writes, if any."""
         self.service = service
         self.settings = settings
+        self.sealer = sealer
         self.source = f"/circles/{service}"
         self.group_id = f"{settings.topic_prefix}circles-{service}"
         self.routes: dict[str, _Route] = {}
@@ -217,14 +265,26 @@ class StreamWorker:
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        if sealer is not None:
+            self.resource(sealer.start, sealer.stop)
 
     # -- declaration -------------------------------------------------------------------------------------
 
     def route(
-        self, spec: TopicSpec, handler: Handler, known: Mapping[str, type[Event]] | None = None
+        self,
+        spec: TopicSpec,
+        handler: Handler,
+        known: Mapping[str, type[Event]] | None = None,
+        *,
+        seal_dead_letters: str | None = None,
     ) -> None:
-        """Records of ``spec`` go one by one to ``handler``; a refused record is dead-lettered."""
-        self.routes[self._topic(spec)] = self._new_route(spec, known, handler=handler)
+        """Records of ``spec`` go one by one to ``handler``; a refused record is dead-lettered.
+
+        ``seal_dead_letters``: a subject kind; for a topic of plain personal data (written by others), each
+        dead letter is sealed whole with a data key of its own (``<kind>:<uuid>``), destroyable later."""
+        self.routes[self._topic(spec)] = self._new_route(
+            spec, known, handler=handler, seal_dead_letters=seal_dead_letters
+        )
 
     def route_batch(
         self, spec: TopicSpec, handler: BatchHandler, known: Mapping[str, type[Event]] | None = None
@@ -240,8 +300,13 @@ class StreamWorker:
         dlq = self.settings.topic_prefix + spec.dlq
         return _Route(spec, self._topic(spec), dlq, dict(known or events_of(spec)), **handlers)
 
-    def table(self, name: str, model: type[Any], changelog: TopicSpec) -> StateTable[Any]:
-        table: StateTable[Any] = StateTable(name, model, changelog, self.settings.topic_prefix)
+    def table(
+        self, name: str, model: type[Any], changelog: TopicSpec, *, subject: str | None = None
+    ) -> StateTable[Any]:
+        """``subject``: the kind of data subject the table's keys name, when its values hold personal data."""
+        table: StateTable[Any] = StateTable(
+            name, model, changelog, self.settings.topic_prefix, subject=subject, sealer=self.sealer
+        )
         self.tables.append(table)
         return table
 
@@ -359,7 +424,7 @@ class StreamWorker:
             if not batch:
                 return
             started = time.perf_counter()
-            uow = UnitOfWork(self.producer, self.source, self.metrics)
+            uow = UnitOfWork(self.producer, self.source, self.metrics, self.sealer)
             by_batch_route: dict[str, list[Any]] = {}
             for tp, records in batch.items():
                 route = self.routes[tp.topic]
@@ -389,13 +454,33 @@ class StreamWorker:
         finally:
             self.metrics.handled(route.topic, time.perf_counter() - started)
 
-    async def _handle_one(self, uow: UnitOfWork, route: _Route, record: Any) -> None:
-        assert route.handler is not None
+    async def _decode(self, uow: UnitOfWork, route: _Route, record: Any) -> tuple[Envelope, Event] | None:
+        """The record's event, or None once it is dead-lettered (undecodable) or skipped (erased subject)."""
+        value = record.value
         try:
-            envelope, event = decode(record.value, record.headers, route.known)
+            if value is not None and any(name == SEALED_HEADER for name, _ in record.headers or ()):
+                if self.sealer is None:
+                    raise UndecodableRecord("a sealed record, and this service has no data keys")
+                value = await self.sealer.open_bytes(value)
+            return await decode_record(value, record.headers, route.known, self.sealer)
         except UndecodableRecord as bad:
             self._dead_letter(uow, route, record, bad.reason, ErrorKind.UNDECODABLE)
+        except KeyDestroyed:
+            log.info(
+                "erased_record_skipped", topic=record.topic, partition=record.partition, offset=record.offset
+            )
+        except ValueError:
+            self._dead_letter(
+                uow, route, record, "a sealed record could not be opened", ErrorKind.UNDECODABLE
+            )
+        return None
+
+    async def _handle_one(self, uow: UnitOfWork, route: _Route, record: Any) -> None:
+        assert route.handler is not None
+        decoded = await self._decode(uow, route, record)
+        if decoded is None:
             return
+        envelope, event = decoded
         with log_context(
             correlation_id=envelope.correlationid, event_id=str(envelope.id), event_type=envelope.type
         ):
@@ -415,12 +500,9 @@ class StreamWorker:
         assert route.batch_handler is not None
         items = []
         for record in records:
-            try:
-                envelope, event = decode(record.value, record.headers, route.known)
-            except UndecodableRecord as bad:
-                self._dead_letter(uow, route, record, bad.reason, ErrorKind.UNDECODABLE)
-            else:
-                items.append(Item(envelope, event, record))
+            decoded = await self._decode(uow, route, record)
+            if decoded is not None:
+                items.append(Item(*decoded, record))
         if items:
             started = time.perf_counter()
             await route.batch_handler(uow, items)
@@ -440,7 +522,8 @@ class StreamWorker:
             partition=record.partition,
             offset=record.offset,
         )
-        uow.emit_raw(route.dlq, record.key, record.value, headers)
+        sealed_as = f"{route.seal_dead_letters}:{uuid4()}" if route.seal_dead_letters else None
+        uow.emit_raw(route.dlq, record.key, record.value, headers, seal_as=sealed_as)
         route.dead_lettered += 1
         self.metrics.error(kind)
         log.warning(
@@ -497,7 +580,7 @@ class StreamWorker:
         await self.ready.wait()
         while True:
             async with self._lock:
-                uow = UnitOfWork(self.producer, self.source, self.metrics)
+                uow = UnitOfWork(self.producer, self.source, self.metrics, self.sealer)
                 await timer.function(uow)
                 await uow.commit()
             await asyncio.sleep(timer.interval)

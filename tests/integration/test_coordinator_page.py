@@ -26,9 +26,9 @@ from playwright.sync_api import Page, expect, sync_playwright
 from schemas.events.referrals import SubmitReferral
 from schemas.topics import TOPICS
 from services.referrals.domain.referral import referral_id_for
-from services.runtime.kafka import Publisher, create_topics
+from services.runtime.kafka import create_topics
 from tests.conftest import leaks
-from tests.processes import ARTIFACTS, CIRCLES, ServiceProcess, free_port, service_env
+from tests.processes import ARTIFACTS, CIRCLES, ServiceProcess, free_port, sealing_publisher, service_env
 from tests.samples import submission
 
 pytestmark = pytest.mark.integration
@@ -49,6 +49,7 @@ CHROMIUM_FLAGS = [
 
 @dataclass
 class Stack:
+    env: dict[str, str]
     bootstrap: str
     prefix: str
     web_url: str
@@ -67,7 +68,7 @@ class Stack:
         )
 
         async def send() -> None:
-            async with Publisher(self.bootstrap, "/tests/agency", prefix=self.prefix) as publisher:
+            async with sealing_publisher(self.env, "/tests/agency") as publisher:
                 await publisher.publish(command, publisher.envelope(command, f"corr-{reference}"))
 
         with ThreadPoolExecutor(1) as pool:  # sync Playwright keeps an event loop running in this thread
@@ -121,7 +122,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         processes[2].wait_http(f"{matching_url}/ready")
         processes[4].wait_http(f"{web_url}/ready")
         register_volunteers(matching_url)
-        yield Stack(kafka_bootstrap, prefix, web_url, matching_url, processes)
+        yield Stack(env, kafka_bootstrap, prefix, web_url, matching_url, processes)
     finally:
         for process in reversed(processes):
             process.stop()

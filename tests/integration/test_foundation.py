@@ -16,11 +16,15 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.envelope import Envelope, Event, decode
 from schemas.events.referrals import ReassessReferral, ReferralSubmitted
-from schemas.topics import EVENT_TYPES, REFERRALS_COMMANDS, TOPICS, topic_of
+from schemas.topics import EVENT_TYPES, REFERRALS_COMMANDS, SUBJECT_KEYS, TOPICS, topic_of
+from services.protection.codec import decode_record
+from services.protection.keks import add_kek
+from services.protection.sealer import build_sealer
 from services.runtime.ids import derive_id
 from services.runtime.kafka import Publisher
 from services.runtime.settings import RuntimeSettings
 from services.runtime.worker import StreamWorker, UnitOfWork
+from tests.conftest import leaks
 from tests.kafka_broker import local_kafka
 from tests.kafka_helpers import consume
 from tests.samples import SAMPLES
@@ -62,24 +66,38 @@ async def test_the_catalogue_creates_every_topic_with_its_partitions_and_policy(
         assert policies[topics + spec.name]["cleanup.policy"] == spec.cleanup.value, spec.name
 
 
-async def test_every_event_type_round_trips_through_the_broker(kafka_bootstrap: str, topics: str) -> None:
+async def test_every_event_type_round_trips_through_the_broker(
+    kafka_bootstrap: str, topics: str, tmp_path: Path
+) -> None:
+    """Each event type over the real broker, personal fields sealed on the way and opened on return."""
+    add_kek(tmp_path / "kek.json")
+    settings = RuntimeSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=topics, data_dir=tmp_path
+    )
+    sealer = build_sealer(settings, list(SUBJECT_KEYS))
+    await sealer.start()
     sent: dict[uuid.UUID, Event] = {}
-    async with Publisher(kafka_bootstrap, "/tests/roundtrip", prefix=topics) as publisher:
-        for event in SAMPLES.values():
-            envelope = publisher.envelope(event, correlation_id="corr-roundtrip")
-            await publisher.publish(event, envelope)
-            sent[envelope.id] = event
-    by_topic: dict[str, int] = {}
-    for event in sent.values():
-        name = topics + topic_of(type(event)).name
-        by_topic[name] = by_topic.get(name, 0) + 1
-    received: dict[uuid.UUID, Event] = {}
-    for name, count in by_topic.items():
-        for record in await consume(kafka_bootstrap, name, count):
-            envelope, event = decode(record.value, record.headers, EVENT_TYPES)
-            assert envelope.correlationid == "corr-roundtrip"
-            assert record.key == event.partition_key().encode()
-            received[envelope.id] = event
+    try:
+        async with Publisher(kafka_bootstrap, "/tests/roundtrip", prefix=topics, sealer=sealer) as publisher:
+            for event in SAMPLES.values():
+                envelope = publisher.envelope(event, correlation_id="corr-roundtrip")
+                await publisher.publish(event, envelope)
+                sent[envelope.id] = event
+        by_topic: dict[str, int] = {}
+        for event in sent.values():
+            name = topics + topic_of(type(event)).name
+            by_topic[name] = by_topic.get(name, 0) + 1
+        received: dict[uuid.UUID, Event] = {}
+        for name, count in by_topic.items():
+            for record in await consume(kafka_bootstrap, name, count):
+                envelope, event = await decode_record(record.value, record.headers, EVENT_TYPES, sealer)
+                assert envelope.correlationid == "corr-roundtrip"
+                assert record.key == event.partition_key().encode()
+                if event.data_subject() is not None:
+                    assert leaks(record.value.decode()) == [], event.event_type
+                received[envelope.id] = event
+    finally:
+        await sealer.stop()
     assert received == sent
     assert {type(e) for e in received.values()} == set(EVENT_TYPES.values())
 

@@ -20,10 +20,10 @@ from schemas.events.volunteers import ChangeVolunteer
 from schemas.topics import EVENT_TYPES, MATCHING_CASES, MATCHING_EVENTS, REFERRALS_STATE, TOPICS, VOLUNTEERS
 from services.matching.domain.cases import Case, CaseStatus
 from services.referrals.domain.referral import ReferralEntry, referral_id_for
-from services.runtime.kafka import Publisher, create_topics, read_compacted
+from services.runtime.kafka import create_topics, read_compacted
 from tests.conftest import leaks
 from tests.kafka_helpers import consume, consume_all
-from tests.processes import ServiceProcess, service_env
+from tests.processes import ServiceProcess, read_sealed_table, sealing_publisher, service_env
 from tests.samples import submission, volunteer_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -32,8 +32,8 @@ REFERRALS = 200
 KILL_AFTER_EVENTS = 60
 
 
-async def register_pool(bootstrap: str, prefix: str) -> None:
-    async with Publisher(bootstrap, "/tests/coordinator", prefix=prefix) as publisher:
+async def register_pool(env: dict[str, str]) -> None:
+    async with sealing_publisher(env, "/tests/coordinator") as publisher:
         for i in range(VOLUNTEERS_IN_POOL):
             record = volunteer_record(
                 f"pool-{i:03d}",
@@ -54,9 +54,9 @@ async def register_pool(bootstrap: str, prefix: str) -> None:
             await publisher.send(command, publisher.envelope(command, "pool"))
 
 
-async def submit_referrals(bootstrap: str, prefix: str) -> list[uuid.UUID]:
+async def submit_referrals(env: dict[str, str]) -> list[uuid.UUID]:
     ids = []
-    async with Publisher(bootstrap, "/tests/agency", prefix=prefix) as publisher:
+    async with sealing_publisher(env, "/tests/agency") as publisher:
         futures = []
         for i in range(REFERRALS):
             body = submission(
@@ -85,9 +85,9 @@ def test_sigkill_of_the_matching_worker_mid_stream(kafka_bootstrap: str, tmp_pat
     try:
         referrals.wait_for_log("worker_ready")
         matching.wait_for_log("worker_ready")
-        asyncio.run(register_pool(kafka_bootstrap, prefix))
+        asyncio.run(register_pool(env))
         asyncio.run(consume(kafka_bootstrap, prefix + VOLUNTEERS.name, VOLUNTEERS_IN_POOL, seconds=60))
-        ids = asyncio.run(submit_referrals(kafka_bootstrap, prefix))
+        ids = asyncio.run(submit_referrals(env))
         asyncio.run(consume(kafka_bootstrap, prefix + MATCHING_EVENTS.name, KILL_AFTER_EVENTS, seconds=60))
         matching.kill()  # mid-stream: some of the referrals have been matched or deferred, not all
         at_kill = len(asyncio.run(consume_all(kafka_bootstrap, prefix + MATCHING_EVENTS.name)))
@@ -99,11 +99,7 @@ def test_sigkill_of_the_matching_worker_mid_stream(kafka_bootstrap: str, tmp_pat
                 read_compacted(kafka_bootstrap, prefix + MATCHING_CASES.name, Case.model_validate_json)
             )
             if len(cases) == REFERRALS and all(c.status is not CaseStatus.CLOSED for c in cases.values()):
-                states = asyncio.run(
-                    read_compacted(
-                        kafka_bootstrap, prefix + REFERRALS_STATE.name, ReferralEntry.model_validate_json
-                    )
-                )
+                states = asyncio.run(read_sealed_table(env, REFERRALS_STATE.name, ReferralEntry))
                 statuses = Counter(e.record.status.value for e in states.values() if e.record)
                 if statuses["proposed"] + statuses["awaiting_volunteers"] == REFERRALS:
                     break

@@ -23,10 +23,17 @@ from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, 
 from schemas.events.referrals import SubmitReferral
 from schemas.topics import EVENT_TYPES, MATCHING_EVENTS, REFERRALS_STATE, TOPICS
 from services.referrals.domain.referral import ReferralEntry, referral_id_for
-from services.runtime.kafka import Publisher, create_topics, read_compacted
+from services.runtime.kafka import create_topics
 from tests.conftest import leaks
 from tests.kafka_helpers import consume_all
-from tests.processes import ServiceProcess, free_port, run_cli, service_env
+from tests.processes import (
+    ServiceProcess,
+    free_port,
+    read_sealed_table,
+    run_cli,
+    sealing_publisher,
+    service_env,
+)
 from tests.samples import submission
 
 pytestmark = pytest.mark.integration
@@ -63,7 +70,7 @@ class Stack:
         )
 
         async def send() -> None:
-            async with Publisher(self.bootstrap, "/tests/agency", prefix=self.prefix) as publisher:
+            async with sealing_publisher(self.env, "/tests/agency") as publisher:
                 await publisher.publish(command, publisher.envelope(command, f"corr-{reference}"))
 
         asyncio.run(send())
@@ -85,11 +92,7 @@ class Stack:
         raise AssertionError(f"no open proposal {attempt} for {referral_id}:\n{self.matching.tail()}")
 
     def referral_status(self, referral_id: uuid.UUID) -> str | None:
-        entries = asyncio.run(
-            read_compacted(
-                self.bootstrap, self.prefix + REFERRALS_STATE.name, ReferralEntry.model_validate_json
-            )
-        )
+        entries = asyncio.run(read_sealed_table(self.env, REFERRALS_STATE.name, ReferralEntry))
         entry = entries.get(str(referral_id))
         return entry.record.status.value if entry and entry.record else None
 

@@ -42,7 +42,7 @@ from services.runtime.kafka import Publisher, create_topics
 from tests.conftest import leaks
 from tests.kafka_helpers import consume_all
 from tests.notification_sinks import SmtpSink, WebhookSink, wait_until
-from tests.processes import ServiceProcess, run_cli, service_env
+from tests.processes import ServiceProcess, run_cli, sealing_publisher, service_env
 from tests.samples import PERSONAL_SENTINELS, submission
 
 pytestmark = pytest.mark.integration
@@ -75,7 +75,7 @@ class Stack:
 
     def publish(self, event: Event, source: str) -> None:
         async def send() -> None:
-            async with Publisher(self.bootstrap, source, prefix=self.prefix) as publisher:
+            async with sealing_publisher(self.env, source) as publisher:
                 await publisher.publish(
                     event, publisher.envelope(event, correlation_id=f"test-{uuid.uuid4()}")
                 )

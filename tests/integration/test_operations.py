@@ -25,8 +25,8 @@ from services.referrals.domain.referral import referral_id_for
 from services.runtime.kafka import Publisher, create_topics
 from tests.conftest import leaks
 from tests.kafka_helpers import consume, consume_all
-from tests.processes import ServiceProcess, free_port, run_cli, service_env
-from tests.samples import PERSONAL_SENTINELS, submission, submission_body
+from tests.processes import ServiceProcess, free_port, run_cli, sealing_publisher, service_env
+from tests.samples import submission, submission_body
 
 pytestmark = pytest.mark.integration
 AGENCY = "mappa-humberside"
@@ -67,7 +67,7 @@ class Stack:
         """Publish commands; returns their event ids."""
 
         async def go() -> list[str]:
-            async with Publisher(self.bootstrap, "/circles/ops-test", prefix=self.prefix) as publisher:
+            async with sealing_publisher(self.env, "/circles/ops-test") as publisher:
                 ids = []
                 for command in commands:
                     envelope = publisher.envelope(command, f"ops-test-{uuid.uuid4().hex[:8]}")
@@ -240,7 +240,9 @@ def test_dead_letters_are_shown_without_their_payload_unless_asked(stack: Stack)
     plain = run_cli(stack.env, "ops", "dlq", "show", REFERRALS_COMMANDS.name)
     assert refused_id in plain.stdout and leaks(plain.stdout + plain.stderr) == []
     with_payload = run_cli(stack.env, "ops", "dlq", "show", REFERRALS_COMMANDS.name, "--payload")
-    assert PERSONAL_SENTINELS[0] in with_payload.stdout and "personal data" in with_payload.stderr
+    assert "OPS-DL-1" in with_payload.stdout and "personal data" in with_payload.stderr
+    # even then, personal fields stay sealed: operations tools hold no data keys
+    assert "sealed:v1:" in with_payload.stdout and leaks(with_payload.stdout) == []
     bad = run_cli(stack.env, "ops", "dlq", "show", "circles.nope.v1", check=False)
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
 

@@ -24,7 +24,7 @@ from schemas.topics import EVENT_TYPES, REFERRAL_EVENTS, REFERRALS_INBOUND, TOPI
 from services.runtime.kafka import Publisher, create_topics
 from tests.conftest import leaks
 from tests.kafka_helpers import consume, consume_all
-from tests.processes import ServiceProcess, free_port, run_cli, service_env
+from tests.processes import ServiceProcess, free_port, run_cli, sealer_for, service_env
 from tests.samples import submission_body
 
 pytestmark = pytest.mark.integration
@@ -76,6 +76,15 @@ class Stack:
     def events(self) -> list[tuple[Envelope, Any]]:
         records = asyncio.run(consume_all(self.bootstrap, self.prefix + REFERRAL_EVENTS.name))
         return [decode(r.value, r.headers, EVENT_TYPES) for r in records]
+
+
+async def opened(env: dict[str, str], sealed: bytes) -> bytes:
+    sealer = sealer_for(env, ["inbound"])
+    await sealer.start()
+    try:
+        return await sealer.open_bytes(sealed)
+    finally:
+        await sealer.stop()
 
 
 @pytest.fixture(scope="module")
@@ -229,10 +238,10 @@ def test_agency_systems_may_submit_over_kafka_with_the_same_validation(stack: St
     dead = asyncio.run(consume(stack.bootstrap, stack.prefix + REFERRALS_INBOUND.dlq, 1))
     reason = dict(dead[0].headers)["dlq_error"].decode()
     assert "risk.level" in reason and "extreme" not in reason
-    assert (
-        dead[0].value
-        == json.dumps(submission_body(agency_reference="POLICE-KAFKA-2", risk__level="extreme")).encode()
-    )
+    # the agency's plain personal data is sealed whole in the dead letter, under a key of its own
+    assert dead[0].value.startswith(b"sealed:v1:") and leaks(dead[0].value.decode()) == []
+    original = json.dumps(submission_body(agency_reference="POLICE-KAFKA-2", risk__level="extreme"))
+    assert asyncio.run(opened(stack.env, dead[0].value)) == original.encode()
 
 
 def test_a_rotated_key_replaces_the_old_one(stack: Stack) -> None:

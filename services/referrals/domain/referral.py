@@ -11,17 +11,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
-from schemas.common import AgencyId, Contract, Outcome, ReferralStatus
+from schemas.common import PERSONAL, AgencyId, Contract, Outcome, ReferralStatus
 from schemas.envelope import Event
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, ProposalCancelled
 from schemas.events.referrals import (
+    EraseReferral,
     ReassessReferral,
     ReferralAssessed,
+    ReferralErased,
     ReferralSubmitted,
     ReferralWithdrawn,
     SubmitReferral,
@@ -39,21 +41,28 @@ SCHEME_TIMEZONE = ZoneInfo("Europe/London")
 
 
 class ReferralRecord(Contract):
-    """Everything the referrals service knows about one referral. Private: holds personal data."""
+    """Everything the referrals service knows about one referral. Private: holds personal data, sealed in
+    Kafka with the referral's data key; once erased, ``submission``, ``fingerprint`` and
+    ``withdrawal_reason`` are gone and the rest (ids, dates, decision, status, history) remains."""
 
     referral_id: uuid.UUID
     agency_id: AgencyId
     agency_reference: str
     version: int
-    submission: ReferralSubmission
-    fingerprint: str
+    submission: ReferralSubmission | None
+    fingerprint: Annotated[str, Field(json_schema_extra=PERSONAL)] | None
     status: ReferralStatus
     decision: Decision | None = None
     channel: str = "http"
     submitted_at: AwareDatetime
     updated_at: AwareDatetime
-    withdrawal_reason: str | None = None
+    withdrawal_reason: Annotated[str, Field(json_schema_extra=PERSONAL)] | None = None
+    erased_at: AwareDatetime | None = None
     history: list[HistoryEntry] = []
+
+    @property
+    def erased(self) -> bool:
+        return self.erased_at is not None
 
     def has_event(self, event_id: uuid.UUID) -> bool:
         return any(entry.event_id == event_id for entry in self.history)
@@ -93,6 +102,10 @@ class ReferralWithdrawnError(Exception):
     """A withdrawn referral cannot be amended."""
 
 
+class ReferralErasedError(Exception):
+    """The referral's personal data was erased: it can be neither amended nor submitted again."""
+
+
 def referral_id_for(agency_id: str, agency_reference: str) -> uuid.UUID:
     """One id per agency and reference, however the referral arrives (HTTP, Kafka, a retry)."""
     return derive_id("referral", agency_id, agency_reference)
@@ -114,6 +127,8 @@ def submit(
     submitted_id = derive_id(command_id, "submitted")
     if current is not None and current.has_event(submitted_id):
         return Change()  # this very command was applied before (redelivery after a crash)
+    if current is not None and current.erased:
+        raise ReferralErasedError(f"referral {command.referral_id} was erased")
     if command.amend:
         if current is None:
             raise UnknownReferral(f"referral {command.referral_id} does not exist")
@@ -195,6 +210,8 @@ def withdraw(
     event_id = derive_id(command_id, "withdrawn")
     if current.status is ReferralStatus.WITHDRAWN or current.has_event(event_id):
         return Change()
+    if current.erased:
+        raise ReferralErasedError(f"referral {command.referral_id} was erased")
     event = ReferralWithdrawn(
         referral_id=current.referral_id,
         agency_id=current.agency_id,
@@ -221,9 +238,108 @@ def withdraw(
     return Change(ReferralEntry(record=record), [(event_id, event)])
 
 
+OPEN = frozenset(
+    {
+        ReferralStatus.RECEIVED,
+        ReferralStatus.ELIGIBLE,
+        ReferralStatus.NEEDS_INFORMATION,
+        ReferralStatus.DEFERRED,
+        ReferralStatus.PROPOSED,
+        ReferralStatus.AWAITING_VOLUNTEERS,
+    }
+)
+"""Statuses in which something may still happen to a referral."""
+
+
+def erase(
+    entry: ReferralEntry | None, command: EraseReferral, command_id: uuid.UUID, now: datetime
+) -> Change:
+    """Drop the personal data and record that it was erased; an open referral is withdrawn first, since
+    nothing more can be done for a core member nobody can name. The worker then destroys the data keys."""
+    current = entry.record if entry else None
+    if current is None:
+        raise UnknownReferral(f"referral {command.referral_id} does not exist")
+    erased_id = derive_id(command_id, "erased")
+    if current.erased:
+        return _erasure_again(current, command, command_id) if current.has_event(erased_id) else Change()
+    events: list[tuple[uuid.UUID, Event]] = []
+    history = list(current.history)
+    status = current.status
+    if status in OPEN:
+        withdrawn_id = derive_id(command_id, "withdrawn")
+        withdrawn = ReferralWithdrawn(
+            referral_id=current.referral_id,
+            agency_id=current.agency_id,
+            agency_reference=current.agency_reference,
+            version=current.version,
+            withdrawn_at=now,
+        )
+        events.append((withdrawn_id, withdrawn))
+        summary = "Referral withdrawn because its personal data was erased."
+        history.append(
+            HistoryEntry(event_id=withdrawn_id, type=withdrawn.event_type, time=now, summary=summary)
+        )
+        status = ReferralStatus.WITHDRAWN
+    erased = ReferralErased(
+        referral_id=current.referral_id,
+        agency_id=current.agency_id,
+        agency_reference=current.agency_reference,
+        erased_at=now,
+        reason=command.reason,
+        requested_by=command.requested_by,
+    )
+    events.append((erased_id, erased))
+    why = "on request" if command.reason == "request" else "under the retention policy"
+    history.append(
+        HistoryEntry(
+            event_id=erased_id, type=erased.event_type, time=now, summary=f"Personal data erased {why}."
+        )
+    )
+    record = current.model_copy(
+        update={
+            "submission": None,
+            "fingerprint": None,
+            "withdrawal_reason": None,
+            "status": status,
+            "erased_at": now,
+            "updated_at": now,
+            "history": history,
+        }
+    )
+    return Change(ReferralEntry(record=record), events)
+
+
+def _erasure_again(record: ReferralRecord, command: EraseReferral, command_id: uuid.UUID) -> Change:
+    """This command erased the referral before a crash cut its events short: publish them again (same ids,
+    so whoever received them already drops the copies); the record stays as it is."""
+    assert record.erased_at is not None
+    events: list[tuple[uuid.UUID, Event]] = []
+    withdrawn_id = derive_id(command_id, "withdrawn")
+    if record.has_event(withdrawn_id):
+        withdrawn = ReferralWithdrawn(
+            referral_id=record.referral_id,
+            agency_id=record.agency_id,
+            agency_reference=record.agency_reference,
+            version=record.version,
+            withdrawn_at=record.erased_at,
+        )
+        events.append((withdrawn_id, withdrawn))
+    erased = ReferralErased(
+        referral_id=record.referral_id,
+        agency_id=record.agency_id,
+        agency_reference=record.agency_reference,
+        erased_at=record.erased_at,
+        reason=command.reason,
+        requested_by=command.requested_by,
+    )
+    events.append((derive_id(command_id, "erased"), erased))
+    return Change(None, events)
+
+
 def due_for_reassessment(record: ReferralRecord, today: date) -> bool:
     return (
-        record.status is ReferralStatus.DEFERRED
+        record.submission is not None
+        and record.status is ReferralStatus.DEFERRED
         and record.decision is not None
         and record.decision.reassess_on is not None
         and record.decision.reassess_on <= today
@@ -241,6 +357,7 @@ def reassess(
     if current is None or not due_for_reassessment(current, command.as_of):
         return Change()  # no longer deferred, or not yet due: nothing to do
     event_id = derive_id(command_id, "assessed")
+    assert current.submission is not None  # due_for_reassessment
     assessment = assess(current.submission, policy, command.as_of)
     decision = _decision(assessment, now)
     event = ReferralAssessed(

@@ -10,10 +10,12 @@ import pytest
 from schemas.topics import Service
 from services.ops.deadletters import resolve
 from services.ops.topology import GROUP_TOPICS, SERVICES, consumed_topics, group_id, source_of
+from services.protection.keks import add_kek
 
 
 def _routes(service: Service, tmp_path: Path) -> set[str]:
     common: dict[str, Any] = {"kafka_bootstrap_servers": "127.0.0.1:9", "data_dir": tmp_path}
+    add_kek(tmp_path / "kek.json")
     if service is Service.REFERRALS:
         from services.referrals.agents import ReferralsWorker
         from services.referrals.settings import ReferralsSettings

@@ -1,0 +1,125 @@
+"""Which fields of a model are personal, and sealing them one by one with a subject's data key.
+
+The contracts mark personal fields with ``x-personal-data`` in their JSON Schema; the paths to them are
+derived from that schema, so a new personal field is sealed the day it is marked. A sealed field is the
+string ``sealed:v1:<data key id>:<base64url(nonce | AES-256-GCM ciphertext and tag)>`` of the field's JSON
+value, with the field's path as associated data (a sealed value cannot be moved to another field). Every
+other field stays readable: ids, dates, statuses and outcomes are what the report and the pipeline need.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from collections.abc import Callable, Iterable
+from functools import cache
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import BaseModel
+
+PREFIX = "sealed:v1:"
+NONCE_BYTES = 12
+SEALED = re.compile(rb"sealed:v1:([0-9a-f]{32}):")
+EACH = "[]"
+"""A path step meaning every item of a list (or every value of a mapping)."""
+
+Path = tuple[str, ...]
+
+
+class DataKey:
+    """One subject's data key, unwrapped: seals and opens that subject's personal fields."""
+
+    def __init__(self, dek_id: str, subject: str, key: bytes) -> None:
+        self.dek_id = dek_id
+        self.subject = subject
+        self._aead = AESGCM(key)
+
+    def seal(self, value: Any, path: Path) -> str:
+        nonce = os.urandom(NONCE_BYTES)
+        plain = json.dumps(value, separators=(",", ":")).encode()
+        sealed = self._aead.encrypt(nonce, plain, _aad(path))
+        return f"{PREFIX}{self.dek_id}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def open(self, sealed: str, path: Path) -> Any:
+        blob = base64.urlsafe_b64decode(sealed.rsplit(":", 1)[1])
+        try:
+            return json.loads(self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _aad(path)))
+        except InvalidTag:
+            raise ValueError(f"sealed value at {'.'.join(path)} fails authentication") from None
+
+
+def _aad(path: Path) -> bytes:
+    return ".".join(path).encode()
+
+
+@cache
+def personal_paths(model: type[BaseModel]) -> tuple[Path, ...]:
+    """Paths (field names, ``[]`` for each item) of every field marked ``x-personal-data`` in ``model``."""
+    schema = model.model_json_schema()
+    return tuple(sorted(set(_walk(schema, schema.get("$defs", {}), (), frozenset()))))
+
+
+def _walk(node: dict[str, Any], defs: dict[str, Any], path: Path, seen: frozenset[str]) -> Iterable[Path]:
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        if name not in seen:
+            yield from _walk(defs[name], defs, path, seen | {name})
+        return
+    if node.get("x-personal-data"):
+        yield path
+        return
+    for keyword in ("anyOf", "oneOf", "allOf"):
+        for option in node.get(keyword, []):
+            yield from _walk(option, defs, path, seen)
+    for name, child in node.get("properties", {}).items():
+        yield from _walk(child, defs, (*path, name), seen)
+    if isinstance(node.get("items"), dict):
+        yield from _walk(node["items"], defs, (*path, EACH), seen)
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from _walk(node["additionalProperties"], defs, (*path, EACH), seen)
+
+
+def seal(data: Any, paths: Iterable[Path], key: DataKey) -> Any:
+    """``data`` (a model's JSON form) with the values at ``paths`` sealed; ``None`` stays ``None``."""
+    for path in paths:
+        data = _map(data, path, (), lambda value, where: key.seal(value, where))
+    return data
+
+
+def open_sealed(data: Any, paths: Iterable[Path], key_for: Callable[[str], DataKey]) -> Any:
+    """The reverse of ``seal``; ``key_for(dek_id)`` raises ``KeyDestroyed`` for an erased subject."""
+
+    def unseal(value: Any, where: Path) -> Any:
+        if isinstance(value, str) and value.startswith(PREFIX):
+            return key_for(value[len(PREFIX) : len(PREFIX) + 32]).open(value, where)
+        return value  # written before sealing existed, or by an agency (inbound): taken as it is
+
+    for path in paths:
+        data = _map(data, path, (), unseal)
+    return data
+
+
+def _map(data: Any, path: Path, done: Path, change: Callable[[Any, Path], Any]) -> Any:
+    if data is None:
+        return None
+    if not path:
+        return change(data, done)
+    step, rest = path[0], path[1:]
+    if step == EACH:
+        if isinstance(data, list):
+            return [_map(item, rest, (*done, EACH), change) for item in data]
+        if isinstance(data, dict):
+            return {k: _map(v, rest, (*done, EACH), change) for k, v in data.items()}
+        return data
+    if not isinstance(data, dict) or step not in data:
+        return data
+    return {**data, step: _map(data[step], rest, (*done, step), change)}
+
+
+def sealed_key_ids(raw: bytes) -> set[str]:
+    """The data keys a raw record refers to (to fetch any this process has not seen yet)."""
+    return {match.decode() for match in SEALED.findall(raw)}

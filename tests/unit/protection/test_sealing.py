@@ -1,0 +1,89 @@
+"""Sealing personal fields: which fields, the round trip, and what a wrong or destroyed key does."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+from schemas.events.referrals import SubmitReferral
+from schemas.events.volunteers import VolunteerRegistered
+from schemas.partner_api import ReferralSubmission
+from services.protection.errors import KeyDestroyed
+from services.protection.sealing import (
+    EACH,
+    PREFIX,
+    DataKey,
+    open_sealed,
+    personal_paths,
+    seal,
+    sealed_key_ids,
+)
+from tests.samples import PERSONAL_SENTINELS, sample
+
+
+def key(subject: str = "referral:1") -> DataKey:
+    return DataKey(os.urandom(16).hex(), subject, os.urandom(32))
+
+
+def test_personal_paths_come_from_the_contract_markers() -> None:
+    assert set(personal_paths(ReferralSubmission)) == {
+        ("referrer", "name"),
+        ("referrer", "email"),
+        ("referrer", "phone"),
+        ("core_member", "given_name"),
+        ("core_member", "family_name"),
+        ("core_member", "date_of_birth"),
+        ("core_member", "pnc_number"),
+        ("notes",),
+    }
+    assert ("fingerprint",) in personal_paths(SubmitReferral)
+    assert set(personal_paths(VolunteerRegistered)) == {
+        ("volunteer", "name"),
+        ("volunteer", "conflicts", EACH, "reason"),
+    }
+
+
+def test_a_sealed_command_shows_no_personal_value_and_opens_to_the_same_command() -> None:
+    command = sample(SubmitReferral)
+    data_key = key()
+    sealed = seal(command.model_dump(mode="json"), personal_paths(SubmitReferral), data_key)
+    raw = json.dumps(sealed).encode()
+    assert not [value for value in PERSONAL_SENTINELS if value.encode() in raw]
+    assert sealed_key_ids(raw) == {data_key.dek_id}
+    assert sealed["agency_id"] == command.agency_id  # what is not personal stays readable
+    opened = open_sealed(sealed, personal_paths(SubmitReferral), {data_key.dek_id: data_key}.__getitem__)
+    assert SubmitReferral.model_validate(opened) == command
+
+
+def test_each_item_of_a_list_is_sealed_and_none_stays_none() -> None:
+    data: dict[str, Any] = {"conflicts": [{"reason": "a"}, {"reason": "b"}], "notes": None}
+    sealed = seal(data, [("conflicts", EACH, "reason"), ("notes",)], key())
+    assert all(item["reason"].startswith(PREFIX) for item in sealed["conflicts"])
+    assert sealed["notes"] is None
+
+
+def test_a_value_moved_to_another_field_does_not_open() -> None:
+    data_key = key()
+    sealed = seal({"a": "x", "b": "y"}, [("a",), ("b",)], data_key)
+    swapped = {"a": sealed["b"], "b": sealed["a"]}
+    with pytest.raises(ValueError, match="fails authentication"):
+        open_sealed(swapped, [("a",), ("b",)], lambda _: data_key)
+
+
+def test_without_the_key_nothing_opens() -> None:
+    sealed = seal({"a": "x"}, [("a",)], key())
+
+    def destroyed(dek_id: str) -> DataKey:
+        raise KeyDestroyed(dek_id)
+
+    with pytest.raises(KeyDestroyed):
+        open_sealed(sealed, [("a",)], destroyed)
+
+
+def test_another_subjects_key_does_not_open_it() -> None:
+    sealed = seal({"a": "x"}, [("a",)], key())
+    with pytest.raises(ValueError):
+        open_sealed(sealed, [("a",)], lambda _: key())
