@@ -27,12 +27,13 @@ from schemas.topics import REFERRAL_PARTITIONS
 from services.runtime.kafka import producer as make_producer
 
 
-def referral_record() -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    return submissions("baseline", 1, date.today())[0].record()
+async def referral_record() -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """The pipeline's inbound record, byte for byte (as an agency system produces it: see bench.workload)."""
+    return await submissions("baseline", 1, date.today())[0].record()
 
 
 async def produce(bootstrap: str, topic: str, count: int) -> dict[str, float]:
-    key, value, headers = referral_record()
+    key, value, headers = await referral_record()
     producer = make_producer(bootstrap, client_id="bench-baseline")
     await producer.start()
     try:

@@ -17,7 +17,7 @@ from bench.stats import completion_curve, overall_rate, sustained_rate
 
 async def measure(round_: Round, count: int) -> dict[str, Any]:
     batch = round_.referrals(count)
-    records = [submission.record() for submission in batch]  # made before the clock starts
+    records = [await round_.record(submission) for submission in batch]  # made before the clock starts
     ids = [submission.referral_id for submission in batch]
     started = time.time()
     futures = [await round_.send(record) for record in records]

@@ -37,7 +37,7 @@ async def measure(round_: Round, rate: float, seconds: float) -> dict[str, Any]:
         delay = began + n / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        record = submission.record()
+        record = await round_.record(submission)
         submitted[submission.referral_id] = time.time()
         futures.append(await round_.send(record))
     offered_s = time.monotonic() - began

@@ -32,6 +32,7 @@ from bench.stack import COORDINATOR_EMAIL, Stack
 from bench.workload import Record, Submission, inbound_topic, seed_volunteers, submissions
 from schemas.topics import MATCHING_EVENTS, MATCHING_POOL
 from services.notifications.domain.routing import RoutingConfig, coordinator_recipients, notification_id
+from services.protection.sealer import Sealer
 from services.runtime.kafka import producer as make_producer
 
 HOPS = 6
@@ -156,6 +157,7 @@ class Round:
     sink: SinkProcess
     observer: Observer
     producer: AIOKafkaProducer
+    sealer: Sealer
     today: date
     volunteers: int
     matchable: int
@@ -166,6 +168,10 @@ class Round:
         made = submissions(self.name, count, self.today, start=self.offered)
         self.offered += count
         return made
+
+    async def record(self, submission: Submission) -> Record:
+        """The submission's record as an agency system produces it (see ``bench.workload``)."""
+        return await submission.record(self.sealer)
 
     async def send(self, record: Record) -> asyncio.Future[Any]:
         key, value, headers = record
@@ -188,21 +194,33 @@ async def pipeline_round(bootstrap: str, name: str, work: Path, referrals: int, 
     stack = Stack(bootstrap, prefix, work / name, work / "logs", sink.port)
     producer = make_producer(bootstrap, client_id=f"bench-{name}", linger_ms=1)
     observer = Observer(bootstrap, prefix, sink)
+    sealer = stack.sealer(["referral", "volunteer"])
     try:
         await stack.prepare()
         await producer.start()
+        await sealer.start()
         volunteers = int(referrals * VOLUNTEERS_PER_REFERRAL) + 500
-        matchable = await seed_volunteers(producer, prefix, volunteers, today)
+        matchable = await seed_volunteers(producer, sealer, prefix, volunteers, today)
         stack.start()
         await asyncio.to_thread(stack.wait_until_ready)
         await _pool_applied(bootstrap, prefix, volunteers)
         await observer.start()
         round_ = Round(
-            name, stack, sink, observer, producer, today, volunteers, matchable, time.monotonic() - started
+            name,
+            stack,
+            sink,
+            observer,
+            producer,
+            sealer,
+            today,
+            volunteers,
+            matchable,
+            time.monotonic() - started,
         )
         yield round_
     finally:
         await observer.stop()
+        await sealer.stop()
         await producer.stop()
         await asyncio.to_thread(stack.stop)
         sink.stop()
@@ -212,7 +230,7 @@ async def warm_up(round_: Round, count: int = 50) -> None:
     """A few referrals through the whole pipeline first (connections, caches, templates)."""
     batch = round_.referrals(count)
     for submission in batch:
-        await round_.send(submission.record())
+        await round_.send(await round_.record(submission))
     if not await round_.observer.wait_for([s.referral_id for s in batch], 120):
         raise RuntimeError(f"warm-up: only {len(round_.observer.notified)} of {count} referrals notified")
 

@@ -1,11 +1,15 @@
 """Restart of the referrals worker holding 100,000 referrals of state, until it is ready (``/ready`` 200).
 
 The state is built by the worker itself: the benchmark produces 100,000 ``SubmitReferral`` commands (what
-the partner API produces for a POST) to its commands topic and waits until its state changelog holds a
-record for each. Then, several times: stop the worker (SIGTERM, a clean leave of the group) or kill it
-(SIGKILL, a crash: the group still counts the dead member until its session times out), start it again and
-time from the start of the new process to ``/ready`` answering 200 (polled every 20 ms). The worker's own
-log gives the part spent reading the changelog (``recovery_seconds`` of ``partitions_assigned``).
+the partner API produces for a POST: personal fields sealed under a new data key per referral, the key
+written to the referral keys topic first) to its commands topic and waits until its state changelog holds
+a record for each. So a restarted worker reads 100,000 sealed state records (opened on first use) and
+the 100,000 data key records of its keys topic (unwrapped on first use).
+
+Then, several times: stop the worker (SIGTERM, a clean leave of the group) or kill it (SIGKILL, a crash:
+the group still counts the dead member until its session times out), start it again and time from the
+start of the new process to ``/ready`` answering 200 (polled every 20 ms). The worker's own log gives the
+part spent reading the changelog (``recovery_seconds`` of ``partitions_assigned``).
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.stack import BenchProcess, Stack
 from bench.workload import submissions
-from schemas.envelope import Envelope, encode
+from schemas.envelope import Envelope
 from schemas.events.referrals import SubmitReferral
 from schemas.topics import REFERRALS_COMMANDS, REFERRALS_STATE
+from services.protection.codec import encode_record
 from services.runtime.kafka import producer as make_producer
 
 WORKER = "referrals-worker"
@@ -37,14 +42,15 @@ async def build_state(stack: Stack, count: int) -> dict[str, Any]:
     stack.start((WORKER,))
     await asyncio.to_thread(stack.wait_until_ready)
     producer = make_producer(stack.bootstrap, client_id="bench-restart", linger_ms=5)
+    sealer = stack.sealer(["referral"])
     await producer.start()
+    await sealer.start()
     topic = stack.prefix + REFERRALS_COMMANDS.name
     started = time.monotonic()
     try:
-        sent = 0
-        for chunk in range(0, count, 5_000):
-            futures = []
-            for submission in submissions("restart", min(5_000, count - chunk), date.today(), start=chunk):
+        for chunk in range(0, count, 2_000):
+            commands = []
+            for submission in submissions("restart", min(2_000, count - chunk), date.today(), start=chunk):
                 command = SubmitReferral(
                     referral_id=uuid.UUID(submission.referral_id),
                     agency_id=submission.agency_id,
@@ -55,11 +61,14 @@ async def build_state(stack: Stack, count: int) -> dict[str, Any]:
                 envelope = Envelope.for_event(
                     command, source="/circles/referrals", correlation_id=f"bench-{submission.referral_id}"
                 )
-                key, value, headers = encode(command, envelope)
-                futures.append(await producer.send(topic, value, key=key, headers=headers))
+                commands.append(encode_record(command, envelope, sealer))  # the data key is acked first
+            futures = [
+                await producer.send(topic, value, key=key, headers=headers)
+                for key, value, headers in await asyncio.gather(*commands)
+            ]
             await asyncio.gather(*futures)
-            sent += len(futures)
     finally:
+        await sealer.stop()
         await producer.stop()
     produced_s = time.monotonic() - started
     await _changelog_holds(stack, count)

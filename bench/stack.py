@@ -2,7 +2,10 @@
 broker, with the demo agencies registered and the notifications going to the local SMTP sink.
 
 Settings are the services' defaults (commit interval, session timeout, batch size, log level info), not
-the tests' quicker ones; only addresses, ports and the coordinator's mailbox are given.
+the tests' quicker ones; only addresses, ports, the coordinator's mailbox and the key-encryption key are
+given. Every process gets the same KEK file (``<data dir>/kek.json``, made on first use), as a deployment's
+processes share one; ``sealer()`` gives the driver the same data keys, to publish what a service would
+publish (personal fields sealed) and to open what the services sealed.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from pathlib import Path
 
 from schemas.topics import TOPICS
 from services.processes import PROCESSES
+from services.protection.keks import add_kek
+from services.protection.sealer import Sealer, build_sealer
 from services.referrals.agencies import register_agency
 from services.referrals.demo import DEMO_AGENCIES
 from services.runtime.kafka import create_topics
+from services.runtime.settings import RuntimeSettings
 from tests.processes import ServiceProcess, free_port
 
 WORKERS = ("referrals-worker", "matching-worker", "notifications-worker", "coordinator-worker")
@@ -49,6 +55,9 @@ class Stack:
         self.smtp_port = smtp_port
         self.ports = {"api": free_port(), "matching": free_port(), "web": free_port()}
         self.processes: dict[str, BenchProcess] = {}
+        self.kek_file = data_dir / "kek.json"
+        if not self.kek_file.exists():
+            add_kek(self.kek_file, "bench")
 
     async def prepare(self) -> None:
         """The catalogue's topics under the prefix, and the demo agencies (email contacts)."""
@@ -71,6 +80,7 @@ class Stack:
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "CIRCLES_TOPIC_PREFIX": self.prefix,
             "CIRCLES_DATA_DIR": str(self.data_dir),
+            "CIRCLES_KEK_FILE": str(self.kek_file),
             "CIRCLES_API_PORT": str(self.ports["api"]),
             "CIRCLES_MATCHING_API_PORT": str(self.ports["matching"]),
             "CIRCLES_WEB_PORT": str(self.ports["web"]),
@@ -87,6 +97,14 @@ class Stack:
         if process in WORKERS:
             env["CIRCLES_HEALTH_PORT"] = str(free_port())
         return env
+
+    def sealer(self, kinds: list[str]) -> Sealer:
+        """The data keys of ``kinds`` (``referral``, ``volunteer``...) as the services see them (their KEK,
+        their keys topics), as ``tests.processes.sealer_for`` gives a test; not started yet."""
+        settings = RuntimeSettings(
+            kafka_bootstrap_servers=self.bootstrap, topic_prefix=self.prefix, kek_file=self.kek_file
+        )
+        return build_sealer(settings, kinds, client_id="bench-keys")
 
     def start(self, names: tuple[str, ...] = WORKERS + APIS) -> None:
         for name in names:

@@ -4,10 +4,18 @@ Invented people only. Referrals are the demo's sample referral (eligible: high r
 within the window) spread over the four local authorities, each with its own agency reference; volunteers
 come from ``bench.match_time.synthetic_pool`` (about 83% matchable, the rest lapsed, untrained or
 withdrawn), with dates relative to the day of the run.
+
+Records are encoded as their producers encode them on main (``services.protection.codec.encode_record``):
+volunteer records with their personal fields sealed under each volunteer's data key, as the matching
+service publishes them. An inbound submission is what an agency system produces: main's contract has no
+data subject for it (agencies hold no data keys), so it goes in the clear, as in the services' own tests,
+and the referrals worker seals it when it turns it into a command. Should the contract change, the same
+call seals it (or refuses without a sealer).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from dataclasses import dataclass
@@ -16,12 +24,14 @@ from datetime import UTC, date, datetime
 from aiokafka import AIOKafkaProducer
 
 from bench.match_time import AREAS, DISTRICTS, POLICY, synthetic_pool
-from schemas.envelope import Envelope, encode
+from schemas.envelope import Envelope
 from schemas.events.referrals import InboundSubmission
 from schemas.events.volunteers import VolunteerRegistered
 from schemas.topics import REFERRALS_INBOUND, VOLUNTEERS
 from services.dev.seed import sample_referral
 from services.matching.domain.pool import Volunteer
+from services.protection.codec import encode_record
+from services.protection.sealer import Sealer
 from services.referrals.demo import DEMO_AGENCIES
 from services.referrals.domain.referral import referral_id_for
 
@@ -35,7 +45,7 @@ class Submission:
     agency_id: str
     event: InboundSubmission
 
-    def record(self, now: datetime | None = None) -> Record:
+    async def record(self, sealer: Sealer | None = None, now: datetime | None = None) -> Record:
         """The Kafka record an agency system would produce (CloudEvents headers, ``ce_source`` names it)."""
         envelope = Envelope.for_event(
             self.event,
@@ -43,7 +53,7 @@ class Submission:
             correlation_id=f"bench-{self.referral_id}",
             time=now or datetime.now(UTC),
         )
-        return encode(self.event, envelope)
+        return await encode_record(self.event, envelope, sealer)
 
 
 def submissions(run: str, count: int, today: date, start: int = 0) -> list[Submission]:
@@ -75,21 +85,33 @@ def inbound_topic(prefix: str) -> str:
     return prefix + REFERRALS_INBOUND.name
 
 
-async def seed_volunteers(producer: AIOKafkaProducer, prefix: str, size: int, today: date) -> int:
+async def seed_volunteers(
+    producer: AIOKafkaProducer, sealer: Sealer, prefix: str, size: int, today: date, chunk: int = 500
+) -> int:
     """Publish ``size`` volunteer records (whole records, as the matching service publishes them after the
-    coordinator's changes) to the volunteers topic; returns how many are matchable today."""
+    coordinator's changes, personal fields sealed with a data key per volunteer) to the volunteers topic;
+    returns how many are matchable today. Data keys are made ``chunk`` at a time (each is acknowledged by
+    the broker before anything sealed with it is sent)."""
     rng = random.Random(11)
     topic = prefix + VOLUNTEERS.name
-    futures = []
-    matchable = 0
-    for record in synthetic_pool(size, rng, today):
-        event = VolunteerRegistered(volunteer=record)
-        envelope = Envelope.for_event(
-            event, source="/circles/matching", correlation_id="bench-pool", event_id=uuid.uuid4()
+    records = synthetic_pool(size, rng, today)
+    matchable = sum(not Volunteer.of(record, POLICY).readiness_problems(today) for record in records)
+    for start in range(0, len(records), chunk):
+        events = [VolunteerRegistered(volunteer=record) for record in records[start : start + chunk]]
+        encoded = await asyncio.gather(
+            *(
+                encode_record(
+                    event,
+                    Envelope.for_event(
+                        event, source="/circles/matching", correlation_id="bench-pool", event_id=uuid.uuid4()
+                    ),
+                    sealer,
+                )
+                for event in events
+            )
         )
-        key, value, headers = encode(event, envelope)
-        futures.append(await producer.send(topic, value, key=key, headers=headers))
-        matchable += not Volunteer.of(record, POLICY).readiness_problems(today)
-    for future in futures:
-        await future
+        futures = [
+            await producer.send(topic, value, key=key, headers=headers) for key, value, headers in encoded
+        ]
+        await asyncio.gather(*futures)
     return matchable
