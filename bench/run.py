@@ -1,12 +1,14 @@
 """The benchmark runner (``make bench`` / ``python -m bench``): one real local broker, every measurement run
 several times, medians and spread printed, ``results.json`` and ``results.png`` written.
 
-    python -m bench [--runs 3] [--only baseline,pipeline,restart,match] [--out bench-results] ...
+    python -m bench [--runs 3] [--quick] [--only match,baseline,encryption,pipeline,restart] ...
 
-Measurements (one module each): ``baseline`` (raw aiokafka produce→consume), ``end_to_end`` and
-``latency`` (a ``pipeline`` round: all services, fresh topics), ``restart`` (the referrals worker with
-100,000 referrals of state), ``match_time`` (the matcher alone). Benchmarks are measurements, not tests:
-nothing here fails on a missed target; the verdicts are in the results.
+Measurements (one module each): ``baseline`` (raw aiokafka produce→consume), ``encryption`` (what sealing
+personal fields costs: the codec, and the referrals service as shipped against keys made ahead),
+``end_to_end`` and ``latency`` (a ``pipeline`` round: all services, fresh topics), ``restart`` (the
+referrals worker with 100,000 referrals of state), ``match_time`` (the matcher alone). Benchmarks are
+measurements, not tests: nothing here fails on a missed target; the verdicts are in the results.
+``--quick`` is a smoke run (smaller loads, two runs each): its figures are not the ones to quote.
 """
 
 from __future__ import annotations
@@ -25,13 +27,23 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench import baseline, end_to_end, latency, match_time, pipeline, restart
+from bench import baseline, encryption, end_to_end, latency, match_time, pipeline, restart
 from bench.chart import draw
 from bench.report import header, line, measurement
+from bench.stack import Stack
 from schemas.topics import TOPICS
 from services.dev.broker import local_kafka
 
-PARTS = ("match", "baseline", "pipeline", "restart")
+PARTS = ("match", "baseline", "encryption", "pipeline", "restart")
+QUICK = {
+    "runs": 2,
+    "baseline_messages": 30_000,
+    "encryption_referrals": 1_000,
+    "e2e_referrals": 1_000,
+    "latency_seconds": 10.0,
+    "restart_referrals": 20_000,
+}
+"""``--quick``: smaller loads, to check that everything runs (not the figures to quote)."""
 
 
 def say(text: str) -> None:
@@ -48,7 +60,15 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-rate", type=float, default=100.0, help="referrals/s offered")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--restart-referrals", type=int, default=100_000)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--encryption-referrals", type=int, default=3_000, help="offered at once to the referrals worker"
+    )
+    parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK}")
+    args = parser.parse_args(argv)
+    if args.quick:
+        for name, value in QUICK.items():
+            setattr(args, name, value)
+    return args
 
 
 def run_match(runs: int) -> list[dict[str, Any]]:
@@ -62,12 +82,88 @@ def run_match(runs: int) -> list[dict[str, Any]]:
 
 async def run_baseline(bootstrap: str, runs: int, messages: int) -> list[dict[str, Any]]:
     say(f"baseline: {runs} runs of {messages:,} messages, raw aiokafka producer process → consumer")
+    # the broker's first run after its start is about half as fast (JVM warm-up): one run not counted
+    warm = await baseline.measure(bootstrap, f"bench-baseline-{int(time.time())}-warm-up", messages // 3)
+    say(f"  warm-up, not counted: {warm['per_s']:,.0f} messages/s")
     results = []
     for n in range(runs):
         result = await baseline.measure(bootstrap, f"bench-baseline-{int(time.time())}-{n}", messages)
         say(f"  run {n + 1}: {result['per_s']:,.0f} messages/s ({result['message_bytes']} bytes each)")
         results.append(result)
     return [measurement("baseline_per_s", "messages/s", [r["per_s"] for r in results], results)]
+
+
+async def run_encryption(
+    bootstrap: str, args: argparse.Namespace, work: Path, baseline_median: float | None
+) -> list[dict[str, Any]]:
+    say(
+        f"encryption: {args.runs} runs of the codec (plain and sealed submission commands), then of the "
+        f"referrals worker alone taking {args.encryption_referrals:,} inbound submissions, as shipped and "
+        "with the data keys made ahead"
+    )
+    stack = Stack(bootstrap, f"bench-codec-{int(time.time())}.", work / "codec", work / "logs", smtp_port=1)
+    await stack.prepare()
+    sealer = stack.sealer(["referral"])
+    await sealer.start()
+    codecs = []
+    try:
+        for n in range(args.runs):
+            codec = await encryption.codec(sealer, str(n))
+            say(
+                f"  codec {n + 1}: sealed {codec['sealed_per_s']:,.0f}/s, plain "
+                f"{codec['plain_per_s']:,.0f}/s (ratio {codec['ratio']:.3f}); a new data key "
+                f"{codec['new_data_key_ms']['p50']:.1f} ms"
+            )
+            codecs.append(codec)
+    finally:
+        await sealer.stop()
+    profiles = args.out / "profiles"
+    profiles.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, list[dict[str, Any]]] = {"shipped": [], "keys-ahead": []}
+    for n in range(args.runs):
+        for kind in ("shipped", "keys-ahead") if n % 2 == 0 else ("keys-ahead", "shipped"):  # alternate
+            result = await encryption.service(
+                bootstrap,
+                work,
+                f"enc{int(time.time())}-{kind}",
+                args.encryption_referrals,
+                keys_ahead=kind == "keys-ahead",
+                profile_to=profiles / f"referrals-worker-{kind}-{n + 1}.txt",
+            )
+            say(
+                f"  referrals worker {n + 1}, {kind}: {result['per_s']:,.1f} referrals/s, "
+                f"{result.get('worker_cpu_ms_per_referral')} ms of its CPU per referral, "
+                f"{result.get('sealing_pct_of_cpu')}% of its busy samples sealing or opening"
+            )
+            runs[kind].append(result)
+    shipped, ahead = runs["shipped"], runs["keys-ahead"]
+    rate = "referrals/s"
+    found = [
+        measurement("codec_sealed_per_s", "round trips/s", [c["sealed_per_s"] for c in codecs], codecs),
+        measurement("codec_plain_per_s", "round trips/s", [c["plain_per_s"] for c in codecs], []),
+        measurement("codec_sealed_to_plain", "ratio", [c["ratio"] for c in codecs], []),
+        measurement("new_data_key_ms", "ms", [c["new_data_key_ms"]["p50"] for c in codecs], []),
+        measurement("referrals_service_per_s", rate, [r["per_s"] for r in shipped], shipped),
+        measurement("referrals_service_keys_ahead_per_s", rate, [r["per_s"] for r in ahead], ahead),
+    ]
+    pairs = zip(shipped, ahead, strict=True)
+    ratios = [round(s["per_s"] / a["per_s"], 4) for s, a in pairs]
+    found.append(measurement("referrals_service_shipped_to_keys_ahead", "ratio", ratios, []))
+    for kind, results in runs.items():
+        suffix = kind.replace("-", "_")
+        for key, name, unit in (
+            ("worker_cpu_ms_per_referral", "referrals_worker_cpu_ms_per_referral", "ms"),
+            ("sealing_cpu_ms_per_referral", "referrals_worker_sealing_cpu_ms_per_referral", "ms"),
+            ("sealing_pct_of_cpu", "referrals_worker_sealing_cpu_pct", "% of busy samples"),
+        ):
+            values = [r[key] for r in results if r.get(key) is not None]
+            if values:
+                found.append(measurement(f"{name}_{suffix}", unit, values, []))
+    if baseline_median:
+        ideal = round(1 / encryption.HOPS, 4)
+        ratios = [round(r["per_s"] / baseline_median, 4) for r in shipped]
+        found.append(measurement("referrals_service_ratio_to_baseline", "ratio", ratios, [], ideal=ideal))
+    return found
 
 
 async def run_rounds(bootstrap: str, args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
@@ -188,6 +284,8 @@ async def with_broker(args: argparse.Namespace, parts: set[str], work: Path) -> 
         if "baseline" in parts:
             found += await run_baseline(bootstrap, args.runs, args.baseline_messages)
             baseline_median = found[-1]["median"]
+        if "encryption" in parts:
+            found += await run_encryption(bootstrap, args, work, baseline_median)
         if "pipeline" in parts:
             found += pipeline_measurements(await run_rounds(bootstrap, args, work), baseline_median)
         if "restart" in parts:
@@ -212,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     found = run_match(args.runs) if "match" in parts else []
     work = Path(tempfile.mkdtemp(prefix="circles-bench-"))
     try:
-        if parts & {"baseline", "pipeline", "restart"}:
+        if parts & {"baseline", "encryption", "pipeline", "restart"}:
             found += asyncio.run(with_broker(args, parts, work))
     finally:
         logs = args.out / "logs"
