@@ -51,6 +51,7 @@ def draw(results: dict[str, Any], path: Path) -> None:
         ("referrals_worker_cpu_ms_per_referral_keys_ahead", "worker CPU ms/referral, keys ahead"),
         ("referrals_worker_sealing_cpu_ms_per_referral_shipped", "of which seal/open (lower bound)"),
         ("new_data_key_ms", "new data key, ms"),
+        ("state_read_sealed_to_plain", "state record read, sealed / plain"),
     ]
     lines = [
         f"{found[name]['median']:>9.3f}  {label}"

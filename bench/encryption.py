@@ -8,6 +8,10 @@ for every inbound submission, nine personal fields) encoded and decoded again an
 microseconds, and the ratio. Beside it, a new data key, which the worker makes for every new referral:
 its wrapping under the KEK alone (CPU), and ``KeyStore.ensure`` end to end (the key record written to the
 keys topic and acknowledged by the broker), one after another, as the worker's unit of work makes them.
+And the referral's state record (``ReferralEntry``, the referrals worker's table value) read back from its
+changelog bytes, plain (``model_validate_json``) and sealed (``Sealer.parse``: open, then validate), which
+a restarted worker does for every referral the first time its table is scanned whole (the re-assessment
+timer does so as soon as the worker is ready).
 
 Referrals service (``service``): the referrals worker alone on fresh topics; ``--encryption-referrals``
 inbound submissions offered at once; referrals per second from the first submission until the last one's
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import statistics
 import time
 import uuid
@@ -53,6 +58,8 @@ from schemas.topics import REFERRAL_EVENTS
 from services.protection.codec import decode_record, encode_record
 from services.protection.keks import LocalKeks
 from services.protection.sealer import Sealer
+from services.referrals.domain.policy import load_policy
+from services.referrals.domain.referral import ReferralEntry, submit
 from services.runtime.kafka import producer as make_producer
 
 WORKER = "referrals-worker"
@@ -119,6 +126,24 @@ async def codec(
     assert all(b"sealed:v1:" in value for _, value, _ in sealed)
     done = len(picks) * blocks
 
+    policy, now = load_policy(), datetime.now(UTC)
+    entries = []
+    for command, envelope in commands:  # the table values the worker writes for these submissions
+        entry = submit(None, command, envelope.id, policy, now, "http://bench.invalid").entry
+        assert entry is not None
+        subject = f"referral:{command.referral_id}"
+        sealed_json = await sealer.seal_json(ReferralEntry, entry.model_dump(mode="json"), subject)
+        entries.append((entry.model_dump_json().encode(), json.dumps(sealed_json).encode()))
+    state = [entries[n % subjects] for n in range(done)]
+    started = time.perf_counter()
+    for plain_raw, _ in state:
+        ReferralEntry.model_validate_json(plain_raw)
+    state_plain_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for _, sealed_raw in state:
+        sealer.parse(ReferralEntry, sealed_raw)
+    state_sealed_s = time.perf_counter() - started
+
     keks = LocalKeks({"bench": bytes(32)}, "bench")
     started = time.perf_counter()
     for n in range(done):
@@ -141,6 +166,9 @@ async def codec(
         "sealed_per_s": round(sealed_per_s, 1),
         "ratio": round(sealed_per_s / plain_per_s, 4),
         **{f"{name}_us": round(1e6 * seconds / done, 1) for name, seconds in spent.items()},
+        "state_read_plain_us": round(1e6 * state_plain_s / done, 1),
+        "state_read_sealed_us": round(1e6 * state_sealed_s / done, 1),
+        "state_read_ratio": round(state_plain_s / state_sealed_s, 4),
         "kek_wrap_us": round(1e6 * wrap_s / done, 1),
         "new_data_key_ms": {
             "p50": round(statistics.median(new_keys), 2),

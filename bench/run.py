@@ -112,7 +112,8 @@ async def run_encryption(
             say(
                 f"  codec {n + 1}: sealed {codec['sealed_per_s']:,.0f}/s, plain "
                 f"{codec['plain_per_s']:,.0f}/s (ratio {codec['ratio']:.3f}); a new data key "
-                f"{codec['new_data_key_ms']['p50']:.1f} ms"
+                f"{codec['new_data_key_ms']['p50']:.1f} ms; a state record read "
+                f"{codec['state_read_sealed_us']:.0f} µs sealed, {codec['state_read_plain_us']:.0f} µs plain"
             )
             codecs.append(codec)
     finally:
@@ -143,6 +144,9 @@ async def run_encryption(
         measurement("codec_plain_per_s", "round trips/s", [c["plain_per_s"] for c in codecs], []),
         measurement("codec_sealed_to_plain", "ratio", [c["ratio"] for c in codecs], []),
         measurement("new_data_key_ms", "ms", [c["new_data_key_ms"]["p50"] for c in codecs], []),
+        measurement("state_read_sealed_us", "µs", [c["state_read_sealed_us"] for c in codecs], []),
+        measurement("state_read_plain_us", "µs", [c["state_read_plain_us"] for c in codecs], []),
+        measurement("state_read_sealed_to_plain", "ratio", [c["state_read_ratio"] for c in codecs], []),
         measurement("referrals_service_per_s", rate, [r["per_s"] for r in shipped], shipped),
         measurement("referrals_service_keys_ahead_per_s", rate, [r["per_s"] for r in ahead], ahead),
     ]
