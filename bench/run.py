@@ -190,8 +190,9 @@ async def run_rounds(bootstrap: str, args: argparse.Namespace, work: Path) -> li
             drained = await pipeline.drain(round_, seconds=600)
             flat_out = await end_to_end.measure(round_, args.e2e_referrals)
             say(
-                f"    end to end: {flat_out['sustained_per_s']:,.1f} referrals/s sustained "
-                f"({flat_out['overall_per_s']:,.1f} overall, {flat_out['completed']:,} notified)"
+                f"    end to end: {flat_out['overall_per_s']:,.1f} referrals/s, first submission to last "
+                f"email ({flat_out['sustained_per_s']:,.1f} between 10% and 90%; "
+                f"{flat_out['completed']:,} notified)"
             )
             drained = await pipeline.drain(round_, seconds=600) and drained
             written = await records_written(bootstrap, round_.stack.prefix)
@@ -220,14 +221,15 @@ def pipeline_measurements(
         measurement(
             "end_to_end_per_s",
             "referrals/s",
-            [r["sustained_per_s"] for r in e2e],
+            [r["overall_per_s"] for r in e2e],
             rounds,
             hops=pipeline.HOPS,
-            overall_per_s=[r["overall_per_s"] for r in e2e],
+            sustained_per_s=[r["sustained_per_s"] for r in e2e],
+            proposals_sustained_per_s=[r["proposals_sustained_per_s"] for r in e2e],
         )
     ]
     if baseline_median:
-        ratios = [round(r["sustained_per_s"] / baseline_median, 4) for r in e2e]
+        ratios = [round(r["overall_per_s"] / baseline_median, 4) for r in e2e]
         found.append(measurement("ratio_to_baseline", "ratio", ratios, [], ideal=round(1 / pipeline.HOPS, 4)))
     for kind in ("proposed", "notified"):
         for p in ("p50", "p95", "p99"):
