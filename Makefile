@@ -7,12 +7,12 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck unit integration schemas bench kafka browser clean
+.PHONY: run test lint typecheck unit integration schemas bench bench-quick kafka browser clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	@touch $(INSTALLED)
 
 kafka: $(INSTALLED)
@@ -46,9 +46,14 @@ schemas: $(INSTALLED)
 	$(BIN)/python -m services.security.acls
 	$(BIN)/python -m deploy.k8s.generate
 
-# Benchmarks are measurements, not tests: results in bench-results/.
+# Benchmarks are measurements, not tests: bench-results/results.json and results.png (about 30 minutes;
+# `make bench BENCH_ARGS="--runs 5"`, see `python -m bench --help` and docs/benchmarks.md).
+# `make bench-quick`: the same with small loads (about 6 minutes), to check that it all runs.
 bench: $(INSTALLED) kafka
-	$(BIN)/python -m bench.match_time
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: $(INSTALLED) kafka
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

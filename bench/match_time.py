@@ -7,13 +7,11 @@ area, needs and exclusion zones; a fraction of the pool is held by other proposa
 
 from __future__ import annotations
 
-import json
 import random
 import statistics
 import sys
 import time
-from datetime import date
-from pathlib import Path
+from datetime import date, timedelta
 from typing import Any
 
 from schemas.common import Gender, LocalAuthority
@@ -36,7 +34,8 @@ DISTRICTS = {
 SKILLS = ["learning-disability", "mental-health", "language:polish", "language:arabic"]
 
 
-def synthetic_pool(size: int, rng: random.Random) -> list[VolunteerRecord]:
+def synthetic_pool(size: int, rng: random.Random, today: date = TODAY) -> list[VolunteerRecord]:
+    """``size`` invented volunteers; dates relative to ``today`` (about 83% matchable)."""
     records = []
     for i in range(size):
         area = rng.choice(AREAS)
@@ -52,11 +51,11 @@ def synthetic_pool(size: int, rng: random.Random) -> list[VolunteerRecord]:
                 skills=rng.sample(SKILLS, k=rng.choice([0, 0, 0, 1, 2])),
                 max_circles=rng.choice([None, 1, 2, 3]),
                 availability=rng.sample(["mon-eve", "tue-eve", "wed-eve", "sat-am", "sun-pm"], k=2),
-                dbs_checked_on=date(2022, 1, 1) if lapsed else date(2025, rng.randint(1, 12), 1),
-                trained_on=None if rng.random() < 0.05 else date(2025, 6, 1),
-                last_supervised_on=date(2026, 11, rng.randint(1, 20)),
-                withdrawn_on=date(2026, 1, 1) if rng.random() < 0.03 else None,
-                registered_on=date(2025, 1, 1),
+                dbs_checked_on=today - timedelta(days=1_790 if lapsed else rng.randint(330, 690)),
+                trained_on=None if rng.random() < 0.05 else today - timedelta(days=540),
+                last_supervised_on=today - timedelta(days=rng.randint(4, 23)),
+                withdrawn_on=today - timedelta(days=327) if rng.random() < 0.03 else None,
+                registered_on=today - timedelta(days=690),
             )
         )
     return records
@@ -107,21 +106,18 @@ def measure(size: int, rounds: int = 300, seed: int = 7) -> dict[str, Any]:
     }
 
 
+def run() -> list[dict[str, Any]]:
+    """One run: pools of 100, 1,000 and 10,000 volunteers."""
+    return [measure(size) for size in (100, 1_000, 10_000)]
+
+
 def main() -> int:
-    results = [measure(size) for size in (100, 1_000, 10_000)]
+    results = run()
     for result in results:
         print(
             f"pool {result['pool']:>6}: median {result['median_ms']:.3f} ms, p99 {result['p99_ms']:.3f} ms "
             f"({result['proposed']}/{result['matches']} proposed)"
         )
-    target = next(r for r in results if r["pool"] == 10_000)
-    print(
-        f"target: median <= 5 ms at 10,000 volunteers -> {target['median_ms']:.3f} ms "
-        f"({'met' if target['median_ms'] <= 5 else 'NOT met'})"
-    )
-    out = Path("bench-results")
-    out.mkdir(exist_ok=True)
-    (out / "match_time.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

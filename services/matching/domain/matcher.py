@@ -157,6 +157,8 @@ def _candidates(
                     continue
                 if volunteer.volunteer_id in refused:
                     continue
+                if len(refused) >= PASSED_OVER_SHOWN and volunteer.volunteer_id in load.holds:
+                    continue  # held fails a hard rule, and no more reasons are shown: skip the work
                 problems = hard_problems(volunteer, request, load, policy, today)
                 if problems:
                     if len(refused) < PASSED_OVER_SHOWN:

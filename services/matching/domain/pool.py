@@ -113,8 +113,11 @@ class Load:
     holds: dict[str, str] = field(default_factory=dict)  # volunteer → proposal id
 
     def active_circles(self, volunteer_id: str, today: date, policy: MatchingPolicy) -> list[str]:
+        circles = self.circles.get(volunteer_id)
+        if not circles:
+            return []  # most volunteers: no date arithmetic on the matcher's hot path
         cutoff = add_months(today, -policy.circle_active_months)
-        return [referral for referral, formed in self.circles.get(volunteer_id, []) if formed > cutoff]
+        return [referral for referral, formed in circles if formed > cutoff]
 
 
 def capacity_problems(volunteer: Volunteer, load: Load, today: date, policy: MatchingPolicy) -> list[Reason]:
