@@ -13,6 +13,7 @@ key, the sealed fields in every other topic, replica and backup are noise.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import uuid
@@ -51,6 +52,7 @@ class KeyStore:
         self._records: dict[str, KeyRecord] = {}
         self._by_subject: dict[str, set[str]] = {}
         self._unwrapped: dict[str, DataKey] = {}
+        self._creating: dict[str, asyncio.Task[DataKey]] = {}
         self._view: CompactedView[KeyRecord] = CompactedView(
             bootstrap_servers,
             topic,
@@ -113,10 +115,20 @@ class KeyStore:
         return self.key(newest)
 
     async def ensure(self, subject: str) -> DataKey:
-        """The subject's data key, created (and acknowledged by the broker) if it has none yet."""
+        """The subject's data key, created (and acknowledged by the broker) if it has none yet.
+
+        Safe to call concurrently: a batch's new subjects get their keys written together (one round trip,
+        not one each), and two calls for the same subject share one new key."""
         found = self.current(subject)
         if found is not None:
             return found
+        creating = self._creating.get(subject)
+        if creating is None:
+            creating = self._creating[subject] = asyncio.ensure_future(self._create(subject))
+            creating.add_done_callback(lambda _: self._creating.pop(subject, None))
+        return await asyncio.shield(creating)
+
+    async def _create(self, subject: str) -> DataKey:
         dek_id = uuid.uuid4().hex
         raw = os.urandom(32)
         wrapped = self._keks.wrap(raw, subject.encode())

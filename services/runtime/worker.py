@@ -159,12 +159,16 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         """Outputs acknowledged, then state acknowledged, then state changed in memory."""
-        await self._send_all([await self._encode(record) for record in self._records])
+        # Encoded concurrently: the data keys of a batch's new subjects are then written together.
+        await self._send_all(await asyncio.gather(*(self._encode(record) for record in self._records)))
         if self.metrics is not None:
             self._count(self.metrics)
+        values = await asyncio.gather(
+            *(table.encode(key, value) for (_, key), (table, value) in self._writes.items())
+        )
         changelog: list[tuple[Any, ...]] = [
-            (table.topic, key.encode(), await table.encode(key, value), [], table.partition(key))
-            for (_, key), (table, value) in self._writes.items()
+            (table.topic, key.encode(), encoded, [], table.partition(key))
+            for ((_, key), (table, _value)), encoded in zip(self._writes.items(), values, strict=True)
         ]
         written = await self._send_all(changelog)
         for ((_, key), (table, value)), metadata in zip(self._writes.items(), written, strict=True):
