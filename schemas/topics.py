@@ -153,8 +153,8 @@ REFERRAL_KEYS = _keys_topic(
 VOLUNTEER_KEYS = _keys_topic(
     "circles.volunteers.keys.v1",
     Service.MATCHING,
-    "volunteers (volunteer:<id>)",
-    cli=CliAccess.WRITE,  # `circles volunteer ...` seals volunteer commands, opens volunteer records
+    "volunteers (volunteer:<id>) and the coordinator's decision notes (decision:<referral id>)",
+    cli=CliAccess.WRITE,  # `circles volunteer ...` and `circles proposal ...` seal and open with them
 )
 COORDINATOR_KEYS = _keys_topic(
     "circles.coordinator.keys.v1",
@@ -166,6 +166,7 @@ SUBJECT_KEYS: dict[str, TopicSpec] = {
     "referral": REFERRAL_KEYS,
     "inbound": REFERRAL_KEYS,  # a dead-lettered inbound submission (plain personal data from an agency)
     "volunteer": VOLUNTEER_KEYS,
+    "decision": VOLUNTEER_KEYS,  # the coordinator's notes on a referral's proposals (matching's own keys)
     "coordinator": COORDINATOR_KEYS,
 }
 """Subject kind (the part of ``Event.data_subject()`` before the colon) → the topic holding its data keys."""
@@ -298,6 +299,7 @@ MATCH_DECISIONS = TopicSpec(
     events=(MatchDecided,),
     consumers=(Service.MATCHING,),
     cli=CliAccess.WRITE,  # `circles proposal accept|reject` (and the matching API)
+    personal_data=True,  # the coordinator's free-text note, sealed
 )
 MATCHING_INBOX = TopicSpec(
     name="circles.matching.inbox.v1",
@@ -313,6 +315,7 @@ MATCHING_INBOX = TopicSpec(
     events=(
         ReferralAssessed,
         ReferralWithdrawn,
+        ReferralErased,
         MatchDecided,
         *VOLUNTEERS.events,
     ),
@@ -328,6 +331,7 @@ MATCHING_CASES = TopicSpec(
     description="Private: the matcher's referral cases (profile, proposals, decisions, circle): a changelog.",
     consumers=(Service.MATCHING,),
     cli=CliAccess.READ,  # `circles volunteer list`, `circles proposal list`
+    personal_data=True,  # the coordinator's notes on proposals, sealed
 )
 MATCHING_POOL = TopicSpec(
     name="circles.matching.pool.v1",

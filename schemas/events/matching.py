@@ -12,7 +12,16 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
-from schemas.common import AgencyId, Contract, CoordinatorId, LocalAuthority, Reason, RiskLevel, VolunteerId
+from schemas.common import (
+    PERSONAL,
+    AgencyId,
+    Contract,
+    CoordinatorId,
+    LocalAuthority,
+    Reason,
+    RiskLevel,
+    VolunteerId,
+)
 from schemas.envelope import Event
 
 
@@ -85,9 +94,14 @@ class MatchDecided(_MatchingEvent):
     rejected_volunteer_ids: list[VolunteerId] = Field(
         default=[], description="On reject: only these are excluded from the next proposal; empty: all"
     )
-    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    note: Annotated[str, StringConstraints(max_length=1000), Field(json_schema_extra=PERSONAL)] | None = None
     decided_by: CoordinatorId
     decided_at: AwareDatetime
+
+    def data_subject(self) -> str:
+        """The coordinator's free-text note may say anything about the referral: sealed with a key of the
+        referral's decisions, which the matching service holds and destroys when the referral is erased."""
+        return f"decision:{self.referral_id}"
 
 
 class CircleFormed(_MatchingEvent):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from schemas.envelope import Envelope, Event
 from schemas.events.matching import MatchDecided
-from schemas.events.referrals import ReferralAssessed, ReferralWithdrawn
+from schemas.events.referrals import ReferralAssessed, ReferralErased, ReferralWithdrawn
 from schemas.events.volunteers import ChangeVolunteer, VolunteerEvent, VolunteerRecord
 from schemas.topics import (
     MATCH_DECISIONS,
@@ -48,9 +48,9 @@ class MatchingWorker:
         self.inbox_topic = prefix + MATCHING_INBOX.name
         self.events_topic = prefix + MATCHING_EVENTS.name
         self.volunteers_topic = prefix + VOLUNTEERS.name
-        sealer = build_sealer(settings, ["volunteer"], client_id="circles-matching-keys")
+        sealer = build_sealer(settings, ["volunteer", "decision"], client_id="circles-matching-keys")
         self.worker = StreamWorker(SERVICE, settings, sealer)
-        self.cases = self.worker.table("cases", Case, MATCHING_CASES)
+        self.cases = self.worker.table("cases", Case, MATCHING_CASES, subject="decision")
         self.pool = self.worker.table("pool", VolunteerRecord, MATCHING_POOL, subject="volunteer")
         self.records = self.worker.table("records", VolunteerState, VOLUNTEER_RECORDS, subject="volunteer")
         self.matching = Matching(self.policy)
@@ -95,10 +95,13 @@ class MatchingWorker:
         uow.forward(event, envelope, self.inbox_topic)
 
     async def forward_referral_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
-        if isinstance(event, ReferralAssessed | ReferralWithdrawn):
+        if isinstance(event, ReferralAssessed | ReferralWithdrawn | ReferralErased):
             await self.forward(uow, envelope, event)
 
     async def on_inbox(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        if isinstance(event, ReferralErased):
+            await self.on_erased(uow, event)
+            return
         matching = self.matching
         matching.begin()
         try:
@@ -128,6 +131,18 @@ class MatchingWorker:
             owner = matching.cases.get(referral_id) if referral_id else None
             correlation = owner.correlation_id if owner and owner.correlation_id else envelope.correlationid
             uow.emit(output, self.events_topic, event_id=event_id, correlation_id=correlation, cause=envelope)
+
+    async def on_erased(self, uow: UnitOfWork, event: ReferralErased) -> None:
+        """The case without the coordinator's notes is written (and acknowledged) first, then the keys that
+        sealed them are destroyed: a crash in between repeats the rest, and no case is left unreadable."""
+        self.matching.begin()
+        self.matching.on_erased(event)
+        cases, _ = self.matching.changed()
+        for case in cases:
+            await uow.write_through(self.cases, str(case.referral_id), case)
+        assert self.worker.sealer is not None
+        destroyed = await self.worker.sealer.destroy(f"decision:{event.referral_id}")
+        log.info("decision_notes_erased", referral_id=str(event.referral_id), data_keys=destroyed)
 
     async def raise_reminders(self, uow: UnitOfWork) -> None:
         """Timer: DBS checks about to lapse and supervision overdue, told to the coordinator (once each)."""

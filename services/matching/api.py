@@ -218,7 +218,7 @@ class KafkaBackend:
     def __init__(self, settings: MatchingSettings) -> None:
         bootstrap = settings.bootstrap_servers()
         prefix = settings.topic_prefix
-        self.sealer = build_sealer(settings, ["volunteer"], client_id="circles-matching-api-keys")
+        self.sealer = build_sealer(settings, ["volunteer", "decision"], client_id="circles-matching-api-keys")
         self.live = LiveMatchingState(bootstrap, load_policy(settings.matching_policy), self.sealer, prefix)
         self.metrics = Metrics(SERVICE)
         self.publisher = Publisher(

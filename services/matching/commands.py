@@ -44,7 +44,7 @@ def _act(action: Callable[[MatchingState, Publisher, OutcomeWatcher], Awaitable[
 
     async def go() -> T:
         settings = MatchingSettings()
-        sealer = build_sealer(settings, ["volunteer"], client_id="circles-cli-keys")
+        sealer = build_sealer(settings, ["volunteer", "decision"], client_id="circles-cli-keys")
         await sealer.start()
         watcher = (volunteer_watcher if watch == "volunteers" else decision_watcher)(bootstrap(), prefix())
         try:
@@ -66,7 +66,7 @@ def _act(action: Callable[[MatchingState, Publisher, OutcomeWatcher], Awaitable[
 
 async def _current_state() -> MatchingState:
     settings = MatchingSettings()
-    sealer = build_sealer(settings, ["volunteer"], client_id="circles-cli-keys")
+    sealer = build_sealer(settings, ["volunteer", "decision"], client_id="circles-cli-keys")
     await sealer.start()
     try:
         return await read_state(bootstrap(), load_policy(settings.matching_policy), sealer, prefix())

@@ -27,10 +27,6 @@ def volunteer_parser(sealer: Sealer) -> Callable[[bytes], VolunteerRecord]:
     return lambda value: sealer.parse(VolunteerRegistered, value).volunteer
 
 
-def parse_case(value: bytes) -> Case:
-    return Case.model_validate_json(value)
-
-
 class MatchingState:
     def __init__(
         self, policy: MatchingPolicy, records: Iterable[VolunteerRecord], cases: Iterable[Case]
@@ -135,7 +131,9 @@ async def read_state(
     records = await read_compacted(
         bootstrap_servers, prefix + VOLUNTEERS.name, volunteer_parser(sealer), sealer=sealer
     )
-    cases = await read_compacted(bootstrap_servers, prefix + MATCHING_CASES.name, parse_case)
+    cases = await read_compacted(
+        bootstrap_servers, prefix + MATCHING_CASES.name, sealer.parser(Case), sealer=sealer
+    )
     return MatchingState(policy, records.values(), cases.values())
 
 
@@ -156,7 +154,11 @@ class LiveMatchingState:
             sealer=sealer,
         )
         self.case_view: CompactedView[Case] = CompactedView(
-            bootstrap_servers, prefix + MATCHING_CASES.name, parse_case, on_change=self._changed
+            bootstrap_servers,
+            prefix + MATCHING_CASES.name,
+            sealer.parser(Case),
+            on_change=self._changed,
+            sealer=sealer,
         )
 
     def _changed(self, _: str, __: object) -> None:

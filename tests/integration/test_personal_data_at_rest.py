@@ -28,7 +28,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.events.referrals import InboundSubmission
 from schemas.events.volunteers import ChangeVolunteer, Conflict
-from schemas.topics import REFERRAL_KEYS, REFERRALS_INBOUND, REFERRALS_STATE, TOPICS
+from schemas.topics import MATCHING_CASES, REFERRAL_KEYS, REFERRALS_INBOUND, REFERRALS_STATE, TOPICS
+from services.matching.domain.cases import Case
 from services.referrals.domain.referral import ReferralEntry
 from services.runtime.kafka import Publisher, create_topics
 from tests.conftest import leaks
@@ -56,6 +57,7 @@ INBOUND = {
     "referrer__email": "rex.producerly@example.org",
     "notes": "Inbound-only invented note about a synthetic person.",
 }
+DECISION_NOTE = "Spoke with Sentinel Casefriend's sister about the circle"
 SEEDED = (
     *PERSONAL_SENTINELS,
     *INBOUND.values(),
@@ -63,9 +65,10 @@ SEEDED = (
     "knows Sentinel Neighbourly from school",
     "Coordinatrix Sentinella",
     "moved to Sentinelshire with family",
+    DECISION_NOTE,
 )
 """Every personal value the run puts in: the submissions', the volunteers' names and a conflict's
-reason, the coordinator's name, a withdrawal's reason."""
+reason, the coordinator's name, a withdrawal's reason, the coordinator's note on a decision."""
 
 
 @dataclass
@@ -230,7 +233,7 @@ def test_after_a_realistic_run_no_topic_holds_a_personal_value(run: Run) -> None
         p for p in json.loads(run.cli("proposal", "list", "--status", "open", "--json"))
         if p["referral_id"] == eligible["referral_id"]
     )  # fmt: skip
-    run.cli("proposal", "accept", proposal["proposal_id"])
+    run.cli("proposal", "accept", proposal["proposal_id"], "--note", DECISION_NOTE)
     run.status("mappa-humberside", eligible["referral_id"], "circle_formed")
     with run.client("police-mosovo") as client:
         listed = client.get("/v1/referrals").json()["referrals"]
@@ -263,6 +266,8 @@ def test_after_a_realistic_run_no_topic_holds_a_personal_value(run: Run) -> None
         "circles.coordinator.keys.v1",
         "circles.coordinator.accounts.v1",
         "circles.matching.pool.v1",
+        "circles.matching.decisions.v1",
+        "circles.matching.cases.v1",
         "circles.notifications.log.v1",
         "circles.referrals.access.v1",
     ):
@@ -277,5 +282,7 @@ def test_after_a_realistic_run_no_topic_holds_a_personal_value(run: Run) -> None
         entry for entry in state.values() if entry.record and entry.record.agency_id == "police-mosovo"
     )
     assert "Kafkasubmitterson" in police.model_dump_json()
+    cases = asyncio.run(read_sealed_table(run.env, MATCHING_CASES.name, Case))
+    assert DECISION_NOTE in cases[eligible["referral_id"]].model_dump_json()
     mails = b"".join(mail.raw for mail in run.smtp.received())
     assert mails and not [value for value in SEEDED if value.encode() in mails]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
-from schemas.common import AgencyId, Contract, Reason, RiskLevel, VolunteerId
+from schemas.common import PERSONAL, AgencyId, Contract, Reason, RiskLevel, VolunteerId
 from schemas.events.matching import ChosenVolunteer, PassedOver, ProposalFlag
 from schemas.events.referrals import ReferralProfile
 
@@ -40,7 +40,7 @@ class ProposalRecord(Contract):
     status: ProposalStatus = "open"
     decided_at: AwareDatetime | None = None
     decided_by: str | None = None
-    note: str | None = None
+    note: Annotated[str | None, Field(json_schema_extra=PERSONAL)] = None
     rejected_volunteer_ids: list[VolunteerId] = []
 
     @property

@@ -30,7 +30,7 @@ from schemas.events.matching import (
     ReminderKind,
     VolunteerReminderDue,
 )
-from schemas.events.referrals import ReferralAssessed, ReferralWithdrawn
+from schemas.events.referrals import ReferralAssessed, ReferralErased, ReferralWithdrawn
 from schemas.events.volunteers import VolunteerRecord
 from services.matching.domain.cases import Case, CaseStatus, CircleRecord, ProposalRecord
 from services.matching.domain.matcher import NoCircle, Proposal, Request, propose
@@ -120,6 +120,15 @@ class Matching:
         if case is None or cause in case.applied:
             return []
         return self._close(case, cause, at, "referral_withdrawn")
+
+    def on_erased(self, event: ReferralErased) -> None:
+        """The referral's personal data is being erased: its case forgets the coordinator's notes (the one
+        personal thing it holds); ids, dates, decisions and the circle stay."""
+        case = self.cases.get(event.referral_id)
+        if case is None or all(proposal.note is None for proposal in case.proposals):
+            return
+        proposals = [proposal.model_copy(update={"note": None}) for proposal in case.proposals]
+        self._put(case.model_copy(update={"proposals": proposals}))
 
     def on_volunteer(self, record: VolunteerRecord, cause: uuid.UUID, at: datetime) -> Emitted:
         self._set_volunteer(record)

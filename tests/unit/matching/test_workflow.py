@@ -22,7 +22,7 @@ from schemas.events.matching import (
     ProposalFlag,
     ReminderKind,
 )
-from schemas.events.referrals import ReferralAssessed, ReferralWithdrawn
+from schemas.events.referrals import ReferralAssessed, ReferralErased, ReferralWithdrawn
 from schemas.events.volunteers import VolunteerRecord
 from schemas.partner_api import Decision
 from services.matching.domain.cases import CaseStatus
@@ -137,6 +137,38 @@ def test_acceptance_forms_the_circle_and_counts_towards_the_target() -> None:
     assert again == []  # a second decision on a decided proposal changes nothing
     with pytest.raises(DecisionRefused):
         step(matching, "on_decided", decided(referral, uuid.uuid4(), "accept"))
+
+
+def test_erasure_forgets_the_coordinators_notes_and_keeps_the_decisions_and_the_circle() -> None:
+    matching = Matching(POLICY, team(8))
+    referral = uuid.uuid4()
+    first = step(matching, "on_assessed", assessed(referral))[0]
+    rejection = decided(referral, first.proposal_id, "reject").model_copy(update={"note": "a private note"})
+    second = step(matching, "on_decided", rejection)[0]
+    step(matching, "on_decided", decided(referral, second.proposal_id, "accept"))
+    before = matching.cases[referral]
+    assert [p.note for p in before.proposals] == ["a private note", None]
+    erased = ReferralErased(
+        referral_id=referral,
+        agency_id="mappa",
+        agency_reference="REF-1",
+        erased_at=AT,
+        reason="request",
+        requested_by="cli:tester",
+    )
+    matching.begin()
+    matching.on_erased(erased)
+    (changed,), _ = matching.changed()
+    assert [p.note for p in changed.proposals] == [None, None]
+    assert changed.model_dump(exclude={"proposals"}) == before.model_dump(exclude={"proposals"})
+    assert (
+        [p.status for p in changed.proposals]
+        == [p.status for p in before.proposals]
+        == ["rejected", "accepted"]
+    )
+    matching.begin()
+    matching.on_erased(erased)
+    assert matching.changed() == ([], [])  # nothing left to forget
 
 
 def test_proposals_beyond_the_yearly_target_are_flagged() -> None:
