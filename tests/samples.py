@@ -62,6 +62,7 @@ from schemas.events.volunteers import (
 )
 from schemas.partner_api import Decision, ReferralSubmission
 from schemas.topics import EVENT_TYPES
+from services.dev.seed import with_changes
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 E = TypeVar("E", bound=Event)
@@ -114,13 +115,7 @@ def submission_body(**overrides: Any) -> dict[str, Any]:
         "exclusion_zones": ["HU3"],
         "notes": "Invented notes for a synthetic test referral.",
     }
-    for path, value in overrides.items():
-        target = body
-        *parents, leaf = path.split("__")
-        for parent in parents:
-            target = target[parent]
-        target[leaf] = value
-    return body
+    return with_changes(body, overrides)
 
 
 def submission(**overrides: Any) -> ReferralSubmission:

@@ -53,6 +53,17 @@ def demo_volunteers(per_area: int = 10) -> list[dict[str, Any]]:
 VOLUNTEERS = demo_volunteers()
 
 
+def with_changes(body: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with nested values replaced: ``core_member__family_name="X"`` sets that one field."""
+    for path, value in changes.items():
+        target = body
+        *parents, leaf = path.split("__")
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    return body
+
+
 def sample_referral(reference: str, today: date, **changes: Any) -> dict[str, Any]:
     """A referral for an invented core member; ``changes`` replace parts (``custody__in_custody`` style)."""
     body: dict[str, Any] = {
@@ -83,13 +94,7 @@ def sample_referral(reference: str, today: date, **changes: Any) -> dict[str, An
         "exclusion_zones": ["HU3"],
         "notes": "Synthetic demonstration referral.",
     }
-    for path, value in changes.items():
-        target = body
-        *parents, leaf = path.split("__")
-        for parent in parents:
-            target = target[parent]
-        target[leaf] = value
-    return body
+    return with_changes(body, changes)
 
 
 def demo_referrals(today: date) -> list[tuple[str, dict[str, Any]]]:
