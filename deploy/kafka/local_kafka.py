@@ -474,7 +474,7 @@ class LocalKafka:
         command = [
             "java", "-Xmx256m", f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}",
             "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
-            "-t", cluster_id, "-c", str(properties),
+            f"--cluster-id={cluster_id}", "-c", str(properties),  # an id may begin with "-"
         ]  # fmt: skip
         if self.secure:
             facts = self.security()
