@@ -313,6 +313,7 @@ class Pipeline:
 
     def settled(self, referrals: int) -> bool:
         """Every expected message received, every group back to lag 0 with all its workers in it."""
+        assert not self.gave_up, f"crash loops: {self.gave_up}; restarts {self.restarted}"
         if self.distinct_messages() < referrals * len(EXPECTED_MESSAGES):
             return False
         status = self.status()
@@ -327,7 +328,6 @@ class Pipeline:
             every=0.5,
             tail=self.tails(),
         )
-        assert not self.gave_up, f"crash loops: {self.gave_up}; restarts {self.restarted}"
         for member in self.members:
             assert member.process.alive() and member.ready(), f"{member.name} is not ready"
         return self.status()
