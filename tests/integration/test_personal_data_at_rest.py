@@ -378,11 +378,17 @@ def test_after_a_realistic_run_no_topic_and_no_file_of_the_broker_holds_a_person
     check_the_brokers_disk(run)
 
 
+OFFSET_INDEXES = (".index", ".timeindex")
+"""A segment's offset and time indexes: fixed-width offsets, positions and timestamps, no record content;
+preallocated 10 MB each (sparse), so reading them would be most of the search's time."""
+
+
 def files_holding(folder: Path, values: tuple[str, ...]) -> dict[str, list[str]]:
-    """Every file below ``folder`` (relative path) holding any of ``values``, raw bytes searched."""
+    """Every file below ``folder`` (relative path) holding any of ``values``, raw bytes searched: segments,
+    snapshots, checkpoints, metadata, the broker's own log (offset indexes aside: ``OFFSET_INDEXES``)."""
     found = {}
     for path in sorted(folder.rglob("*")):
-        if path.is_file():
+        if path.is_file() and not path.name.endswith(OFFSET_INDEXES):
             try:
                 raw = path.read_bytes()
             except FileNotFoundError:  # a segment deleted while we walked
