@@ -41,7 +41,7 @@ KILL_ORDER = (
 def test_sigkill_of_each_process_in_turn_under_load_loses_and_duplicates_nothing(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    most, rate, every = 360, 3.0, 12
+    most, rate, every = 480, 2.0, 6
     pipeline = Pipeline(kafka_bootstrap, tmp_path)
     killed_at: dict[str, int] = {}
     try:
