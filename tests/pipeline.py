@@ -556,7 +556,8 @@ class SteadyLoad:
         """Block until ``count`` referrals have been taken (the test's clock for its next fault)."""
         with self._progress:
             ok = self._progress.wait_for(lambda: len(self.accepted) >= count or bool(self.errors), seconds)
-        assert ok, f"only {len(self.accepted)} of {count} referrals taken within {seconds}s ({self.scheduled} sent)"
+        taken = len(self.accepted)
+        assert ok, f"only {taken} of {count} referrals taken within {seconds}s ({self.scheduled} sent)"
         assert not self.errors, self.errors[:5]
 
     def running(self) -> bool:
