@@ -37,6 +37,9 @@ START_SCRIPT = "/tmp/circles-start.sh"
 START_READY = "/tmp/circles-start.ready"
 """Copied in after the script, so the waiting shell never reads a script still being written."""
 STARTED = re.compile(r"Kafka Server started")
+START_S = 240
+"""How long the session's broker may take to answer: seconds when the machine is idle, minutes when others'
+test runs share its two cores."""
 
 
 def docker_engine_answers() -> bool:
@@ -129,7 +132,7 @@ def session_broker(
             container.stop()
     else:
         broker = LocalKafka()
-        broker.start()
+        broker.start(timeout=START_S)
         try:
             yield broker.bootstrap_servers, broker
         finally:
