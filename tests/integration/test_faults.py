@@ -84,7 +84,9 @@ def test_broker_sigkill_and_restart_under_load_lose_and_duplicate_nothing(tmp_pa
     try:
         pipeline.start(volunteers=referrals * 4, web=False)
         pipeline.supervise()
-        load = SteadyLoad(pipeline.partner_urls(), pipeline.api_key, referrals, rate, "BROKER").start()
+        load = SteadyLoad(  # an agency sends again until taken, through the broker's recovery and outage
+            pipeline.partner_urls(), pipeline.api_key, referrals, rate, "BROKER", give_up_s=RECOVERY_S + 60
+        ).start()
         started = time.monotonic()
         load.wait_accepted(referrals // 4)
         at_kill = len(load.accepted)
