@@ -51,6 +51,7 @@ from schemas.topics import (
     TopicSpec,
     events_of,
 )
+from services.dev.broker import local_kafka
 from services.notifications.settings import NotificationsSettings
 from services.ops.status import PipelineStatus, pipeline_status
 from services.protection.codec import decode_record
@@ -89,8 +90,9 @@ VOLUNTEERS_PER_REFERRAL = 4
 SEND_CONCURRENCY = int(NotificationsSettings.model_fields["send_concurrency"].default)
 """Messages a notifications worker has in flight at most (the processes run with the default)."""
 MAX_RESTARTS = 4
-"""How often the supervisor starts one process again before it gives up on it (a crash loop fails the test
-instead of hiding behind restarts)."""
+"""How often the supervisor starts one process again, after exits while the broker answers, before it gives
+up on it (a crash loop fails the test instead of hiding behind restarts). Exits while the broker is away are
+what a worker is meant to do then, and are not counted."""
 
 
 def wait_for(
@@ -155,6 +157,10 @@ class Pipeline:
     env: dict[str, str] = field(default_factory=dict)
     restarted: list[tuple[str, int | None]] = field(default_factory=list)
     """(process, exit code) of each process the supervisor started again (see ``supervise``)."""
+    crashed: list[str] = field(default_factory=list)
+    """The processes of those restarts that had exited while the broker answered."""
+    broker_answers: Callable[[], bool] | None = None
+    """Whether the broker answers now (default: a metadata request to ``bootstrap``)."""
     gave_up: list[str] = field(default_factory=list)
     """Processes that exited again after ``MAX_RESTARTS`` restarts: the supervisor left them down."""
     _supervisor: threading.Thread | None = None
@@ -274,16 +280,21 @@ class Pipeline:
         stops on an infrastructure failure (say a batch that expired while the broker was away) and counts on
         that. Only for tests that do not stop processes themselves."""
 
+        host, port = self.bootstrap.rsplit(":", 1)
+        answers = self.broker_answers or (lambda: bool(local_kafka().answers_metadata(host, int(port))))
+
         def watch() -> None:
             while not self._stopping.wait(0.5):
                 for member in self.members:
                     if member.process.alive() or member.name in self.gave_up:
                         continue
-                    if sum(name == member.name for name, _ in self.restarted) >= MAX_RESTARTS:
+                    if self.crashed.count(member.name) >= MAX_RESTARTS:
                         self.gave_up.append(member.name)  # a crash loop: left down, and the test fails
                         continue
                     assert member.process.popen is not None
                     self.restarted.append((member.name, member.process.popen.returncode))
+                    if answers():
+                        self.crashed.append(member.name)
                     member.start()
 
         self._supervisor = threading.Thread(target=watch, name="supervisor", daemon=True)

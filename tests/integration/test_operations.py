@@ -339,6 +339,7 @@ def test_ready_is_503_until_a_restarted_worker_has_its_partitions(stack: Stack) 
     assigns partitions to the new process: alive all along, ready only then."""
     stack.referrals.kill()
     stack.referrals.start()
+    started = time.monotonic()
     seen = wait_ready(stack.referrals, stack.referrals_port)
-    assert seen.count(503) > 10 and seen[-1] == 200, seen
+    assert 503 in seen and seen[-1] == 200 and time.monotonic() - started > 3, seen  # not before the timeout
     assert stack.probe(stack.referrals_port, "/health").status_code == 200

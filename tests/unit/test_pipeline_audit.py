@@ -118,7 +118,7 @@ def test_the_coordinators_state_must_follow_every_referral_once_as_proposed() ->
 def test_the_supervisor_gives_up_on_a_crash_loop(tmp_path: Path) -> None:
     """A process that fails at once, every time (its Python cannot start: no standard library where
     PYTHONHOME points), is started again MAX_RESTARTS times, then left down: the test supervising it fails."""
-    pipeline = Pipeline("127.0.0.1:9", tmp_path)
+    pipeline = Pipeline("127.0.0.1:9", tmp_path, broker_answers=lambda: True)
     broken = {"PATH": "/usr/bin:/bin", "PYTHONHOME": str(tmp_path / "no-python-here")}
     crashing = ServiceProcess("referrals-worker", broken, name="crash-loop")
     pipeline.members.append(Member(crashing, "http://127.0.0.1:9/ready"))
@@ -136,3 +136,20 @@ def test_the_supervisor_gives_up_on_a_crash_loop(tmp_path: Path) -> None:
     assert all(code not in (0, None) for _, code in pipeline.restarted)
     with pytest.raises(AssertionError, match="crash loops"):
         pipeline.wait_until_settled(0, seconds=1)
+
+
+def test_exits_while_the_broker_is_away_are_no_crash_loop(tmp_path: Path) -> None:
+    pipeline = Pipeline("127.0.0.1:9", tmp_path, broker_answers=lambda: False)
+    broken = {"PATH": "/usr/bin:/bin", "PYTHONHOME": str(tmp_path / "no-python-here")}
+    crashing = ServiceProcess("referrals-worker", broken, name="waits-for-the-broker")
+    pipeline.members.append(Member(crashing, "http://127.0.0.1:9/ready"))
+    crashing.start()
+    pipeline.supervise()
+    try:
+        deadline = time.monotonic() + 60
+        while len(pipeline.restarted) <= MAX_RESTARTS:
+            assert time.monotonic() < deadline, pipeline.restarted
+            time.sleep(0.2)
+    finally:
+        pipeline._stopping.set()
+    assert pipeline.gave_up == [] and pipeline.crashed == []
