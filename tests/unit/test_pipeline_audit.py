@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -115,10 +116,12 @@ def test_the_coordinators_state_must_follow_every_referral_once_as_proposed() ->
     assert Counter(p.status for p in clean().coordinator.values()) == {ReferralStatus.PROPOSED: 3}
 
 
-def test_the_supervisor_gives_up_on_a_crash_loop(tmp_path: Path) -> None:
+def supervise_a_crash_loop(
+    tmp_path: Path, broker_answers: bool, until: Callable[[Pipeline], bool]
+) -> Pipeline:
     """A process that fails at once, every time (its Python cannot start: no standard library where
-    PYTHONHOME points), is started again MAX_RESTARTS times, then left down: the test supervising it fails."""
-    pipeline = Pipeline("127.0.0.1:9", tmp_path, broker_answers=lambda: True)
+    PYTHONHOME points), under the pipeline's supervisor, until ``until`` holds."""
+    pipeline = Pipeline("127.0.0.1:9", tmp_path, broker_answers=lambda: broker_answers)
     broken = {"PATH": "/usr/bin:/bin", "PYTHONHOME": str(tmp_path / "no-python-here")}
     crashing = ServiceProcess("referrals-worker", broken, name="crash-loop")
     pipeline.members.append(Member(crashing, "http://127.0.0.1:9/ready"))
@@ -126,11 +129,17 @@ def test_the_supervisor_gives_up_on_a_crash_loop(tmp_path: Path) -> None:
     pipeline.supervise()
     try:
         deadline = time.monotonic() + 60
-        while not pipeline.gave_up:
+        while not until(pipeline):
             assert time.monotonic() < deadline, pipeline.restarted
             time.sleep(0.2)
     finally:
         pipeline._stopping.set()
+    return pipeline
+
+
+def test_the_supervisor_gives_up_on_a_crash_loop(tmp_path: Path) -> None:
+    """Started again MAX_RESTARTS times while the broker answers, then left down: the test fails."""
+    pipeline = supervise_a_crash_loop(tmp_path, True, lambda p: bool(p.gave_up))
     assert pipeline.gave_up == ["crash-loop"]
     assert [name for name, code in pipeline.restarted] == ["crash-loop"] * MAX_RESTARTS
     assert all(code not in (0, None) for _, code in pipeline.restarted)
@@ -139,17 +148,5 @@ def test_the_supervisor_gives_up_on_a_crash_loop(tmp_path: Path) -> None:
 
 
 def test_exits_while_the_broker_is_away_are_no_crash_loop(tmp_path: Path) -> None:
-    pipeline = Pipeline("127.0.0.1:9", tmp_path, broker_answers=lambda: False)
-    broken = {"PATH": "/usr/bin:/bin", "PYTHONHOME": str(tmp_path / "no-python-here")}
-    crashing = ServiceProcess("referrals-worker", broken, name="waits-for-the-broker")
-    pipeline.members.append(Member(crashing, "http://127.0.0.1:9/ready"))
-    crashing.start()
-    pipeline.supervise()
-    try:
-        deadline = time.monotonic() + 60
-        while len(pipeline.restarted) <= MAX_RESTARTS:
-            assert time.monotonic() < deadline, pipeline.restarted
-            time.sleep(0.2)
-    finally:
-        pipeline._stopping.set()
+    pipeline = supervise_a_crash_loop(tmp_path, False, lambda p: len(p.restarted) > MAX_RESTARTS)
     assert pipeline.gave_up == [] and pipeline.crashed == []
