@@ -86,10 +86,22 @@ POSTCODE_DISTRICT = re.compile(r"^[A-Z]{1,2}[0-9][0-9A-Z]?$")
 
 PostcodeDistrict = Annotated[
     str,
-    BeforeValidator(_upper),
+    # The pattern before the upper-casing validator, so that the JSON Schema carries it (after it, pydantic
+    # validates it in a second step that JSON Schema generation does not see). The documents say upper case;
+    # the API also takes lower case and surrounding spaces, and stores the value upper-cased.
     StringConstraints(pattern=POSTCODE_DISTRICT.pattern),
+    BeforeValidator(_upper),
     Field(description="Outward code of a UK postcode, e.g. HU5 or DN15", examples=["HU5"]),
 ]
+
+WHITE_SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""Unicode's White_Space characters, what contract models strip from both ends of a text, for use in
+patterns. Written out, because regex dialects disagree on ``\\s``: JSON Schema's (ECMA-262) leaves out U+0085
+and takes in U+FEFF, Python's takes in U+001C to U+001F; the validator's (Rust) is exactly this set."""
+NOT_BLANK = f"[^{WHITE_SPACE}]"
+"""Pattern of a required text: contract models strip surrounding white space before checking lengths, so a
+text of white space only is empty; the documents say so with this pattern (``minLength`` alone would call it
+valid)."""
 
 Slug = Annotated[
     str,
@@ -117,7 +129,9 @@ def _distinct(values: list[Any]) -> list[Any]:
     return values
 
 
-DistinctPostcodeDistricts = Annotated[list[PostcodeDistrict], AfterValidator(_distinct)]
+DistinctPostcodeDistricts = Annotated[
+    list[PostcodeDistrict], AfterValidator(_distinct), Field(json_schema_extra={"uniqueItems": True})
+]
 
 
 class Reason(Contract):

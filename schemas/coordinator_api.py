@@ -7,9 +7,10 @@ import uuid
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
 
 from schemas.common import (
+    NOT_BLANK,
     PERSONAL,
     AgencyId,
     AvailabilitySlot,
@@ -24,7 +25,7 @@ from schemas.common import (
 from schemas.events.matching import ChosenVolunteer, PassedOver, ProposalFlag
 
 VolunteerName = Annotated[
-    str, StringConstraints(min_length=1, max_length=120), Field(json_schema_extra=PERSONAL)
+    str, StringConstraints(min_length=1, max_length=120, pattern=NOT_BLANK), Field(json_schema_extra=PERSONAL)
 ]
 Note = Annotated[str, StringConstraints(max_length=1000)]
 ProposalStatus = Literal["open", "accepted", "rejected", "cancelled"]
@@ -94,7 +95,20 @@ class DatedRecord(Contract):
 class ConflictDeclaration(Contract):
     postcode_district: PostcodeDistrict | None = None
     referral_id: uuid.UUID | None = None
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=500), Field(json_schema_extra=PERSONAL)]
+    reason: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=500, pattern=NOT_BLANK),
+        Field(json_schema_extra=PERSONAL),
+    ]
+
+    model_config = ConfigDict(
+        json_schema_extra={  # the rule below, for the documents: exactly one of the two, not null
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("postcode_district", "referral_id")
+            ]
+        }
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> ConflictDeclaration:

@@ -14,7 +14,9 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from schemas.common import (
+    NOT_BLANK,
     PERSONAL,
+    WHITE_SPACE,
     Contract,
     DistinctPostcodeDistricts,
     Gender,
@@ -32,7 +34,7 @@ AgencyReference = Annotated[
     Field(description="The agency's own reference for this referral, unique within the agency"),
 ]
 PersonName = Annotated[
-    str, StringConstraints(min_length=1, max_length=100), Field(json_schema_extra=PERSONAL)
+    str, StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK), Field(json_schema_extra=PERSONAL)
 ]
 PncNumber = Annotated[
     str,
@@ -41,16 +43,23 @@ PncNumber = Annotated[
 ]
 Email = Annotated[
     str,
-    StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$", max_length=254),
+    StringConstraints(
+        pattern=rf"^[^@{WHITE_SPACE}]{{1,64}}@[^@{WHITE_SPACE}]+\.[^@{WHITE_SPACE}]{{2,}}$", max_length=254
+    ),
     Field(json_schema_extra=PERSONAL),
 ]
-Phone = Annotated[str, StringConstraints(pattern=r"^[0-9 +()-]{6,20}$"), Field(json_schema_extra=PERSONAL)]
+Phone = Annotated[
+    str,
+    # 6 to 20 of these characters, not starting or ending with a space (surrounding spaces are stripped)
+    StringConstraints(pattern=r"^[0-9+()-][0-9 +()-]{4,18}[0-9+()-]$"),
+    Field(json_schema_extra=PERSONAL),
+]
 MappaNumber = Literal[1, 2, 3]
 
 
 class Referrer(Contract):
     name: PersonName
-    role: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    role: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK)]
     email: Email
     phone: Phone | None = None
 
@@ -74,7 +83,7 @@ class Offence(Contract):
 
 class Risk(Contract):
     level: RiskLevel
-    tool: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
+    tool: Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=NOT_BLANK)] | None = None
 
 
 class Custody(Contract):
@@ -91,9 +100,10 @@ class Consent(Contract):
 class Needs(Contract):
     learning_disability: bool = False
     mental_health: bool = False
-    interpreter_language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z -]{1,39}$")] | None = (
-        None
-    )
+    # 2 to 40 characters, a letter first, not ending with a space (surrounding spaces are stripped)
+    interpreter_language: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z -]{0,38}[A-Za-z-]$")] | None
+    ) = None
 
 
 class ReferralSubmission(Contract):
@@ -116,7 +126,11 @@ class ReferralSubmission(Contract):
 
 
 class Withdrawal(Contract):
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=500), Field(json_schema_extra=PERSONAL)]
+    reason: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=500, pattern=NOT_BLANK),
+        Field(json_schema_extra=PERSONAL),
+    ]
 
 
 class Links(Contract):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -50,3 +51,23 @@ async def consume_all(bootstrap: str, topic: str, seconds: float = 30.0) -> list
     finally:
         await consumer.stop()
     return records
+
+
+def wait_drained(bootstrap: str, prefix: str, *services: str, seconds: float = 60.0) -> None:
+    """The positive marker that a duplicate would have shown by now: each named service's consumer group has
+    committed past every record of every topic it reads, in one reading of committed and end offsets.
+
+    A worker writes its outputs before it commits its input (the commit rule), and performs a message's
+    delivery before it commits the request: so once the group is at lag 0 on all its topics at once, every
+    output and effect of every record that was on those topics before this call has happened."""
+    from services.ops.status import pipeline_status
+
+    deadline = time.monotonic() + seconds
+    while True:
+        status = asyncio.run(pipeline_status(bootstrap, prefix))
+        lags = {name: status.service(name) for name in services}
+        if all(service.lag == 0 for service in lags.values()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not drained within {seconds}s: { {n: s.lag for n, s in lags.items()} }")
+        time.sleep(0.2)

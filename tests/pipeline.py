@@ -10,7 +10,10 @@ with the identical body, which the partner API contract makes safe (the same ``r
 
 ``audit()`` then counts everything from the topics and the receivers: each referral accepted has exactly
 one ``referral submitted``, one decision, one proposal and one of each expected message (email and webhook,
-by their event ids), and each consumer group is back to lag 0 (``services.ops.status``).
+by their event ids), the coordinator's own state follows each of them once as proposed, and each consumer
+group is back to lag 0 (``services.ops.status``). The one repeat no sender can rule out, a message taken by
+its receiver in the instant before its sender was killed and sent again with the same id, is excused only as
+often as that can happen: at most ``send_concurrency`` messages per restart of a notifications worker.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from schemas.events.notifications import NotificationRequested
 from schemas.events.referrals import ReferralAssessed, ReferralSubmitted
 from schemas.events.volunteers import ChangeVolunteer
 from schemas.topics import (
+    COORDINATOR_DEAD_LETTERS,
+    COORDINATOR_REFERRALS,
     MATCHING_EVENTS,
     MATCHING_POOL,
     NOTIFICATION_REQUESTS,
@@ -46,9 +51,12 @@ from schemas.topics import (
     TopicSpec,
     events_of,
 )
+from services.dev.broker import local_kafka
+from services.notifications.settings import NotificationsSettings
 from services.ops.status import PipelineStatus, pipeline_status
 from services.protection.codec import decode_record
 from services.protection.sealer import Sealer
+from services.referral_progress.progress import ReferralProgress
 from services.referrals.agencies import register_agency
 from services.runtime.kafka import create_topics, read_compacted
 from tests.kafka_helpers import consume_all
@@ -79,6 +87,12 @@ EXPECTED_MESSAGES = {
 """What one eligible referral that gets a circle proposed causes: the agency hears twice on two channels,
 the coordinator once."""
 VOLUNTEERS_PER_REFERRAL = 4
+SEND_CONCURRENCY = int(NotificationsSettings.model_fields["send_concurrency"].default)
+"""Messages a notifications worker has in flight at most (the processes run with the default)."""
+MAX_RESTARTS = 4
+"""How often the supervisor starts one process again, after exits while the broker answers, before it gives
+up on it (a crash loop fails the test instead of hiding behind restarts). Exits while the broker is away are
+what a worker is meant to do then, and are not counted."""
 
 
 def wait_for(
@@ -143,6 +157,12 @@ class Pipeline:
     env: dict[str, str] = field(default_factory=dict)
     restarted: list[tuple[str, int | None]] = field(default_factory=list)
     """(process, exit code) of each process the supervisor started again (see ``supervise``)."""
+    crashed: list[str] = field(default_factory=list)
+    """The processes of those restarts that had exited while the broker answered."""
+    broker_answers: Callable[[], bool] | None = None
+    """Whether the broker answers now (default: a metadata request to ``bootstrap``)."""
+    gave_up: list[str] = field(default_factory=list)
+    """Processes that exited again after ``MAX_RESTARTS`` restarts: the supervisor left them down."""
     _supervisor: threading.Thread | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -260,13 +280,22 @@ class Pipeline:
         stops on an infrastructure failure (say a batch that expired while the broker was away) and counts on
         that. Only for tests that do not stop processes themselves."""
 
+        host, port = self.bootstrap.rsplit(":", 1)
+        answers = self.broker_answers or (lambda: bool(local_kafka().answers_metadata(host, int(port))))
+
         def watch() -> None:
             while not self._stopping.wait(0.5):
                 for member in self.members:
-                    if not member.process.alive():
-                        assert member.process.popen is not None
-                        self.restarted.append((member.name, member.process.popen.returncode))
-                        member.start()
+                    if member.process.alive() or member.name in self.gave_up:
+                        continue
+                    if self.crashed.count(member.name) >= MAX_RESTARTS:
+                        self.gave_up.append(member.name)  # a crash loop: left down, and the test fails
+                        continue
+                    assert member.process.popen is not None
+                    self.restarted.append((member.name, member.process.popen.returncode))
+                    if answers():
+                        self.crashed.append(member.name)
+                    member.start()
 
         self._supervisor = threading.Thread(target=watch, name="supervisor", daemon=True)
         self._supervisor.start()
@@ -295,6 +324,7 @@ class Pipeline:
 
     def settled(self, referrals: int) -> bool:
         """Every expected message received, every group back to lag 0 with all its workers in it."""
+        assert not self.gave_up, f"crash loops: {self.gave_up}; restarts {self.restarted}"
         if self.distinct_messages() < referrals * len(EXPECTED_MESSAGES):
             return False
         status = self.status()
@@ -354,6 +384,15 @@ class Pipeline:
             for line in _json_lines(member.process.logs())
             if line.get("event") == "notification_in_doubt_resent"
         }
+        audit.sender_restarts = sum(m.process.starts - 1 for m in self.of_kind("notifications-worker"))
+        audit.coordinator = asyncio.run(
+            read_compacted(
+                self.bootstrap, self.prefix + COORDINATOR_REFERRALS.name, ReferralProgress.model_validate_json
+            )
+        )
+        audit.coordinator_dead_letters = len(
+            asyncio.run(read_compacted(self.bootstrap, self.prefix + COORDINATOR_DEAD_LETTERS.name, bytes))
+        )
         expected = {topic: (malformed or {}).get(topic, 0) for topic in audit.malformed}
         assert audit.malformed == expected, f"records that are not events: {audit.malformed}, not {expected}"
         audit.check()
@@ -404,6 +443,9 @@ class Audit:
     mails: Counter[str] = field(default_factory=Counter)
     webhooks: Counter[str] = field(default_factory=Counter)
     in_doubt: set[str] = field(default_factory=set)
+    sender_restarts: int = 0
+    coordinator: dict[str, ReferralProgress] = field(default_factory=dict)
+    coordinator_dead_letters: int = 0
     referral_records: int = 0
     malformed: dict[str, int] = field(default_factory=dict)
 
@@ -412,8 +454,9 @@ class Audit:
         lost = accepted - set(self.decisions)
         assert not lost, f"{len(lost)} referrals lost (no decision), e.g. {sorted(lost)[:3]}"
         assert set(self.submitted) == accepted, "a referral event for a referral nobody submitted"
-        twice = {r for r, ids in {**self.submitted, **self.decisions}.items() if len(ids) != 1}
-        assert not twice, f"{len(twice)} referrals submitted or decided twice, e.g. {sorted(twice)[:3]}"
+        for what, events in (("submitted", self.submitted), ("decided", self.decisions)):
+            twice = sorted(r for r, ids in events.items() if len(ids) != 1)
+            assert not twice, f"{len(twice)} referrals {what} twice (under two event ids), e.g. {twice[:3]}"
         outcomes = Counter(self.outcome.values())
         assert outcomes == {"eligible": len(accepted)}, outcomes
         assert set(self.proposals) == accepted, f"{len(accepted - set(self.proposals))} without a proposal"
@@ -431,13 +474,32 @@ class Audit:
         assert received == wanted, (
             f"{len(wanted - received)} messages not delivered, {len(received - wanted)} unexpected"
         )
-        repeated = {i for i, n in (self.mails + self.webhooks).items() if n > 1}
+        counts = self.mails + self.webhooks
+        repeated = {i for i, n in counts.items() if n > 1}
         # The one repeat no sender can rule out (docs/architecture.md, "What once means"): a message the
         # receiver took in the instant before a SIGKILL, sent again with the same event id; the worker logs
-        # each such resend. Anything else received twice is a duplicate.
+        # each such resend, and has at most SEND_CONCURRENCY in flight when it dies. Anything else received
+        # twice is a duplicate.
         assert repeated <= self.in_doubt, (
             f"sent twice without being in doubt: {sorted(repeated - self.in_doubt)}"
         )
+        bound = SEND_CONCURRENCY * self.sender_restarts
+        assert len(repeated) <= bound, f"{len(repeated)} messages repeated, more than {bound} in flight"
+        assert all(counts[i] <= 1 + self.sender_restarts for i in repeated), "a message repeated too often"
+        self.check_coordinator()
+
+    def check_coordinator(self) -> None:
+        """The coordinator's own state (its referrals table) holds each accepted referral once, as proposed
+        (the matcher's proposal reached it), and nothing else; no message was dead-lettered to it."""
+        held = set(self.coordinator)
+        assert held == self.accepted, (
+            f"coordinator state: {len(self.accepted - held)} referrals missing, {len(held - self.accepted)} "
+            f"it should not know"
+        )
+        statuses = Counter(progress.status.value for progress in self.coordinator.values())
+        assert statuses == {"proposed": len(self.accepted)}, f"coordinator's statuses: {statuses}"
+        assert all(p.proposed_at and p.agency_reference for p in self.coordinator.values())
+        assert self.coordinator_dead_letters == 0, f"{self.coordinator_dead_letters} undelivered messages"
 
     @property
     def messages(self) -> int:
@@ -464,9 +526,10 @@ class Audit:
 
 @dataclass
 class SteadyLoad:
-    """Submits ``count`` referrals at ``rate`` per second from a thread of its own, each until an API
-    instance has taken it (202, or 200 for a resubmission); connection failures and 503 are retried with
-    the same body against the next instance, anything else fails the load."""
+    """Submits ``count`` referrals at ``rate`` per second from a thread of its own (or fewer: ``finish()``
+    ends it early, for a test whose faults set its length), each until an API instance has taken it (202, or
+    200 for a resubmission); connection failures and 503 are retried with the same body against the next
+    instance, anything else fails the load."""
 
     urls: list[str]
     api_key: str
@@ -477,8 +540,11 @@ class SteadyLoad:
     accepted: dict[int, str] = field(default_factory=dict)
     retries: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    scheduled: int = 0
+    """Referrals submitted so far (each is retried until taken)."""
     _thread: threading.Thread | None = None
     _progress: threading.Condition = field(default_factory=threading.Condition)
+    _finish: threading.Event = field(default_factory=threading.Event)
     started_at: float = 0.0
     finished_at: float = 0.0
 
@@ -501,15 +567,24 @@ class SteadyLoad:
         """Block until ``count`` referrals have been taken (the test's clock for its next fault)."""
         with self._progress:
             ok = self._progress.wait_for(lambda: len(self.accepted) >= count or bool(self.errors), seconds)
-        assert ok, f"only {len(self.accepted)} of {count} referrals taken within {seconds}s"
+        taken = len(self.accepted)
+        assert ok, f"only {taken} of {count} referrals taken within {seconds}s ({self.scheduled} sent)"
         assert not self.errors, self.errors[:5]
+
+    def running(self) -> bool:
+        """Still submitting new referrals (not all ``count`` scheduled, not finished)."""
+        return self.scheduled < self.count and not self._finish.is_set()
+
+    def finish(self) -> None:
+        """Submit no more new referrals; those already submitted are still sent until taken."""
+        self._finish.set()
 
     def join(self, seconds: float = 300) -> set[str]:
         assert self._thread is not None
         self._thread.join(seconds)
         assert not self._thread.is_alive(), "the load did not finish"
         assert not self.errors, self.errors[:5]
-        assert len(self.accepted) == self.count
+        assert len(self.accepted) == self.scheduled
         return set(self.accepted.values())
 
     async def _run(self) -> None:
@@ -522,7 +597,10 @@ class SteadyLoad:
                 delay = self.started_at + number / self.rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)  # pacing the load, not waiting for a condition
+                if self._finish.is_set():
+                    break
                 tasks.append(asyncio.create_task(self._submit(client, number)))
+                self.scheduled = number + 1
             await asyncio.gather(*tasks)
         self.finished_at = time.monotonic()
 

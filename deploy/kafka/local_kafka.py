@@ -71,6 +71,25 @@ STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 CERT_DAYS = 365
 
 
+SINGLE_NODE_SETTINGS = {
+    "num.partitions": "1",
+    "auto.create.topics.enable": "false",  # topics come from the catalogue, never by accident
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "10",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    "group.min.session.timeout.ms": "2000",
+    "num.network.threads": "2",
+    "num.io.threads": "2",
+    "log.cleaner.backoff.ms": "2000",
+}
+"""A single node's broker settings other than its listeners and folders (also what the tests give a broker in
+a container, ``tests/kafka_broker.py``)."""
+
+
 class KafkaSetupError(RuntimeError):
     """The broker could not be fetched or started; the message says what to do."""
 
@@ -436,19 +455,7 @@ class LocalKafka:
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(self.data_dir / "logs"),
-            "num.partitions": "1",
-            "auto.create.topics.enable": "false",  # topics come from the catalogue, never by accident
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "group.min.session.timeout.ms": "2000",
-            "num.network.threads": "2",
-            "num.io.threads": "2",
-            "log.cleaner.backoff.ms": "2000",
+            **SINGLE_NODE_SETTINGS,
         }
         if self.secure:
             settings.update(self._secure_properties())
@@ -467,7 +474,7 @@ class LocalKafka:
         command = [
             "java", "-Xmx256m", f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}",
             "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
-            "-t", cluster_id, "-c", str(properties),
+            f"--cluster-id={cluster_id}", "-c", str(properties),  # an id may begin with "-"
         ]  # fmt: skip
         if self.secure:
             facts = self.security()

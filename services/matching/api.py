@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from schemas.common import VolunteerId
 from schemas.coordinator_api import (
     AvailabilityUpdate,
     ConflictDeclaration,
@@ -129,7 +130,9 @@ def create_api(
         return await answered(registration.volunteer_id)
 
     def dated(kind: Literal["vetted", "trained", "supervised"]) -> Any:
-        async def record_date(volunteer_id: str, body: DatedRecord, by: str = Depends(coordinator)) -> Any:
+        async def record_date(
+            volunteer_id: VolunteerId, body: DatedRecord, by: str = Depends(coordinator)
+        ) -> Any:
             await change(volunteer_id, kind, by, on=body.date)
             return await answered(volunteer_id)
 
@@ -155,7 +158,9 @@ def create_api(
     )(dated("supervised"))
 
     @app.post("/v1/volunteers/{volunteer_id}/conflicts", response_model=VolunteerView, responses=ERRORS)
-    async def conflict(volunteer_id: str, body: ConflictDeclaration, by: str = Depends(coordinator)) -> Any:
+    async def conflict(
+        volunteer_id: VolunteerId, body: ConflictDeclaration, by: str = Depends(coordinator)
+    ) -> Any:
         """Declare a conflict (an area, or one referral)."""
         await change(
             volunteer_id, "conflict", by, conflict=Conflict(**body.model_dump(), declared_on=today())
@@ -164,13 +169,13 @@ def create_api(
 
     @app.put("/v1/volunteers/{volunteer_id}/availability", response_model=VolunteerView, responses=ERRORS)
     async def availability(
-        volunteer_id: str, body: AvailabilityUpdate, by: str = Depends(coordinator)
+        volunteer_id: VolunteerId, body: AvailabilityUpdate, by: str = Depends(coordinator)
     ) -> Any:
         await change(volunteer_id, "availability", by, availability=body.availability)
         return await answered(volunteer_id)
 
     @app.post("/v1/volunteers/{volunteer_id}/withdrawal", response_model=VolunteerView, responses=ERRORS)
-    async def withdrawal(volunteer_id: str, by: str = Depends(coordinator)) -> Any:
+    async def withdrawal(volunteer_id: VolunteerId, by: str = Depends(coordinator)) -> Any:
         await change(volunteer_id, "withdrawn", by)
         return await answered(volunteer_id)
 

@@ -54,6 +54,9 @@ def field_errors(error: RequestValidationError) -> list[FieldError]:
 
 
 def install_problem_handlers(app: FastAPI, invalid_title: str = "Invalid request") -> None:
+    """Every error answer as problem details (below), and the app's OpenAPI document saying so."""
+    document_problems(app)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         errors = field_errors(error)
@@ -83,6 +86,25 @@ def install_problem_handlers(app: FastAPI, invalid_title: str = "Invalid request
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.error("request_failed", path=request.url.path, error=type(error).__name__)
         return problem(500, "Internal Server Error", "Something went wrong on our side; it has been logged.")
+
+
+def document_problems(app: FastAPI) -> None:
+    """The document FastAPI generates gives every response the route's media type (application/json);
+    every error answer here is problem details, so the document's error responses say application/problem+json
+    (checked against the running APIs by tests/integration/test_api_documents.py)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for path in generate().get("paths", {}).values():
+                for operation in path.values():
+                    for status, response in operation.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if status[0] in "45" and "application/json" in content:
+                            response["content"] = {PROBLEM: content["application/json"]}
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 RETRY_AFTER_S = 2

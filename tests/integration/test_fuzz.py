@@ -4,9 +4,10 @@ thousands of malformed Kafka records (``tests.malformed``: every consumed topic,
 record), interleaved with good referrals.
 
 * no process crashes: each is alive and ``/ready`` at the end;
-* every HTTP request is answered with a 4xx ``application/problem+json`` that its operation documents
-  (never a 5xx, never a stack trace), and every 422 lists its field errors (for partner bodies broken in
-  known places: those places);
+* every HTTP request is answered with a 4xx ``application/problem+json`` (never a 5xx, never a stack
+  trace) as the served OpenAPI document says: its status documented for the operation, its content type
+  documented for that status, its body valid against the documented schema (jsonschema); and every 422 lists
+  its field errors (for partner bodies broken in known places: those places);
 * every malformed record is dead-lettered, once by each service that consumes its topic, as it was sent
   (key and value; agencies' inbound records are sealed whole, and opened here with the test's data keys;
   a near-1 MiB one, too large once sealed, goes without its value and says how large it was) with a
@@ -32,6 +33,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
 
 from schemas.coordinator_api import VolunteerRegistration
@@ -40,6 +42,7 @@ from schemas.topics import REFERRALS_INBOUND, TopicSpec
 from services.ops.topology import GROUP_TOPICS, SERVICES, consumed_topics
 from services.protection.sealer import SEALED_HEADER
 from services.runtime.deadletter import MAX_ERROR, VALUE_DROPPED
+from services.runtime.http import PROBLEM
 from services.runtime.kafka import send_record
 from tests.conftest import leaks
 from tests.kafka_helpers import consume_all
@@ -124,11 +127,13 @@ raw_bodies = st.one_of(
 
 @dataclass(frozen=True)
 class Operation:
-    """One operation of an OpenAPI document that takes a body, and the statuses it documents."""
+    """One operation of an OpenAPI document that takes a body, and the answers it documents: for each
+    status, each media type and a validator of its body's JSON Schema (with the document's components, so
+    that references resolve)."""
 
     method: str
     template: str
-    documented: frozenset[int]
+    responses: dict[int, dict[str, Draft202012Validator]]
 
     def path(self, **values: str) -> str:
         return self.template.format(**values)
@@ -140,14 +145,43 @@ class Operation:
 def operations_with_bodies(client: httpx.Client) -> list[Operation]:
     """From the document the API serves at /openapi.json: the operations a body can be sent to."""
     document = client.get("/openapi.json").raise_for_status().json()
+    components = {"components": document.get("components", {})}
     found = [
-        Operation(method.upper(), template, frozenset(int(code) for code in operation["responses"]))
+        Operation(
+            method.upper(),
+            template,
+            {
+                int(code): {
+                    media: Draft202012Validator(
+                        {**components, **content.get("schema", {})},
+                        format_checker=Draft202012Validator.FORMAT_CHECKER,
+                    )
+                    for media, content in response.get("content", {}).items()
+                }
+                for code, response in operation["responses"].items()
+            },
+        )
         for template, methods in document["paths"].items()
         for method, operation in methods.items()
         if "requestBody" in operation
     ]
     assert found, "the document lists no operation that takes a body"
     return found
+
+
+def media_type(response: httpx.Response) -> str:
+    return str(response.headers.get("content-type", "")).split(";")[0].strip().lower()
+
+
+def as_documented(operation: Operation, response: httpx.Response) -> list[str]:
+    """What in the answer its document does not say: the status, the media type, the body's schema."""
+    media = operation.responses.get(response.status_code)
+    if media is None:
+        return [f"status {response.status_code} not documented"]
+    if media_type(response) not in media:
+        return [f"{media_type(response)!r} not documented for {response.status_code} (only {sorted(media)})"]
+    errors = media[media_type(response)].iter_errors(response.json())
+    return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in errors]
 
 
 class Answers:
@@ -164,8 +198,8 @@ class Answers:
         self.operations.add(str(operation))
         where = f"{operation} → {response.status_code}: {response.text[:400]}"
         assert 400 <= response.status_code < 500, where
-        assert response.status_code in operation.documented, f"undocumented status: {where}"
-        assert response.headers["content-type"].startswith("application/problem+json"), where
+        assert as_documented(operation, response) == [], f"not as the document says: {where}"
+        assert media_type(response) == PROBLEM, where
         assert "Traceback" not in response.text and 'File "' not in response.text, where
         problem = response.json()
         assert problem["status"] == response.status_code and problem["title"], where

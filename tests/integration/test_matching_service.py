@@ -25,7 +25,7 @@ from schemas.topics import EVENT_TYPES, MATCHING_EVENTS, REFERRALS_STATE, TOPICS
 from services.referrals.domain.referral import ReferralEntry, referral_id_for
 from services.runtime.kafka import create_topics
 from tests.conftest import leaks
-from tests.kafka_helpers import consume_all
+from tests.kafka_helpers import consume_all, wait_drained
 from tests.processes import (
     ServiceProcess,
     free_port,
@@ -225,7 +225,7 @@ def test_proposals_decisions_circles_and_a_waiting_referral(stack: Stack) -> Non
     stack.cli_all(
         [cmd for v, _ in newcomers for cmd in make_ready(v)[:1] + make_ready(v)[2:]]
     )  # vetted, supervised
-    time.sleep(1.0)
+    wait_drained(stack.bootstrap, stack.prefix, "matching")  # the changes are applied, the pool matched
     assert stack.referral_status(waiting) == "awaiting_volunteers"  # not trained yet: still waiting
     stack.cli_all([make_ready(v)[1] for v, _ in newcomers])  # core training completed
     matched = stack.wait_for_proposal(waiting)
@@ -375,8 +375,14 @@ def test_reminders_when_a_dbs_check_is_about_to_lapse_and_supervision_is_overdue
                 break
             assert time.monotonic() < deadline, kinds
             time.sleep(0.5)
-        time.sleep(1.5)  # several timer rounds later, each reminder is still raised once
-        again = [e for _, e in stack.matching_events() if isinstance(e, VolunteerReminderDue)]
+        # The marker that the reminder timer has run again since: a later day crosses ann's 7-day threshold.
+        stack.clock.write_text("2029-01-05T09:00:00+00:00")
+        deadline = time.monotonic() + 30
+        while ("ann", "dbs_expiring", 7) not in kinds:
+            assert time.monotonic() < deadline, kinds
+            time.sleep(0.5)
+            again = [e for _, e in stack.matching_events() if isinstance(e, VolunteerReminderDue)]
+            kinds = {(r.volunteer_id, r.kind.value, r.days_left) for r in again}
         assert len(again) == len({(r.volunteer_id, r.kind, r.due_on, r.days_left) for r in again})
     finally:
         stack.clock.write_text("2026-11-24T10:00:00+00:00")

@@ -24,7 +24,7 @@ from schemas.events.referrals import ReferralSubmitted
 from schemas.topics import EVENT_TYPES, NOTIFICATION_EVENTS, TOPICS
 from services.runtime.kafka import Publisher, create_topics
 from tests.conftest import leaks
-from tests.kafka_helpers import consume_all
+from tests.kafka_helpers import consume_all, wait_drained
 from tests.notification_sinks import SmtpSink, WebhookSink, wait_until
 from tests.processes import ServiceProcess, run_cli, service_env
 from tests.samples import sample
@@ -104,7 +104,7 @@ def test_sigkill_of_the_notifications_worker_during_a_burst_sends_each_message_e
 
         wait_until(lambda: distinct() >= expected, seconds=180, what=f"{expected} distinct messages")
         elapsed = time.monotonic() - started
-        time.sleep(2.0)  # let a wrongly repeated message arrive
+        wait_drained(kafka_bootstrap, prefix, "notifications")  # a repeated message would be sent by now
     finally:
         worker.stop()
         hooks.stop()

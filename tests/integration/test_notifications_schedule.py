@@ -88,7 +88,10 @@ def test_overdue_referrals_are_escalated_once_and_the_digest_sent_once_a_day(
         assert coordinator("sla_escalation") == [] and coordinator("daily_digest") == []
 
         clock.write_text("2026-11-25T09:00:00+00:00")  # a working day later, after 08:00
-        wait_until(lambda: len(coordinator("sla_escalation")) == 1 and len(coordinator("daily_digest")) == 1)
+        wait_until(
+            lambda: len(coordinator("sla_escalation")) == 1 and len(coordinator("daily_digest")) == 1,
+            seconds=120,
+        )
         [late] = coordinator("sla_escalation")
         assert waiting in late and "not been acknowledged" in late and "SLA-ACK-1" in late
         [digest] = coordinator("daily_digest")
@@ -100,8 +103,11 @@ def test_overdue_referrals_are_escalated_once_and_the_digest_sent_once_a_day(
         worker.wait_for_log("worker_ready", occurrences=2)
         worker.wait_for_log("digest_requested", occurrences=2)
         clock.write_text("2026-12-09T09:00:00+00:00")  # ten working days after submission
-        wait_until(lambda: len(coordinator("sla_escalation")) == 3 and len(coordinator("daily_digest")) == 2)
-        asyncio.run(asyncio.sleep(1.5))  # several more checks of the schedule
+        wait_until(
+            lambda: len(coordinator("sla_escalation")) == 3 and len(coordinator("daily_digest")) == 2,
+            seconds=120,
+        )
+        asyncio.run(asyncio.sleep(1.5))  # several more checks of the schedule (no positive marker yet)
     finally:
         worker.stop()
     escalations = coordinator("sla_escalation")

@@ -1,12 +1,22 @@
-"""No personal value at rest in Kafka, in any topic, after a realistic run of the whole system.
+"""No personal value at rest in Kafka, in any topic or on the broker's disk, after a realistic run of the
+whole system.
 
-Real processes (referrals worker and API, matching, notifications with a real SMTP server, coordinator)
-over the real broker. Agencies, volunteers and a coordinator account come from the CLI (the volunteers'
-vetting, training, supervision and a conflict are sent as the CLI sends them); referrals arrive
-over HTTP and over Kafka (the inbound topic, in the clear, as agency systems write it), one of them
-malformed (dead-lettered); a circle is proposed and accepted; messages are sent. Then every record of every
-topic under the test's prefix (catalogue topics, changelogs, keys topics, dead letters, the access log) is
-read raw, key, value and headers, and searched for each seeded personal value.
+Every process runs (referrals worker and API, matching worker and API, notifications with a real SMTP
+server, coordinator worker and page) over a broker of the module's own, whose data directory the test can
+read. Agencies, volunteers and a coordinator account come from the CLI (the volunteers' vetting, training,
+supervision and a conflict are sent as the CLI sends them); referrals arrive over HTTP and over Kafka (the
+inbound topic, in the clear, as agency systems write it), one of them malformed (dead-lettered); a circle is
+proposed and accepted through the matching API; messages are sent. Then
+
+* every record of every topic under the test's prefix (catalogue topics, changelogs, keys topics, dead
+  letters, the access log) is read raw, key, value and headers, and searched for each seeded value;
+* every file in the broker's data directory (log segments, indexes, snapshots, checkpoints, the broker's
+  own log) is searched too: none holds a seeded value, except the inbound topic's segments, where purged
+  records (DeleteRecords) stay until their segment is deleted;
+* that bound is held (docs/architecture.md, "Inbound purge"): with the inbound topic's ``segment.ms`` and the
+  broker's retention check shortened, once the segment has rolled (a later record, here one without
+  personal data) and the purge has passed it, the plaintext leaves the disk within a retention check plus
+  ``file.delete.delay.ms``.
 """
 
 from __future__ import annotations
@@ -24,7 +34,9 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.events.referrals import InboundSubmission
 from schemas.events.volunteers import ChangeVolunteer, Conflict
@@ -33,6 +45,7 @@ from services.matching.domain.cases import Case
 from services.referrals.domain.referral import ReferralEntry
 from services.runtime.kafka import Publisher, create_topics
 from tests.conftest import leaks
+from tests.kafka_broker import LocalKafka
 from tests.kafka_helpers import consume_all
 from tests.notification_sinks import SmtpSink, wait_until
 from tests.processes import (
@@ -58,6 +71,14 @@ INBOUND = {
     "notes": "Inbound-only invented note about a synthetic person.",
 }
 DECISION_NOTE = "Spoke with Sentinel Casefriend's sister about the circle"
+COORDINATOR_TOKEN = "synthetic-coordinator-token-at-rest"
+SEGMENT_MS = 3_000
+"""The test's inbound topic rolls its segment on the first append this long after the segment's first
+record (the catalogue: an hour)."""
+RETENTION_CHECK_MS = 1_000
+"""How often the module's broker deletes segments below a partition's start (Kafka's default: 5 minutes)."""
+DELETE_DELAY_MS = 1_000
+"""How long a deleted segment lingers as a ``.deleted`` file (``file.delete.delay.ms``; default a minute)."""
 SEEDED = (
     *PERSONAL_SENTINELS,
     *INBOUND.values(),
@@ -77,9 +98,11 @@ class Run:
     prefix: str
     bootstrap: str
     api_url: str
+    matching_url: str
     smtp: SmtpSink
     keys: dict[str, str]
     processes: list[ServiceProcess]
+    broker_dir: Path
 
     def cli(self, *args: str) -> str:
         return run_cli(self.env, *args).stdout
@@ -102,20 +125,53 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A broker of the module's own: its whole data directory is searched, and it checks retention often."""
+    properties = {"log.retention.check.interval.ms": str(RETENTION_CHECK_MS)}
+    kafka = LocalKafka(data_dir=tmp_path_factory.mktemp("at-rest-kafka"), extra_properties=properties)
+    kafka.start()
+    try:
+        yield kafka
+    finally:
+        kafka.stop()
+
+
+async def shorten_inbound_segments(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        configs = {
+            **REFERRALS_INBOUND.config,
+            "segment.ms": str(SEGMENT_MS),
+            "file.delete.delay.ms": str(DELETE_DELAY_MS),
+        }
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)])
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+def run(broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    bootstrap = broker.bootstrap_servers
     prefix = f"t{uuid.uuid4().hex[:10]}."
-    asyncio.run(create_topics(kafka_bootstrap, TOPICS, prefix=prefix))
+    asyncio.run(create_topics(bootstrap, TOPICS, prefix=prefix))
+    asyncio.run(shorten_inbound_segments(bootstrap, prefix + REFERRALS_INBOUND.name))
     data: Path = tmp_path_factory.mktemp("at-rest")
     clock = data / "now"
     clock.write_text("2026-11-24T10:00:00+00:00")
     smtp = SmtpSink().start()
-    port = free_port()
+    port, matching_port, web_port = free_port(), free_port(), free_port()
     env = service_env(
-        kafka_bootstrap,
+        bootstrap,
         prefix,
         data,
         CIRCLES_CLOCK=f"file:{clock}",
         CIRCLES_API_PORT=str(port),
+        CIRCLES_MATCHING_API_PORT=str(matching_port),
+        CIRCLES_MATCHING_API_URL=f"http://127.0.0.1:{matching_port}",
+        CIRCLES_COORDINATOR_API_TOKEN=COORDINATOR_TOKEN,
+        CIRCLES_WEB_PORT=str(web_port),
+        CIRCLES_SESSION_SECRET="synthetic-session-secret-at-rest-" + "x" * 32,
         CIRCLES_SMTP_PORT=str(smtp.port),
         CIRCLES_COORDINATOR_EMAIL=COORDINATOR,
         CIRCLES_DIGEST_ENABLED="false",
@@ -132,17 +188,30 @@ def run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             "referrals-worker",
             "referrals-api",
             "matching-worker",
+            "matching-api",
             "notifications-worker",
             "coordinator-worker",
+            "coordinator-web",
         )
     ]
+    ports = {"referrals-api": port, "matching-api": matching_port, "coordinator-web": web_port}
     try:
         for process in processes:
             if process.process.endswith("worker"):
                 process.wait_for_log("worker_ready")
             else:
-                process.wait_http(f"http://127.0.0.1:{port}/ready")
-        yield Run(env, prefix, kafka_bootstrap, f"http://127.0.0.1:{port}", smtp, keys, processes)
+                process.wait_http(f"http://127.0.0.1:{ports[process.process]}/ready")
+        yield Run(
+            env,
+            prefix,
+            bootstrap,
+            f"http://127.0.0.1:{port}",
+            f"http://127.0.0.1:{matching_port}",
+            smtp,
+            keys,
+            processes,
+            Path(str(broker.data_dir)),
+        )
     finally:
         for process in processes:
             process.stop()
@@ -166,9 +235,23 @@ def found_in(record: Any) -> list[str]:
     return [value for value in SEEDED if value.encode() in raw]
 
 
+def inbound_bodies() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The inbound submissions, as agency systems write them: one good, one malformed."""
+    return (
+        submission_body(agency_reference="POLICE-INBOUND-1", **INBOUND),
+        submission_body(agency_reference="POLICE-INBOUND-2", risk__level="extreme", **INBOUND),
+    )
+
+
+def inbound_values() -> set[str]:
+    """The seeded values the inbound records carry in the clear."""
+    sent = json.dumps(inbound_bodies(), ensure_ascii=False)
+    return {value for value in SEEDED if value in sent}
+
+
 async def submit_inbound(run: Run) -> None:
-    good = InboundSubmission.model_validate(submission_body(agency_reference="POLICE-INBOUND-1", **INBOUND))
-    broken = submission_body(agency_reference="POLICE-INBOUND-2", risk__level="extreme", **INBOUND)
+    good_body, broken = inbound_bodies()
+    good = InboundSubmission.model_validate(good_body)
     async with Publisher(run.bootstrap, "/agencies/police-mosovo", prefix=run.prefix) as publisher:
         await publisher.publish(good, publisher.envelope(good, correlation_id="inbound-1"))
         await publisher.send_raw(
@@ -202,7 +285,7 @@ async def make_ready(run: Run) -> None:
             await publisher.publish(change, publisher.envelope(change, f"volunteer-{change.volunteer_id}"))
 
 
-def test_after_a_realistic_run_no_topic_holds_a_personal_value(run: Run) -> None:
+def test_after_a_realistic_run_no_topic_and_no_file_of_the_broker_holds_a_personal_value(run: Run) -> None:
     started = time.monotonic()
     run.cli_all(
         [
@@ -233,7 +316,13 @@ def test_after_a_realistic_run_no_topic_holds_a_personal_value(run: Run) -> None
         p for p in json.loads(run.cli("proposal", "list", "--status", "open", "--json"))
         if p["referral_id"] == eligible["referral_id"]
     )  # fmt: skip
-    run.cli("proposal", "accept", proposal["proposal_id"], "--note", DECISION_NOTE)
+    decided = httpx.post(
+        f"{run.matching_url}/v1/proposals/{proposal['proposal_id']}/decision",
+        json={"outcome": "accept", "note": DECISION_NOTE},
+        headers={"Authorization": f"Bearer {COORDINATOR_TOKEN}"},
+        timeout=30,
+    )
+    assert decided.status_code == 200, decided.text
     run.status("mappa-humberside", eligible["referral_id"], "circle_formed")
     with run.client("police-mosovo") as client:
         listed = client.get("/v1/referrals").json()["referrals"]
@@ -286,3 +375,72 @@ def test_after_a_realistic_run_no_topic_holds_a_personal_value(run: Run) -> None
     assert DECISION_NOTE in cases[eligible["referral_id"]].model_dump_json()
     mails = b"".join(mail.raw for mail in run.smtp.received())
     assert mails and not [value for value in SEEDED if value.encode() in mails]
+    check_the_brokers_disk(run)
+
+
+OFFSET_INDEXES = (".index", ".timeindex")
+"""A segment's offset and time indexes: fixed-width offsets, positions and timestamps, no record content;
+preallocated 10 MB each (sparse), so reading them would be most of the search's time."""
+
+
+def files_holding(folder: Path, values: tuple[str, ...]) -> dict[str, list[str]]:
+    """Every file below ``folder`` (relative path) holding any of ``values``, raw bytes searched: segments,
+    snapshots, checkpoints, metadata, the broker's own log (offset indexes aside: ``OFFSET_INDEXES``)."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.name.endswith(OFFSET_INDEXES):
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:  # a segment deleted while we walked
+                continue
+            if held := [value for value in values if value.encode() in raw]:
+                found[str(path.relative_to(folder))] = held
+    return found
+
+
+def partition_dirs(run: Run, topic: str) -> list[Path]:
+    return sorted((run.broker_dir / "logs").glob(f"{run.prefix}{topic}-*"))
+
+
+async def roll_inbound(run: Run, partitions: list[int]) -> None:
+    """A record without personal data on each partition: the first append past ``segment.ms`` rolls the
+    segment holding the purged submissions (the worker dead-letters this one, and the purge passes it)."""
+    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for partition in partitions:
+            await producer.send_and_wait(
+                run.prefix + REFERRALS_INBOUND.name, b"{}", key=b"ROLL", partition=partition
+            )
+    finally:
+        await producer.stop()
+
+
+def check_the_brokers_disk(run: Run) -> None:
+    """The broker's files, with every process running: plaintext only in the purged inbound segments, and
+    there only until the segment is deleted (the stated bound)."""
+    assert all(process.alive() for process in run.processes), [p.name for p in run.processes if not p.alive()]
+    inbound = {d.name for d in partition_dirs(run, REFERRALS_INBOUND.name)}
+    on_disk = files_holding(run.broker_dir, SEEDED)
+    elsewhere = {path: values for path, values in on_disk.items() if not inbound & set(Path(path).parts)}
+    assert elsewhere == {}, f"personal data on the broker's disk: {elsewhere}"
+    assert any(path.endswith(".log") for path in on_disk), "the purged inbound plaintext is not on disk"
+    assert {value for values in on_disk.values() for value in values} <= inbound_values()
+
+    # The stated bound: the segment rolls on the first append after segment.ms; once the purge has passed
+    # it, the next retention check deletes it, and file.delete.delay.ms later the file is gone.
+    holding = sorted({int(Path(path).parent.name.rsplit("-", 1)[1]) for path in on_disk})
+    segments = [path for d in partition_dirs(run, REFERRALS_INBOUND.name) for path in d.glob("*.log")]
+    written = max(path.stat().st_mtime for path in segments)  # their last append
+    time.sleep(max(0.0, written + SEGMENT_MS / 1000 - time.time()))  # the segment's age, not a condition
+    asyncio.run(roll_inbound(run, holding))
+    rolled = time.monotonic()
+    inbound_topic = run.prefix + REFERRALS_INBOUND.name
+    wait_until(lambda: not asyncio.run(consume_all(run.bootstrap, inbound_topic)), what="the purge")
+    purged = time.monotonic()
+    bound = (RETENTION_CHECK_MS + DELETE_DELAY_MS) / 1000 + 5  # slack: a loaded machine
+    wait_until(lambda: files_holding(run.broker_dir, SEEDED) == {}, seconds=bound, what="segment deletion")
+    print(
+        f"\non disk: purged inbound plaintext in {sorted(on_disk)}; gone {time.monotonic() - purged:.1f}s "
+        f"after the purge passed the roll ({purged - rolled:.1f}s after it)"
+    )

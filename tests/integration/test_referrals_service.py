@@ -23,7 +23,7 @@ from schemas.events.referrals import InboundSubmission, ReferralAssessed, Referr
 from schemas.topics import EVENT_TYPES, REFERRAL_EVENTS, REFERRALS_INBOUND, TOPICS
 from services.runtime.kafka import Publisher, create_topics
 from tests.conftest import leaks
-from tests.kafka_helpers import consume, consume_all
+from tests.kafka_helpers import consume, consume_all, wait_drained
 from tests.processes import ServiceProcess, free_port, run_cli, sealer_for, service_env
 from tests.samples import submission_body
 
@@ -155,7 +155,7 @@ def test_duplicate_and_conflicting_resubmissions(stack: Stack) -> None:
     assert first.status_code == 202
     assert again.status_code == 200 and again.json()["referral_id"] == referral_id
     assert conflict.status_code == 409 and conflict.json()["links"]["amend"].endswith(referral_id)
-    time.sleep(1.0)  # give a wrongly emitted duplicate time to arrive
+    wait_drained(stack.bootstrap, stack.prefix, "referrals")  # a duplicate would be on the topic by now
     submitted = [
         e for _, e in stack.events() if isinstance(e, ReferralSubmitted) and str(e.referral_id) == referral_id
     ]

@@ -78,4 +78,4 @@ def test_the_openapi_document_describes_the_429() -> None:
         for method, operation in methods.items():
             response = operation["responses"]["429"]
             assert "Retry-After" in response["headers"], (path, method)
-            assert response["content"]["application/json"]["schema"]["$ref"].endswith("/Problem")
+            assert response["content"]["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
