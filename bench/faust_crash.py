@@ -8,11 +8,12 @@ On first use it makes a virtual environment with faust-streaming 0.15.3 from PyP
 throwaway Kafka broker (``deploy/kafka/local_kafka.py``; or ``--bootstrap``), and in each run, on topics of
 its own: starts the worker, sends the referrals' commands from 16 senders at a steady pace, SIGKILLs the
 worker once ``--kill-after`` are sent and starts it again at once (a supervisor restarts it whenever it
-exits), waits until every referral is decided or nothing changed for 30 s, and counts from the topics:
-referrals without a decision (lost), decided referrals without state (lost state), and redelivered
-decisions. With ``--raise-at N`` the agent also raises once, inside the batch holding command N (the
-"crash and retry" path). Exit status 0 when no referral was lost in any run, 1 when faust lost some. Not
-part of the test suite: a run takes a minute or two.
+exits), has the agent raise once inside the batch holding command ``--raise-at`` (400; -1: never), as a
+failing handler would, waits until every referral is decided or nothing changed for 30 s, and counts from
+the topics: referrals without a decision (lost), decided referrals without state (lost state), and
+redelivered decisions (harmless: consumers drop them by id). Exit status 0 when no referral was lost in
+any run, 1 when faust lost some. Worker logs: ``bench-results/faust-crash/``. Not part of the test suite:
+a run takes a minute or two.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tests.kafka_helpers import consume_all
 FAUST = "faust-streaming==0.15.3"
 VENV = Path.home() / ".cache" / "circles" / "faust-streaming-0.15.3"
 WORKER = Path(__file__).with_name("faust_worker.py")
+LOGS = Path(__file__).resolve().parents[1] / "bench-results" / "faust-crash"
 SENDERS = 16
 PARTITIONS = 3  # as bench/faust_worker.py
 
@@ -169,14 +171,17 @@ async def one_run(bootstrap: str, python: Path, folder: Path, args: argparse.Nam
     await create_topics(bootstrap, prefix)
     data = folder / prefix.strip(".")
     data.mkdir()
+    LOGS.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "FAUST_BOOTSTRAP": bootstrap,
         "FAUST_PREFIX": prefix,
         "FAUST_DATA": str(data),
         "FAUST_RAISE_AT": str(args.raise_at),
+        "FAUST_WORK_MS": str(args.work_ms),
+        "FAUST_STATE_BYTES": str(args.state_bytes),
     }
-    worker = FaustWorker(python, env, data / "worker.log")
+    worker = FaustWorker(python, env, LOGS / f"{prefix.strip('.')}.log")
     worker.start()
     worker.wait_ready(1)
 
@@ -243,7 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--referrals", type=int, default=1000)
     parser.add_argument("--kill-after", type=int, default=300, help="SIGKILL the worker after this many sent")
-    parser.add_argument("--raise-at", type=int, default=-1, help="the agent raises once at this command")
+    parser.add_argument(
+        "--raise-at", type=int, default=400, help="the agent raises once at this command (-1: never)"
+    )
+    parser.add_argument("--work-ms", type=float, default=1.5, help="CPU time per referral in the worker")
+    parser.add_argument("--state-bytes", type=int, default=2000, help="size of a referral's state record")
     parser.add_argument("--bootstrap", help="an existing broker (default: start a throwaway one)")
     return asyncio.run(main_async(parser.parse_args(argv)))
 

@@ -10,7 +10,8 @@ store recovered from the changelog, and a crashing supervisor so that an agent e
 
 Environment: ``FAUST_BOOTSTRAP`` (host:port), ``FAUST_PREFIX`` (topic and group prefix), ``FAUST_DATA``
 (faust's data folder), ``FAUST_RAISE_AT`` (optional: raise inside the batch holding the command with this
-sequence number, once: the "crash and retry" path).
+sequence number, once: the "crash and retry" path), ``FAUST_WORK_MS`` and ``FAUST_STATE_BYTES`` (the CPU
+time and state size of one referral, as ours).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,10 @@ COMMANDS = PREFIX + "commands"
 DECISIONS = PREFIX + "decisions"
 CHANGELOG = PREFIX + "referrals-state"
 RAISE_AT = int(os.environ.get("FAUST_RAISE_AT", "-1"))
+WORK_S = float(os.environ.get("FAUST_WORK_MS", "1.5")) / 1000
+"""CPU time per referral, as ours takes (policy, validation, sealing: about 740 a second)."""
+PADDING = "x" * int(os.environ.get("FAUST_STATE_BYTES", "2000"))
+"""A referral's state record is a couple of kilobytes (sealed personal fields, history)."""
 RAISED = Path(os.environ.get("FAUST_DATA", ".")) / "raised"
 
 app = faust.App(
@@ -69,19 +75,9 @@ commands = app.topic(COMMANDS, partitions=PARTITIONS, key_serializer="raw", valu
 changelog = app.topic(
     CHANGELOG, partitions=PARTITIONS, key_serializer="raw", value_serializer="json", compacting=True
 )
-table = app.tables.add(
-    KeyedTable(
-        app,
-        name="referrals",
-        default=None,
-        partitions=PARTITIONS,
-        changelog_topic=changelog,
-        key_type=bytes,
-        value_type=dict,
-        key_serializer="raw",
-        value_serializer="json",
-    )
-)
+_table = KeyedTable(app, name="referrals", default=None, partitions=PARTITIONS, changelog_topic=changelog)
+_table.key_serializer, _table.value_serializer = "raw", "json"  # as services/runtime/faust_app.py did
+table = app.tables.add(_table)
 
 
 @app.agent(commands, concurrency=1)  # type: ignore[untyped-decorator]
@@ -97,7 +93,10 @@ async def decide(stream: Any) -> None:
             key = command["referral_id"].encode()
             if table.get(key) is not None or key in writes:
                 continue  # decided before: a redelivered command
-            writes[key] = {"status": "eligible", "seq": command["seq"]}
+            started = time.perf_counter()
+            while time.perf_counter() - started < WORK_S:  # the assessment's CPU time
+                pass
+            writes[key] = {"status": "eligible", "seq": command["seq"], "record": PADDING}
             decision = json.dumps({"referral_id": command["referral_id"], "decided": command["seq"]}).encode()
             sends.append(await app.producer.send(DECISIONS, key, decision, None, None, None))
         if sends:
