@@ -11,7 +11,9 @@ from typing import NoReturn
 
 import click
 from aiokafka.errors import KafkaConnectionError, KafkaError
+from pydantic import ValidationError
 
+from schemas.envelope import describe
 from services.ops.check import DEFAULT_INTERVAL_S, DEFAULT_LAG_TOLERANCE, Severity
 from services.ops.check import check as check_pipeline
 from services.ops.deadletters import list_queues, replay, show
@@ -20,6 +22,7 @@ from services.ops.status import pipeline_status
 from services.ops.throughput import ThroughputTracker
 from services.ops.topology import SERVICES
 from services.runtime.cli_support import CliError, bootstrap, echo_json, prefix, run, settings
+from services.runtime.kafka_security import KafkaSecurityError
 from services.runtime.settings import ConfigurationError
 
 PAYLOAD_WARNING = (
@@ -96,22 +99,28 @@ def status(
 
 
 def _check(interval: float, lag_tolerance: int, services: tuple[str, ...]) -> NoReturn:
-    """Print the verdict's lines and exit with its code; a check that cannot run says so the same way."""
+    """Print the verdict's lines and exit with its code; a check that cannot run says so the same way:
+    UNKNOWN when it is not configured, CRITICAL when the broker does not answer."""
     try:
-        servers = settings().bootstrap_servers()
-        verdict, lines = asyncio.run(
-            check_pipeline(
-                servers, prefix(), interval_s=interval, lag_tolerance=lag_tolerance, services=services
-            )
+        servers, topic_prefix = settings().bootstrap_servers(), prefix()
+    except (ConfigurationError, KafkaSecurityError) as error:
+        _verdict(Severity.UNKNOWN, [f"UNKNOWN: {error}"])
+    except ValidationError as error:
+        _verdict(Severity.UNKNOWN, [f"UNKNOWN: invalid settings: {describe(error)}"])
+    try:
+        checked = check_pipeline(
+            servers, topic_prefix, interval_s=interval, lag_tolerance=lag_tolerance, services=services
         )
-    except ConfigurationError as error:
-        verdict, lines = Severity.UNKNOWN, [f"UNKNOWN: {error}"]
-    except KafkaError as error:
+        _verdict(*asyncio.run(checked))
+    except (KafkaError, OSError, TimeoutError) as error:
         reason = "cannot reach Kafka" if isinstance(error, KafkaConnectionError) else type(error).__name__
-        verdict, lines = Severity.CRITICAL, [f"CRITICAL: {reason} at {servers}"]
+        _verdict(Severity.CRITICAL, [f"CRITICAL: {reason} at {servers}"])
+
+
+def _verdict(severity: Severity, lines: list[str]) -> NoReturn:
     for line in lines:
         click.echo(line)
-    sys.exit(int(verdict))
+    sys.exit(int(severity))
 
 
 async def _watch(servers: str, topic_prefix: str, as_json: bool, interval: float) -> None:

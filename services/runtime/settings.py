@@ -15,8 +15,8 @@ from services.runtime.kafka_security import KafkaSecurity, Mechanism, Protocol
 from services.runtime.stack_record import (
     LOCAL_DATA_DIR,
     RECORD,
+    StackRecord,
     find_data_dir,
-    local_data_dirs,
     read_record,
     xdg_data_dir,
 )
@@ -107,7 +107,7 @@ class RuntimeSettings(BaseSettings):
             return "from KAFKA_BOOTSTRAP_SERVERS"
         return f"from {self.data_dir / RECORD}, written by `make run`"
 
-    def _where_looked(self, record: object) -> str:
+    def _where_looked(self, record: StackRecord | None) -> str:
         record_file = self.data_dir / RECORD
         if record is not None:
             found = f"{record_file} names a broker that has stopped"
@@ -116,8 +116,7 @@ class RuntimeSettings(BaseSettings):
         elif self.data_dir.name == LOCAL_DATA_DIR:
             found = f"{self.data_dir} (the nearest .circles) has no {RECORD}"
         else:
-            cwd = local_data_dirs()[0].parent
-            found = f"no .circles/ in {cwd} or its parents, and no {xdg_data_dir() / RECORD}"
+            found = f"no .circles/ in {Path.cwd()} or its parents, and no {xdg_data_dir() / RECORD}"
         return (
             f"KAFKA_BOOTSTRAP_SERVERS is not set, and {found}; start the system with `make run` in the "
             "repository folder and run circles there, or set KAFKA_BOOTSTRAP_SERVERS=host:port"
