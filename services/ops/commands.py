@@ -85,6 +85,8 @@ def status(
     if interval is not None and not interval > 0:
         raise CliError("--interval must be more than 0 seconds")
     if check:
+        if watch or as_json:
+            raise click.UsageError("--check prints its own lines: it takes neither --watch nor --json")
         _check(interval or DEFAULT_INTERVAL_S, lag_tolerance, services)
     servers, topic_prefix = bootstrap(), prefix()
     if not watch:

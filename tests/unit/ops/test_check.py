@@ -137,6 +137,12 @@ def test_no_broker_configured_is_unknown_and_an_unreachable_one_critical(
     assert critical.output.strip() == "CRITICAL: cannot reach Kafka at 127.0.0.1:1"
 
 
+def test_check_is_not_combined_with_watch_or_json() -> None:
+    for extra in ("--watch", "--json"):
+        result = CliRunner().invoke(main, ["ops", "status", "--check", extra])
+        assert result.exit_code == 2 and "takes neither --watch nor --json" in result.output
+
+
 def test_version_is_the_package_version() -> None:
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0
