@@ -6,6 +6,7 @@ a second start keeps the state."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -84,7 +85,7 @@ def start(folder: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], l
             return process, lines
         if process.poll() is not None:
             break
-    pytest.fail("".join(lines))
+    pytest.fail("".join(lines) + interrupt(process))  # not ready: stop what did start, on a shared machine
 
 
 def circles(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -100,10 +101,20 @@ def circles(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def interrupt(process: subprocess.Popen[str]) -> str:
+    """Ctrl-C, as a terminal sends it: SIGINT to make and `circles dev up` (make then exits "Interrupt");
+    the rest of the output."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        return process.communicate(timeout=90)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.communicate()[0]
+
+
 def stop(process: subprocess.Popen[str]) -> str:
-    """Ctrl-C, as a terminal sends it: SIGINT to make and `circles dev up` (make then exits "Interrupt")."""
-    os.killpg(process.pid, signal.SIGINT)
-    output, _ = process.communicate(timeout=90)
+    output = interrupt(process)
     assert "Stopped." in output, output
     return output
 
