@@ -3,18 +3,20 @@
 #   docker build -t circles:0.1.0 .
 #   docker run --rm -e KAFKA_BOOTSTRAP_SERVERS=kafka:9092 circles:0.1.0 circles run referrals-worker
 #
-# Only the runtime dependencies are installed (not the [dev] extras). Python 3.11 is the version the test
+# Only the runtime dependencies are installed (not the [dev] extras), from requirements.lock. Python 3.11 is the version the test
 # suite runs on. The image runs as an unprivileged user and writes only to /data (and /tmp).
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY requirements.lock pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY services ./services
+# The lock file pins every dependency (and the build backend) with its hashes; the project goes on top.
 RUN python -m venv /opt/circles \
-    && /opt/circles/bin/pip install --no-compile . \
+    && /opt/circles/bin/pip install --no-compile --require-hashes -r requirements.lock \
+    && /opt/circles/bin/pip install --no-compile --no-deps --no-build-isolation . \
     && /opt/circles/bin/python -m compileall -q /opt/circles/lib
 
 FROM python:3.11-slim-bookworm

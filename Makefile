@@ -7,13 +7,19 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck unit integration schemas bench bench-quick kafka browser clean
+.PHONY: run test lint typecheck unit integration schemas lock bench bench-quick kafka browser clean
 
-$(INSTALLED): pyproject.toml
+# Installed from the lock file (exact versions, every file's sha256), then the project itself without
+# dependencies; pyproject.toml keeps the ranges. `make lock` remakes the lock files (deploy/lock.py).
+$(INSTALLED): pyproject.toml requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	@touch $(INSTALLED)
+
+lock: $(INSTALLED)
+	$(BIN)/python -m deploy.lock $(LOCK_ARGS)
 
 kafka: $(INSTALLED)
 	$(BIN)/python deploy/kafka/local_kafka.py fetch

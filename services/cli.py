@@ -17,6 +17,7 @@ from services.security.commands import kafka
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="circles", message="circles %(version)s")
 def main() -> None:
     """Circles referral platform: partner agencies, volunteers, proposals and operations."""
 

@@ -51,7 +51,7 @@ from services.referral_progress.progress import ReferralProgress
 from services.referral_progress.service_levels import ServiceLevels
 from services.referral_progress.workdays import local, scheme_today
 from services.runtime.clock import Clock, clock_from_setting
-from services.runtime.http import install_metrics
+from services.runtime.http import install_metrics, install_probes
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
 
@@ -140,18 +140,7 @@ def create_web(
     async def unavailable(request: Request, session: Session) -> HTMLResponse:
         return page(request, "unavailable.html", session, status=503, title="Matching is not answering")
 
-    @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        return {"status": "alive"}
-
-    @app.get("/ready", include_in_schema=False)
-    async def readiness() -> Response:
-        is_ready = ready()
-        return Response(
-            json.dumps({"status": "ready" if is_ready else "starting"}),
-            status_code=200 if is_ready else 503,
-            media_type="application/json",
-        )
+    install_probes(app, ready)
 
     @app.get("/sign-in", response_class=HTMLResponse)
     async def sign_in_page(request: Request, next: str = "/proposals") -> HTMLResponse:

@@ -7,7 +7,9 @@ through the partner API exactly as an agency would.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -190,9 +192,9 @@ async def seed(
     done = []
     known = {a.agency_id for a in await list_agencies(bootstrap, prefix=prefix)}
     keys = credentials.agencies
-    for demo in DEMO_AGENCIES:
-        if demo.agency_id not in known:
-            created = await register_agency(
+    created = await asyncio.gather(
+        *(
+            register_agency(
                 bootstrap,
                 demo.agency_id,
                 name=demo.name,
@@ -201,7 +203,11 @@ async def seed(
                 contact_email=demo.contact_email,
                 prefix=prefix,
             )
-            keys[demo.agency_id] = created.api_key
+            for demo in DEMO_AGENCIES
+            if demo.agency_id not in known
+        )
+    )
+    keys.update({agency.agency_id: agency.api_key for agency in created})
     credentials.values["agencies"] = keys
     credentials.save()
     if "coordinator_password" not in credentials.values:
@@ -212,41 +218,57 @@ async def seed(
         done.append("coordinator account created")
     token = credentials.secret("coordinator_api_token")
     async with httpx.AsyncClient(
-        base_url=matching_api, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        base_url=matching_api, headers={"Authorization": f"Bearer {token}"}, timeout=60
     ) as client:
         existing = {v["volunteer_id"] for v in (await client.get("/v1/volunteers")).json()}
-        for volunteer in VOLUNTEERS:
-            if volunteer["id"] in existing:
-                continue
-            body = {
-                "volunteer_id": volunteer["id"],
-                "name": f"Demo Volunteer {volunteer['id'][4:]}",
-                "gender": volunteer["g"],
-                "local_authority": volunteer["la"],
-                "postcode_district": volunteer["pd"],
-                "experienced": volunteer["exp"],
-                "skills": volunteer["skills"],
-                "availability": ["mon-eve", "wed-eve", "sat-am"],
-            }
-            (await client.post("/v1/volunteers", json=body)).raise_for_status()
-            steps = [("vetting", today - timedelta(days=200)), ("training", today - timedelta(days=150))]
-            if volunteer.get("ready", True):
-                steps.append(("supervision", today - timedelta(days=10)))
-            for path, day in steps:
-                (
-                    await client.post(
-                        f"/v1/volunteers/{volunteer['id']}/{path}", json={"date": day.isoformat()}
-                    )
-                ).raise_for_status()
+        missing = [volunteer for volunteer in VOLUNTEERS if volunteer["id"] not in existing]
+        # Each request waits for the matching worker: several volunteers at once, each one's steps in order.
+        await _at_most(SEED_CONCURRENCY, [_add_volunteer(client, volunteer, today) for volunteer in missing])
         done.append(f"{len(VOLUNTEERS)} volunteers in the pool")
-    async with httpx.AsyncClient(base_url=partner_api, timeout=30) as client:
-        for agency, body in demo_referrals(today):
-            response = await client.post(
-                "/v1/referrals", json=body, headers={"Authorization": f"Bearer {keys[agency]}"}
+    async with httpx.AsyncClient(base_url=partner_api, timeout=60) as client:
+        referrals = demo_referrals(today)
+        for response in await asyncio.gather(
+            *(
+                client.post("/v1/referrals", json=body, headers={"Authorization": f"Bearer {keys[agency]}"})
+                for agency, body in referrals
             )
+        ):
             response.raise_for_status()
-        done.append(f"{len(demo_referrals(today))} sample referrals submitted through the partner API")
+        done.append(f"{len(referrals)} sample referrals submitted through the partner API")
     return done
+
+
+SEED_CONCURRENCY = 8
+
+
+async def _at_most(limit: int, steps: list[Coroutine[Any, Any, None]]) -> None:
+    gate = asyncio.Semaphore(limit)
+
+    async def gated(step: Coroutine[Any, Any, None]) -> None:
+        async with gate:
+            await step
+
+    await asyncio.gather(*(gated(step) for step in steps))
+
+
+async def _add_volunteer(client: httpx.AsyncClient, volunteer: dict[str, Any], today: date) -> None:
+    body = {
+        "volunteer_id": volunteer["id"],
+        "name": f"Demo Volunteer {volunteer['id'][4:]}",
+        "gender": volunteer["g"],
+        "local_authority": volunteer["la"],
+        "postcode_district": volunteer["pd"],
+        "experienced": volunteer["exp"],
+        "skills": volunteer["skills"],
+        "availability": ["mon-eve", "wed-eve", "sat-am"],
+    }
+    (await client.post("/v1/volunteers", json=body)).raise_for_status()
+    steps = [("vetting", today - timedelta(days=200)), ("training", today - timedelta(days=150))]
+    if volunteer.get("ready", True):
+        steps.append(("supervision", today - timedelta(days=10)))
+    for path, day in steps:
+        answer = await client.post(f"/v1/volunteers/{volunteer['id']}/{path}", json={"date": day.isoformat()})
+        answer.raise_for_status()
 
 
 def today_utc() -> date:

@@ -30,6 +30,7 @@ from services.dev.seed import Credentials, sample_referral, seed, today_utc
 from services.protection.keks import add_kek
 from services.runtime.kafka import create_topics
 from services.runtime.settings import RuntimeSettings
+from services.runtime.stack_record import LOCAL_DATA_DIR, StackRecord, remove_record, write_record
 
 WORKERS = ["referrals-worker", "matching-worker", "notifications-worker", "coordinator-worker"]
 APIS = ["referrals-api", "matching-api", "coordinator-web"]
@@ -93,14 +94,21 @@ class DevStack:
     def start(self) -> str:
         self.data.mkdir(parents=True, exist_ok=True)
         (self.data / "logs").mkdir(exist_ok=True)
-        if not (self.data / "kek.json").exists():  # the processes' default key-encryption key file
-            add_kek(self.data / "kek.json")
+        s = self.settings
+        if s.kek is None and s.kek_file is None and not (self.data / "kek.json").exists():
+            add_kek(self.data / "kek.json")  # the processes' (and the CLI's) default key-encryption key file
         self.broker = local_kafka().LocalKafka(data_dir=self.data / "kafka")
         bootstrap: str = self.broker.start()
-        (self.data / "broker.json").write_text(
-            json.dumps({"bootstrap_servers": bootstrap, "pid": self.broker.pid})
+        # What the `circles` commands run from this folder read to find the stack (stack_record.py).
+        record = StackRecord(
+            bootstrap_servers=bootstrap,
+            pid=self.broker.pid,
+            topic_prefix=s.topic_prefix,
+            kek_file=s.kek_file.resolve() if s.kek_file else None,
+            kek_inline=s.kek is not None,
         )
-        asyncio.run(create_topics(bootstrap, TOPICS))
+        write_record(self.data, record)
+        asyncio.run(create_topics(bootstrap, TOPICS, prefix=s.topic_prefix))
         from services.dev.mailbox import Mailbox  # a development dependency
 
         self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
@@ -120,6 +128,7 @@ class DevStack:
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "CIRCLES_DATA_DIR": str(self.data),
+            "CIRCLES_TOPIC_PREFIX": s.topic_prefix,
             "CIRCLES_API_PORT": str(s.api_port),
             "CIRCLES_MATCHING_API_PORT": str(s.matching_api_port),
             "CIRCLES_WEB_PORT": str(s.web_port),
@@ -192,7 +201,7 @@ class DevStack:
         lines = [
             "",
             f"Circles is running. Data in {self.data} (it survives a stop and start).",
-            f"  Kafka broker       {bootstrap}   (export KAFKA_BOOTSTRAP_SERVERS={bootstrap})",
+            f"  Kafka broker       {bootstrap}   ({self._how_commands_find_it()})",
             f"  Partner API        {urls['partner']}   OpenAPI: {urls['partner']}/openapi.json",
             f"  Coordinator page   {urls['coordinator']}   sign in as coordinator / "
             f"{self.credentials.values.get('coordinator_password', '?')}",
@@ -213,6 +222,11 @@ class DevStack:
             "Press Ctrl-C to stop everything.",
         ]
         return "\n".join(lines)
+
+    def _how_commands_find_it(self) -> str:
+        if self.data.name == LOCAL_DATA_DIR:
+            return f"`circles` commands run in {self.data.parent} find it"
+        return f"`circles` commands find it with CIRCLES_DATA_DIR={self.data}"
 
     def supervise(self) -> None:
         stop = {"now": False}
@@ -241,7 +255,7 @@ class DevStack:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
-        (self.data / "broker.json").unlink(missing_ok=True)
+        remove_record(self.data)
 
 
 @click.group()

@@ -46,7 +46,7 @@ from services.matching.operations import (
 from services.matching.settings import MatchingSettings
 from services.matching.views import LiveMatchingState, MatchingState
 from services.protection.sealer import build_sealer
-from services.runtime.http import install_metrics, install_problem_handlers, problem
+from services.runtime.http import install_metrics, install_probes, install_problem_handlers, problem
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
@@ -204,16 +204,7 @@ def create_api(
             outcome=made.outcome,
         )
 
-    @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        return {"status": "alive"}
-
-    @app.get("/ready", include_in_schema=False)
-    async def readiness() -> JSONResponse:
-        is_ready = ready()
-        return JSONResponse(
-            {"status": "ready" if is_ready else "starting"}, status_code=200 if is_ready else 503
-        )
+    install_probes(app, ready)
 
     install_metrics(app, metrics or Metrics(SERVICE))
     return app

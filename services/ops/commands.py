@@ -7,14 +7,23 @@ import contextlib
 import json
 import logging
 import sys
+from typing import NoReturn
 
 import click
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from pydantic import ValidationError
 
+from schemas.envelope import describe
+from services.ops.check import DEFAULT_INTERVAL_S, DEFAULT_LAG_TOLERANCE, Severity
+from services.ops.check import check as check_pipeline
 from services.ops.deadletters import list_queues, replay, show
 from services.ops.render import letters_text, queues_text, replay_text, status_text
 from services.ops.status import pipeline_status
 from services.ops.throughput import ThroughputTracker
-from services.runtime.cli_support import CliError, bootstrap, echo_json, prefix, run
+from services.ops.topology import SERVICES
+from services.runtime.cli_support import CliError, bootstrap, echo_json, prefix, run, settings
+from services.runtime.kafka_security import KafkaSecurityError
+from services.runtime.settings import ConfigurationError
 
 PAYLOAD_WARNING = (
     "warning: dead-letter payloads may hold personal data (names, dates of birth, PNC numbers): "
@@ -34,11 +43,51 @@ def ops() -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="JSON (one document per refresh, one line each with --watch)"
 )
-@click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes with --watch")
-def status(watch: bool, as_json: bool, interval: float) -> None:
-    """Per service: consumer lag per topic, end offsets, dead letters and the age of the last event."""
-    if not interval > 0:
+@click.option(
+    "--interval",
+    type=float,
+    help=f"Seconds between refreshes with --watch (default 2), or between the two readings of --check "
+    f"(default {DEFAULT_INTERVAL_S:.0f})",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="A monitoring check: one line per problem; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+)
+@click.option(
+    "--lag-tolerance",
+    default=DEFAULT_LAG_TOLERANCE,
+    show_default=True,
+    type=click.IntRange(0),
+    help="--check: records a service's lag may grow between the readings before it warns",
+)
+@click.option(
+    "--service",
+    "services",
+    multiple=True,
+    type=click.Choice([service.value for service in SERVICES]),
+    help="--check: judge only this service (repeatable), e.g. in its own probe",
+)
+def status(
+    watch: bool,
+    as_json: bool,
+    interval: float | None,
+    check: bool,
+    lag_tolerance: int,
+    services: tuple[str, ...],
+) -> None:
+    """Per service: consumer lag per topic, end offsets, dead letters and the age of the last event.
+
+    With --check, two readings some seconds apart judge the pipeline: a service without a worker is
+    CRITICAL; lag that grew by more than --lag-tolerance, lag that did not move while nothing was
+    processed, and dead letters not replayed are WARNINGs (see docs/operations.md).
+    """
+    if interval is not None and not interval > 0:
         raise CliError("--interval must be more than 0 seconds")
+    if check:
+        if watch or as_json:
+            raise click.UsageError("--check prints its own lines: it takes neither --watch nor --json")
+        _check(interval or DEFAULT_INTERVAL_S, lag_tolerance, services)
     servers, topic_prefix = bootstrap(), prefix()
     if not watch:
         current = run(pipeline_status(servers, topic_prefix))
@@ -48,7 +97,32 @@ def status(watch: bool, as_json: bool, interval: float) -> None:
             click.echo(status_text(current))
         return
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the watch, quietly
-        run(_watch(servers, topic_prefix, as_json, interval))
+        run(_watch(servers, topic_prefix, as_json, interval or 2.0))
+
+
+def _check(interval: float, lag_tolerance: int, services: tuple[str, ...]) -> NoReturn:
+    """Print the verdict's lines and exit with its code; a check that cannot run says so the same way:
+    UNKNOWN when it is not configured, CRITICAL when the broker does not answer."""
+    try:
+        servers, topic_prefix = settings().bootstrap_servers(), prefix()
+    except (ConfigurationError, KafkaSecurityError) as error:
+        _verdict(Severity.UNKNOWN, [f"UNKNOWN: {error}"])
+    except ValidationError as error:
+        _verdict(Severity.UNKNOWN, [f"UNKNOWN: invalid settings: {describe(error)}"])
+    try:
+        checked = check_pipeline(
+            servers, topic_prefix, interval_s=interval, lag_tolerance=lag_tolerance, services=services
+        )
+        _verdict(*asyncio.run(checked))
+    except (KafkaError, OSError, TimeoutError) as error:
+        reason = "cannot reach Kafka" if isinstance(error, KafkaConnectionError) else type(error).__name__
+        _verdict(Severity.CRITICAL, [f"CRITICAL: {reason} at {servers}"])
+
+
+def _verdict(severity: Severity, lines: list[str]) -> NoReturn:
+    for line in lines:
+        click.echo(line)
+    sys.exit(int(severity))
 
 
 async def _watch(servers: str, topic_prefix: str, as_json: bool, interval: float) -> None:

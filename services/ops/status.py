@@ -210,15 +210,15 @@ def _consumed(
     )
 
 
+def no_worker(service: ServiceStatus) -> str:
+    return f"{service.service}: no worker running (group {service.group_id} is {service.group_state})"
+
+
+def dead_letters_waiting(topic: TopicState) -> str:
+    return f"{topic.dead_letter_topic}: {topic.dead_letters_pending} dead letter(s) not replayed"
+
+
 def _problems(services: list[ServiceStatus], topics: dict[str, TopicState]) -> list[str]:
-    problems = [
-        f"{service.service}: no worker running (group {service.group_id} is {service.group_state})"
-        for service in services
-        if service.active_members == 0
-    ]
-    problems += [
-        f"{topic.dead_letter_topic}: {topic.dead_letters_pending} dead letter(s) not replayed"
-        for topic in topics.values()
-        if topic.dead_letters_pending
-    ]
+    problems = [no_worker(service) for service in services if service.active_members == 0]
+    problems += [dead_letters_waiting(topic) for topic in topics.values() if topic.dead_letters_pending]
     return problems

@@ -9,7 +9,7 @@ again when it becomes eligible after such a wait or is amended.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -25,7 +25,7 @@ DECISION_OVERDUE = "decision_overdue"
 class ServiceLevels:
     acknowledge_within_days: int = 1
     decide_within_days: int = 10
-    holidays: Collection[date] = field(default_factory=frozenset)
+    holidays: Container[date] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)

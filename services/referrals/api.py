@@ -54,7 +54,7 @@ from services.referrals.ratelimit import RateLimiter
 from services.referrals.readmodel import Pending, Referral, ReferralIndex, ReferralReadModel
 from services.referrals.settings import ReferralsSettings
 from services.runtime.clock import Clock, SystemClock, clock_from_setting
-from services.runtime.http import install_metrics, install_problem_handlers, problem
+from services.runtime.http import install_metrics, install_probes, install_problem_handlers, problem
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger, log_context
 from services.runtime.metrics import Metrics
@@ -519,16 +519,7 @@ def create_api(
         touches(request, "list", *(r.referral_id for r in referrals))
         return ReferralList(referrals=[_view(r, base_url) for r in referrals])
 
-    @app.get("/health", include_in_schema=False)
-    async def health() -> dict[str, str]:
-        return {"status": "alive"}
-
-    @app.get("/ready", include_in_schema=False)
-    async def readiness() -> JSONResponse:
-        is_ready = ready()
-        return JSONResponse(
-            {"status": "ready" if is_ready else "starting"}, status_code=200 if is_ready else 503
-        )
+    install_probes(app, ready)
 
     app.add_middleware(
         PartnerGate,

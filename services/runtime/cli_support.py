@@ -33,7 +33,8 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     except (ConfigurationError, KafkaSecurityError) as error:
         raise CliError(str(error)) from None
     except KafkaConnectionError:
-        raise CliError(f"cannot reach Kafka at {bootstrap()}: is the system running (make run)?") from None
+        where = f"{bootstrap()} ({settings().bootstrap_origin()})"
+        raise CliError(f"cannot reach Kafka at {where}: is the system running (make run)?") from None
     except KafkaError as error:
         raise CliError(f"Kafka refused: {type(error).__name__}") from None
     except LookupError as error:

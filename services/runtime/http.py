@@ -1,9 +1,11 @@
-"""What every HTTP API here shares: RFC 9457 problem details for every error, no stack traces, and
-Prometheus metrics (``install_metrics``: request counts and times per route template, and ``/metrics``)."""
+"""What every HTTP API here shares: RFC 9457 problem details for every error, no stack traces,
+Prometheus metrics (``install_metrics``: request counts and times per route template, and ``/metrics``), and
+the orchestrators' probes (``install_probes``: ``/health`` and ``/ready``)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -163,3 +165,19 @@ def install_metrics(app: FastAPI, metrics: Metrics) -> Metrics:
 
     app.add_middleware(RequestMetrics, metrics=metrics, fastapi=app)
     return metrics
+
+
+def install_probes(app: FastAPI, ready: Callable[[], bool]) -> None:
+    """``GET /health`` (the process answers) and ``GET /ready`` (200 once ``ready()``, else 503 "starting"),
+    as the workers' probe server answers them, so one probe definition fits every process."""
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/ready", include_in_schema=False)
+    async def readiness() -> JSONResponse:
+        is_ready = ready()
+        return JSONResponse(
+            {"status": "ready" if is_ready else "starting"}, status_code=200 if is_ready else 503
+        )

@@ -1,26 +1,29 @@
-"""Settings from the environment (``CIRCLES_*``, plus the conventional ``KAFKA_BOOTSTRAP_SERVERS``)."""
+"""Settings from the environment (``CIRCLES_*``, plus the conventional ``KAFKA_BOOTSTRAP_SERVERS``), and for
+what the environment leaves unset, from the running `make run` stack's record (``stack_record.py``)."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
+from typing import Self
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.protection.errors import KekError
 from services.protection.keks import LocalKeks
 from services.runtime.kafka_security import KafkaSecurity, Mechanism, Protocol
+from services.runtime.stack_record import (
+    LOCAL_DATA_DIR,
+    RECORD,
+    StackRecord,
+    find_data_dir,
+    read_record,
+    xdg_data_dir,
+)
 
 
 class ConfigurationError(RuntimeError):
     """A setting is missing or wrong; the message says which and how to fix it."""
-
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "circles"
 
 
 class RuntimeSettings(BaseSettings):
@@ -42,7 +45,11 @@ class RuntimeSettings(BaseSettings):
     )
     kafka_cert_file: Path | None = Field(default=None, description="Client certificate (PEM) for mutual TLS")
     kafka_key_file: Path | None = Field(default=None, description="Its private key (PEM)")
-    data_dir: Path = Field(default_factory=default_data_dir)
+    data_dir: Path = Field(
+        default_factory=find_data_dir,
+        description="default: the nearest .circles/ (what `make run` uses) from here up, else "
+        "$XDG_DATA_HOME/circles",
+    )
     log_level: str = "info"
     worker_id: str = Field(default="", description="Distinguishes several workers of one service")
     topic_prefix: str = Field(default="", description="Prefix of every topic and group id (test isolation)")
@@ -74,20 +81,57 @@ class RuntimeSettings(BaseSettings):
             key_file=self.kafka_key_file,
         )
 
+    @model_validator(mode="after")
+    def _follow_the_running_stack(self) -> Self:
+        """What the environment does not say, the stack running on this data directory says: its topic
+        prefix and key-encryption key file (its broker address: ``bootstrap_servers()``)."""
+        record = read_record(self.data_dir)
+        if record is not None:
+            if "topic_prefix" not in self.model_fields_set:
+                self.topic_prefix = record.topic_prefix
+            if not {"kek", "kek_file"} & self.model_fields_set and record.kek_file is not None:
+                self.kek_file = record.kek_file
+        return self
+
     def bootstrap_servers(self) -> str:
         if self.kafka_bootstrap_servers:
             return self.kafka_bootstrap_servers
-        broker_file = self.data_dir / "broker.json"
-        if broker_file.exists():
-            return str(json.loads(broker_file.read_text())["bootstrap_servers"])
-        raise ConfigurationError(
-            "no Kafka broker: set KAFKA_BOOTSTRAP_SERVERS=host:port, or start the system with `make run`"
+        record = read_record(self.data_dir)
+        if record is not None and record.broker_alive():
+            return record.bootstrap_servers
+        raise ConfigurationError(f"no Kafka broker: {self._where_looked(record)}")
+
+    def bootstrap_origin(self) -> str:
+        """Where ``bootstrap_servers()`` came from, for an error message."""
+        if self.kafka_bootstrap_servers:
+            return "from KAFKA_BOOTSTRAP_SERVERS"
+        return f"from {self.data_dir / RECORD}, written by `make run`"
+
+    def _where_looked(self, record: StackRecord | None) -> str:
+        record_file = self.data_dir / RECORD
+        if record is not None:
+            found = f"{record_file} names a broker that has stopped"
+        elif "data_dir" in self.model_fields_set:
+            found = f"CIRCLES_DATA_DIR has no {record_file}"
+        elif self.data_dir.name == LOCAL_DATA_DIR:
+            found = f"{self.data_dir} (the nearest .circles) has no {RECORD}"
+        else:
+            found = f"no .circles/ in {Path.cwd()} or its parents, and no {xdg_data_dir() / RECORD}"
+        return (
+            f"KAFKA_BOOTSTRAP_SERVERS is not set, and {found}; start the system with `make run` in the "
+            "repository folder and run circles there, or set KAFKA_BOOTSTRAP_SERVERS=host:port"
         )
 
     def keks(self) -> LocalKeks:
         """The key-encryption keys that wrap the data keys of personal data."""
         if self.kek is not None:
             return LocalKeks.from_base64(self.kek.get_secret_value())
+        record = read_record(self.data_dir)
+        if self.kek_file is None and record is not None and record.kek_inline:
+            raise ConfigurationError(
+                f"no key-encryption key: the stack running on {self.data_dir} was given CIRCLES_KEK; "
+                "set the same CIRCLES_KEK here"
+            )
         path = self.kek_file or self.data_dir / "kek.json"
         if self.kek_file is None and not path.exists():
             raise ConfigurationError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ STREAM_FAMILIES = {
     "circles_dead_letters": "counter",
     "circles_consumer_lag": "gauge",
 }
+CHECK = ("ops", "status", "--check", "--service", "referrals", "--interval", "1")
 HTTP_FAMILIES = {"circles_http_requests": "counter", "circles_http_request_seconds": "histogram"}
 
 
@@ -325,10 +327,23 @@ def test_status_shows_lag_growing_while_a_worker_is_down_and_draining_after_rest
         p.startswith("referrals: no worker") for p in service["problems"]
     )
     assert service["commands"]["last_event_age_s"] < 30 and service["commands"]["committed"] is not None
+    down = run_cli(stack.env, *CHECK, check=False)  # the monitoring check sees the same
+    assert down.returncode == 2, down.stdout + down.stderr
+    lines = down.stdout.splitlines()
+    group = f"{stack.prefix}circles-referrals"
+    assert lines[0] == f"CRITICAL: referrals: no worker running (group {group} is Empty)"
+    assert re.fullmatch(r"WARNING: referrals: lag 7 and nothing processed in \d+s", lines[1]), lines
+    waiting = lines[2:]  # the other tests' dead letters, if they ran first
+    assert all(line.endswith("dead letter(s) not replayed") for line in waiting), lines
 
     stack.referrals.start()
     wait_ready(stack.referrals, stack.referrals_port)
     service = eventually(drained, 30)
+    up = run_cli(stack.env, *CHECK, check=False)
+    if waiting:
+        assert (up.returncode, up.stdout.splitlines()) == (1, waiting)
+    else:
+        assert up.returncode == 0 and up.stdout.startswith("OK: referrals:"), up.stdout + up.stderr
     assert service["group_state"] == "Stable" and service["commands"]["end_offset"] >= 7
     text = run_cli(stack.env, "ops", "status").stdout
     assert "referrals: group" in text and REFERRALS_COMMANDS.name in text

@@ -1,12 +1,16 @@
-"""The README run command (`circles dev up`): everything starts, the printed curl submits a referral whose
-decision, proposal and coordinator email can be seen within seconds; Ctrl-C stops every process; a second
-start keeps the state."""
+"""The README run command in a fresh clone's folder (`make run`): everything starts, the printed curl submits
+a referral whose decision, proposal and coordinator email can be seen within seconds; every `circles` command
+run in that folder with no CIRCLES_*/KAFKA_* variables finds the running stack (its broker, its topic
+prefix, its key-encryption key) and, once it has stopped, says where it looked; Ctrl-C stops every process;
+a second start keeps the state."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,21 +23,52 @@ import pytest
 from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
-CIRCLES = Path(sys.executable).parent / "circles"
+ROOT = Path(__file__).resolve().parents[2]
+PREFIX = "demo."
+"""The stack runs under a topic prefix, so a command that did not take it from the stack would see nothing."""
 
 
-def start(data_dir: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], list[str]]:
+def fresh_clone(into: Path) -> Path:
+    """The repository's files as a clone of this working tree would have them (tracked and new, nothing
+    ignored: no .circles, no caches), with this run's virtual environment as its .venv (building another
+    takes minutes; `make -o .venv/.installed` below keeps make from reinstalling into it)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        source, target = ROOT / name, into / name
+        if source.is_file():  # a tracked file deleted in the working tree is not there
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    (into / ".venv").symlink_to(Path(sys.prefix))
+    return into
+
+
+def clean_environment() -> dict[str, str]:
+    """This environment without any CIRCLES_*/KAFKA_* variable (nor an enclosing make's flags)."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("CIRCLES_", "KAFKA_")) and name not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    }
+
+
+def start(folder: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], list[str]]:
+    """`make run` in ``folder``, on free ports (8080-8082 may be taken on a shared machine)."""
     env = {
-        **os.environ,
-        "CIRCLES_DATA_DIR": str(data_dir),
+        **clean_environment(),
         "CIRCLES_API_PORT": str(ports["api"]),
         "CIRCLES_MATCHING_API_PORT": str(ports["matching"]),
         "CIRCLES_WEB_PORT": str(ports["web"]),
         "CIRCLES_SMTP_PORT": str(ports["smtp"]),
+        "CIRCLES_TOPIC_PREFIX": PREFIX,
     }
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     process = subprocess.Popen(
-        [str(CIRCLES), "dev", "up"],
+        ["make", "--no-print-directory", "-o", ".venv/.installed", "run"],
+        cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -50,13 +85,37 @@ def start(data_dir: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str],
             return process, lines
         if process.poll() is not None:
             break
-    pytest.fail("".join(lines))
+    pytest.fail("".join(lines) + interrupt(process))  # not ready: stop what did start, on a shared machine
+
+
+def circles(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A `circles` command in ``folder`` with no CIRCLES_*/KAFKA_* variables, as a user types it."""
+    return subprocess.run(
+        [str(folder / ".venv" / "bin" / "circles"), *args],
+        cwd=folder,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def interrupt(process: subprocess.Popen[str]) -> str:
+    """Ctrl-C, as a terminal sends it: SIGINT to make and `circles dev up` (make then exits "Interrupt");
+    the rest of the output."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        return process.communicate(timeout=90)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.communicate()[0]
 
 
 def stop(process: subprocess.Popen[str]) -> str:
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=90)
-    assert process.returncode == 0, output
+    output = interrupt(process)
+    assert "Stopped." in output, output
     return output
 
 
@@ -68,31 +127,36 @@ def descendants_alive(pids: list[int]) -> list[int]:
     ]
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
+def descendants_of(pid: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().split()
-        except OSError:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
             continue
-        if int(fields[3]) == pid:
-            found.append(int(fields[0]))
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, pending = [], [pid]
+    while pending:
+        children = parents.get(pending.pop(), [])
+        found += children
+        pending += children
     return found
 
 
-def test_run_command_runs_everything_the_printed_curl_works_and_state_survives(tmp_path: Path) -> None:
+def test_run_command_runs_everything_the_cli_finds_it_and_state_survives(tmp_path: Path) -> None:
+    folder = fresh_clone(tmp_path / "circles")
     ports = {name: free_port() for name in ("api", "matching", "web", "smtp")}
-    process, lines = start(tmp_path, ports)
+    process, lines = start(folder, ports)
     text = "".join(lines)
-    children = children_of(process.pid)
+    children = descendants_of(process.pid)
     try:
         assert "sample data: 10 sample referrals submitted through the partner API" in text
-        assert "Coordinator page" in text and "Kafka broker" in text
+        assert "Coordinator page" in text and f"`circles` commands run in {folder} find it" in text
         curl = re.search(r"  (curl -s -X POST .*?)\nThen", text, re.S)
         assert curl, text
         command = curl.group(1).replace("\\\n", " ")
         submitted = subprocess.run(
-            ["bash", "-c", command], capture_output=True, text=True, timeout=30, check=True
+            ["bash", "-c", command], capture_output=True, text=True, timeout=30, check=True, cwd=folder
         )
         referral = json.loads(submitted.stdout)
         assert referral["status"] == "received"
@@ -106,21 +170,52 @@ def test_run_command_runs_everything_the_printed_curl_works_and_state_survives(t
                 assert time.monotonic() - started < 20, view
                 time.sleep(0.2)
         assert view["decision"]["outcome"] == "eligible"
-        mail = tmp_path / "mail"
+        mail = folder / ".circles" / "mail"
         while not any(referral["referral_id"] in p.read_text(errors="replace") for p in mail.glob("*.eml")):
             assert time.monotonic() - started < 20, "no email to the coordinator"
             time.sleep(0.2)
         seconds = time.monotonic() - started
         print(f"\nrun command: decision, proposal and the coordinator's email within {seconds:.1f}s")
+        the_cli_finds_the_running_stack(folder, ports, referral["referral_id"])
     finally:
-        output = stop(process)
-    assert "Stopped." in output
+        stop(process)
     assert descendants_alive(children) == [], "processes left running after Ctrl-C"
+    stopped = circles(folder, "agency", "list")
+    assert stopped.returncode == 1 and len(stopped.stderr.strip().splitlines()) == 1, stopped.stderr
+    assert f"{folder / '.circles'} (the nearest .circles) has no broker.json" in stopped.stderr
 
-    again, lines = start(tmp_path, ports)  # the same data directory: state kept, no second seeding
+    again, lines = start(folder, ports)  # the same data directory: state kept, no second seeding
     try:
         assert "sample data" not in "".join(lines)
         with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=10) as client:
             assert client.get(referral["links"]["self"]).json()["status"] == "proposed"
     finally:
         stop(again)
+
+
+def the_cli_finds_the_running_stack(folder: Path, ports: dict[str, int], referral_id: str) -> None:
+    """Commands that write (an agency, through the broker under the stack's prefix, that the partner API then
+    accepts), read sealed state (the volunteers: the stack's KEK) and watch the pipeline, with no exports."""
+    added = circles(folder, "agency", "add", "cli-test-agency", "--name", "CLI Test Agency", "--json")
+    assert added.returncode == 0, added.stderr
+    api_key = json.loads(added.stdout)["api_key"]
+    deadline = time.monotonic() + 30
+    while (
+        httpx.get(
+            f"http://127.0.0.1:{ports['api']}/v1/referrals", headers={"Authorization": f"Bearer {api_key}"}
+        ).status_code
+        != 200
+    ):
+        assert time.monotonic() < deadline, "the partner API never accepted the key the CLI made"
+        time.sleep(0.2)
+
+    volunteers = circles(folder, "volunteer", "list", "--json")
+    assert volunteers.returncode == 0, volunteers.stderr
+    assert len([v for v in json.loads(volunteers.stdout) if v["volunteer_id"].startswith("vol-")]) == 40
+
+    proposals = circles(folder, "proposal", "list", "--status", "open", "--json")
+    assert proposals.returncode == 0, proposals.stderr
+    assert referral_id in {proposal["referral_id"] for proposal in json.loads(proposals.stdout)}
+
+    check = circles(folder, "ops", "status", "--check", "--interval", "3")
+    assert check.returncode == 0 and check.stdout.startswith("OK: "), check.stdout + check.stderr

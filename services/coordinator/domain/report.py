@@ -12,7 +12,7 @@ import csv
 import io
 import statistics
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -110,7 +110,7 @@ def build_report(
     *,
     yearly_target: int,
     target_year_starts_month: int,
-    holidays: Collection[date],
+    holidays: Container[date],
     now: datetime,
 ) -> Report:
     referrals = list(progress)

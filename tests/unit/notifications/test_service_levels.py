@@ -21,10 +21,16 @@ from services.referral_progress.service_levels import (
     ServiceLevels,
     escalations,
 )
-from services.referral_progress.workdays import add_working_days, default_bank_holidays, working_days_between
+from services.referral_progress.settings import ServiceLevelSettings
+from services.referral_progress.workdays import (
+    BankHolidays,
+    add_working_days,
+    is_working_day,
+    working_days_between,
+)
 from tests.samples import sample
 
-HOLIDAYS = frozenset(default_bank_holidays())
+HOLIDAYS = BankHolidays()
 LEVELS = ServiceLevels(acknowledge_within_days=1, decide_within_days=10, holidays=HOLIDAYS)
 CONFIG = RoutingConfig(
     coordinator_email="c@circles.example.org", partner_api_url="https://api", coordinator_url="https://page"
@@ -46,6 +52,32 @@ def test_working_days_skip_weekends_and_bank_holidays() -> None:
     assert working_days_between(friday, at(date(2026, 12, 2)), HOLIDAYS) == 3  # Mon, Tue, Wed
     summer = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)  # 10:00 in London: the local time is kept
     assert add_working_days(summer, 10, HOLIDAYS) == datetime(2026, 7, 15, 9, 0, tzinfo=UTC)
+
+
+def test_bank_holidays_are_england_and_wales_for_any_year() -> None:
+    # Easter 2030 is 21 April; Christmas Day and Boxing Day 2032 fall on a weekend (substitute days).
+    for day in (
+        "2030-04-19",
+        "2030-04-22",
+        "2030-05-06",
+        "2030-08-26",
+        "2032-12-27",
+        "2032-12-28",
+        "2041-01-01",
+    ):
+        assert date.fromisoformat(day) in HOLIDAYS, day
+    # Scotland's 2 January and first Monday of August, and St Andrew's Day, are working days here.
+    for day in ("2030-01-02", "2030-08-05", "2026-11-30"):
+        assert is_working_day(date.fromisoformat(day), HOLIDAYS), day
+    christmas_eve = at(date(2032, 12, 24), 12)  # Friday
+    assert add_working_days(christmas_eve, 1, HOLIDAYS).date() == date(2032, 12, 29)
+
+
+def test_extra_days_off_are_added_to_the_bank_holidays(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CIRCLES_BANK_HOLIDAYS", '["2031-06-02"]')
+    holidays = ServiceLevelSettings().service_levels().holidays
+    assert date(2031, 6, 2) in holidays and date(2031, 12, 25) in holidays
+    assert date(2031, 6, 3) not in holidays and "2031-12-25" not in holidays
 
 
 def submitted(version: int = 1, when: datetime = TUESDAY) -> ReferralSubmitted:
