@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -20,14 +20,10 @@ from aiokafka.structs import RecordMetadata
 
 from schemas.envelope import Envelope, Event
 from schemas.topics import TOPICS, TopicSpec, topic_of
-from services.protection.codec import encode_record
-from services.protection.errors import KeyDestroyed
+from services.runtime.codec import PLAIN, Codec, Erased
 from services.runtime.kafka_security import security_options
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
-
-if TYPE_CHECKING:
-    from services.protection.sealer import Sealer
 
 log = get_logger(__name__)
 V = TypeVar("V")
@@ -193,15 +189,16 @@ class Publisher:
         prefix: str = "",
         metrics: Metrics | None = None,
         timeout_s: float | None = None,
-        sealer: Sealer | None = None,
+        sealer: Codec | None = None,
     ) -> None:
+        """``sealer``: the codec of a process holding data keys (``services.protection``'s ``Sealer``)."""
         self.source = source
         self.prefix = prefix
         self.metrics = metrics
         self.timeout_s = timeout_s
         """For request handlers: ``publish`` gives up after this long with ``KafkaTimeoutError`` (the record
         may still be written later; callers answer so that the same request can be sent again)."""
-        self.sealer = sealer
+        self.codec = sealer or PLAIN
         self._bootstrap = bootstrap_servers
         self._producer: Any = None
 
@@ -234,7 +231,7 @@ class Publisher:
         self, event: Event, envelope: Envelope, *, topic: str | None = None
     ) -> Awaitable[RecordMetadata]:
         """Queue the record; await the returned future for the broker's acknowledgement."""
-        key, value, headers = await encode_record(event, envelope, self.sealer)
+        key, value, headers = await self.codec.encode(event, envelope)
         name = topic or self.prefix + topic_of(type(event)).name
         future: asyncio.Future[RecordMetadata] = await self._producer.send(
             name, value, key=key, headers=headers
@@ -276,7 +273,7 @@ class CompactedView(Generic[V]):
         *,
         on_change: Callable[[str, V | None], None] | None = None,
         client_id: str = "circles-view",
-        sealer: Sealer | None = None,
+        sealer: Codec | None = None,
     ) -> None:
         """``sealer``: for a topic with sealed personal fields, so that their keys are fetched before
         ``parse`` (which opens them) runs; a record of an erased subject is dropped."""
@@ -361,7 +358,7 @@ class CompactedView(Generic[V]):
             return
         try:
             value = self._parse(raw_value)
-        except KeyDestroyed:  # an erased subject: what was sealed is gone for good
+        except Erased:  # an erased subject: what was sealed is gone for good
             self.erased += 1
             if self._data.pop(key, None) is not None and self._on_change:
                 self._on_change(key, None)
@@ -391,7 +388,7 @@ class CompactedView(Generic[V]):
 
 
 async def read_compacted(
-    bootstrap_servers: str, topic: str, parse: Callable[[bytes], V], sealer: Sealer | None = None
+    bootstrap_servers: str, topic: str, parse: Callable[[bytes], V], sealer: Codec | None = None
 ) -> dict[str, V]:
     """A one-off snapshot of a compacted topic (for the CLI): read to the end, then stop."""
     async with CompactedView(bootstrap_servers, topic, parse, client_id="circles-cli", sealer=sealer) as view:
