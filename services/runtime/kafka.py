@@ -24,6 +24,7 @@ from services.runtime.codec import PLAIN, Codec, Erased
 from services.runtime.kafka_security import security_options
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
+from services.runtime.supervision import supervise
 
 log = get_logger(__name__)
 V = TypeVar("V")
@@ -300,7 +301,7 @@ class CompactedView(Generic[V]):
         # aiokafka wants a running loop
         self._consumer = AIOKafkaConsumer(self.topic, **self._options, **security_options())
         await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name=f"view:{self.topic}")
+        self._task = supervise(f"view:{self.topic}", self._step)
         try:
             async with asyncio.timeout(30), self._progress:  # with no group, aiokafka assigns every partition
                 await self._progress.wait_for(lambda: bool(self._consumer.assignment()))
@@ -333,18 +334,18 @@ class CompactedView(Generic[V]):
                 lambda: all(self._positions.get(tp, -1) >= end for tp, end in ends.items())
             )
 
-    async def _run(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
-            if self._sealer is not None:
-                await self._sealer.prepare(r.value for records in batches.values() for r in records)
-            for records in batches.values():
-                for record in records:
-                    self._apply(record.key, record.value, record.offset)
-            for tp in self._consumer.assignment():
-                self._positions[tp] = await self._consumer.position(tp)
-            async with self._progress:
-                self._progress.notify_all()
+    async def _step(self) -> None:
+        """Read what is new (supervised: a failure is retried from the same position)."""
+        batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+        if self._sealer is not None:
+            await self._sealer.prepare(r.value for records in batches.values() for r in records)
+        for records in batches.values():
+            for record in records:
+                self._apply(record.key, record.value, record.offset)
+        for tp in self._consumer.assignment():
+            self._positions[tp] = await self._consumer.position(tp)
+        async with self._progress:
+            self._progress.notify_all()
 
     def _apply(self, raw_key: bytes | None, raw_value: bytes | None, offset: int) -> None:
         if raw_key is None:
@@ -449,7 +450,7 @@ class OutcomeWatcher:
                 await self._consumer.getmany(timeout_ms=50)
         for tp in self._consumer.assignment():
             await self._consumer.position(tp)  # fixes the starting point at the current end
-        self._task = asyncio.create_task(self._run())
+        self._task = supervise("outcome-watcher", self._step)
 
     async def stop(self) -> None:
         if self._task:
@@ -471,21 +472,20 @@ class OutcomeWatcher:
         finally:
             self._waiting.pop(command_id, None)
 
-    async def _run(self) -> None:
-        while True:
-            for tp, records in (await self._consumer.getmany(timeout_ms=200)).items():
-                for record in records:
-                    headers = {
-                        name: value.decode(errors="replace") for name, value in record.headers or () if value
-                    }
-                    dead = tp.topic.endswith(".dlq")
-                    key = headers.get("ce_id") if dead else headers.get("ce_causationid")
-                    wanted = dead or self.types is None or headers.get("ce_type") in self.types
-                    if not key or not wanted:
-                        continue
-                    outcome = Outcome(tp.topic, record)
-                    future = self._waiting.get(key)
-                    if future is not None and not future.done():
-                        future.set_result(outcome)
-                    elif len(self._seen) < 10_000:
-                        self._seen.setdefault(key, outcome)
+    async def _step(self) -> None:
+        for tp, records in (await self._consumer.getmany(timeout_ms=200)).items():
+            for record in records:
+                headers = {
+                    name: value.decode(errors="replace") for name, value in record.headers or () if value
+                }
+                dead = tp.topic.endswith(".dlq")
+                key = headers.get("ce_id") if dead else headers.get("ce_causationid")
+                wanted = dead or self.types is None or headers.get("ce_type") in self.types
+                if not key or not wanted:
+                    continue
+                outcome = Outcome(tp.topic, record)
+                future = self._waiting.get(key)
+                if future is not None and not future.done():
+                    future.set_result(outcome)
+                elif len(self._seen) < 10_000:
+                    self._seen.setdefault(key, outcome)

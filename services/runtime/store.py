@@ -12,7 +12,7 @@ in the same batches, so a timer can find what is due without reading every value
 
 Layout (keys are bytes; ``pp`` is the partition as two bytes, so each partition is one key range):
 ``v pp key`` → value; ``p pp`` → "offset time"; ``n pp`` → count; ``i pp name \\0 text \\0 key`` → b"";
-``r pp name \\0 key`` → text (to remove a key's old index entry).
+``r pp name \\0 key`` → text (to remove a key's old index entry); ``m`` → the layout (index names).
 """
 
 from __future__ import annotations
@@ -101,6 +101,14 @@ class LocalStore:
             return None
         offset, _, written = raw.decode().partition(" ")
         return int(offset), float(written or 0)
+
+    def layout(self) -> str | None:
+        """What the caller said its copy's layout is (its index names): a change means a rebuild."""
+        raw = self.db.get(b"m")
+        return raw.decode() if raw is not None else None
+
+    def set_layout(self, layout: str) -> None:
+        self.db.put(b"m", layout.encode())
 
     def get(self, partition: int, key: str) -> bytes | None:
         value: bytes | None = self.db.get(b"v" + _pp(partition) + key.encode())

@@ -86,11 +86,16 @@ class StateTable(Generic[M]):
         self._held: frozenset[int] = frozenset()
         self._positions: dict[int, int | None] = {}
         self._cache: OrderedDict[str, M] = OrderedDict()
-        self._indexes: dict[str, Callable[[M], str | None]] = {}
+        self._indexes: dict[str, tuple[type[BaseModel] | None, Callable[[Any], str | None]]] = {}
 
-    def index(self, name: str, text_of: Callable[[M], str | None]) -> None:
-        """Keep an index ``name``: each value's text (sortable; None: not in the index), for ``indexed``."""
-        self._indexes[name] = text_of
+    def index(
+        self, name: str, text_of: Callable[[Any], str | None], view: type[BaseModel] | None = None
+    ) -> None:
+        """Keep an index ``name`` for ``indexed``: each value's text (sortable; None: not in the index),
+        ``text_of`` given the value, or only the fields of it that ``view`` (a model ignoring the others)
+        reads from the stored JSON: for a sealed table, a view of unsealed fields costs no opening, which
+        matters when a copy is built from the changelog."""
+        self._indexes[name] = (view, text_of)
 
     def partition(self, key: str) -> int:
         return partition_of(key, self.partitions)
@@ -174,10 +179,25 @@ class StateTable(Generic[M]):
                     self._remember(record.key, record.value)
 
     def _change(self, key: str, value: M | None, raw: bytes | None) -> Change:
-        index = {
-            name: (text_of(value) if value is not None else None) for name, text_of in self._indexes.items()
-        }
+        """The store change for a value (parsed, or None: parsed from ``raw`` where an index needs it)."""
+        index: dict[str, str | None] = {}
+        views: dict[type[BaseModel] | None, Any] = {}
+        for name, (view, text_of) in self._indexes.items():
+            if raw is None:
+                index[name] = None
+                continue
+            if view not in views:
+                views[view] = self._view(view, value, raw)
+            index[name] = text_of(views[view]) if views[view] is not None else None
         return Change(key, raw, index)
+
+    def _view(self, view: type[BaseModel] | None, value: M | None, raw: bytes) -> Any:
+        try:
+            if view is not None:
+                return view.model_validate_json(raw)
+            return value if value is not None else self._parse(raw)
+        except Exception:  # an erased subject's old record, say: in no index (a later record fixes it)
+            return None
 
     def _check(self, key: str) -> int:
         partition = self.partition(key)
@@ -189,6 +209,11 @@ class StateTable(Generic[M]):
         """Hold exactly ``partitions``, each brought up to the end of the changelog from its store's
         checkpoint (or from the beginning). Returns how many changelog records were read."""
         self.store.open()
+        layout = ",".join(sorted(self._indexes))
+        if self.store.layout() != layout:  # indexes added or removed: every copy is built again
+            for partition in range(self.partitions):
+                self.store.reset(partition)
+            self.store.set_layout(layout)
         self._held = frozenset(partitions)
         self._cache.clear()  # values of partitions given away may change under another worker
         if not partitions:
@@ -262,20 +287,11 @@ class StateTable(Generic[M]):
             return
         if self.sealed:  # the data keys of what was read, for when the values are parsed
             await self.codec.prepare(record.value for record in records)
-        changes = []
-        for record in records:
-            if record.key is None:
-                continue
-            key = record.key.decode()
-            value = None
-            if record.value is not None and self._indexes:
-                try:
-                    value = self._parse(record.value)
-                except Exception:  # an erased subject's old record, say: in no index (a later one fixes it)
-                    value = None
-            changes.append(
-                self._change(key, value, record.value) if self._indexes else Change(key, record.value)
-            )
+        changes = [
+            self._change(record.key.decode(), None, record.value)
+            for record in records
+            if record.key is not None
+        ]
         self.store.write(partition, changes, records[-1].offset + 1)
 
     def close(self) -> None:
