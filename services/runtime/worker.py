@@ -214,6 +214,11 @@ class UnitOfWork:
         finally:
             if self.in_flight is not None:
                 self.in_flight.remove(self)
+            self._records.clear()
+            self._writes.clear()
+            self._through.clear()
+            self._undo.clear()
+            self._written.clear()
 
     async def _commit(self, on_applied: Callable[[], None] | None) -> None:
         # Encoded concurrently: the data keys of a batch's new subjects are then written together.
@@ -242,11 +247,6 @@ class UnitOfWork:
         if on_applied is not None:
             on_applied()
         self.applied.set_result(None)
-        self._records.clear()
-        self._writes.clear()
-        self._through.clear()
-        self._undo.clear()
-        self._written.clear()
 
     async def _encode(self, staged: _Staged) -> tuple[str, bytes | None, bytes | None, RecordHeaders]:
         if staged.event is not None and staged.envelope is not None:
