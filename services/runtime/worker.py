@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
@@ -45,8 +45,8 @@ from services.runtime.deadletter import (
     dead_letter_headers,
     safe_error,
 )
+from services.runtime.kafka import RenewingProducer
 from services.runtime.kafka import producer as make_producer
-from services.runtime.kafka import send_record
 from services.runtime.kafka_security import security_options
 from services.runtime.logs import get_logger, log_context
 from services.runtime.metrics import ErrorKind, Metrics
@@ -104,7 +104,7 @@ class UnitOfWork:
 
     def __init__(
         self,
-        producer: AIOKafkaProducer,
+        producer: RenewingProducer,
         source: str,
         metrics: Metrics | None = None,
         codec: Codec = PLAIN,
@@ -275,8 +275,7 @@ class UnitOfWork:
         futures = []
         for topic, key, value, headers, *partition in records:
             futures.append(
-                await send_record(
-                    self.producer,
+                await self.producer.send(
                     topic,
                     value,
                     key=key,
@@ -359,7 +358,7 @@ class StreamWorker:
         self._stopping = asyncio.Event()
         self._failure: BaseException | None = None
         self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: RenewingProducer | None = None
         self._units: deque[asyncio.Task[None]] = deque()
         self._in_flight = InFlight()
         self._last_unit: UnitOfWork | None = None
@@ -431,7 +430,7 @@ class StreamWorker:
         self.assigned_callbacks.append(callback)
 
     @property
-    def producer(self) -> AIOKafkaProducer:
+    def producer(self) -> RenewingProducer:
         assert self._producer is not None, "the worker is not running"
         return self._producer
 
@@ -467,7 +466,10 @@ class StreamWorker:
 
     async def _run(self) -> None:
         bootstrap = self.settings.bootstrap_servers()
-        self._producer = make_producer(bootstrap, client_id=f"{self.group_id}-producer")
+        client_id = f"{self.group_id}-producer"
+        # renewed after an error fatal to it (a broker outage longer than its request timeout): a timer
+        # retried after the outage gets a working producer; a batch's unit that met the error has failed
+        self._producer = RenewingProducer(lambda: make_producer(bootstrap, client_id=client_id), client_id)
         await self._producer.start()
         started: list[Callable[[], Awaitable[None]]] = []
         tasks: list[asyncio.Task[None]] = []
