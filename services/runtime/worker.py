@@ -58,6 +58,8 @@ log = get_logger(__name__)
 TRANSIENT = (KafkaError, ConnectionError, asyncio.TimeoutError, OSError)
 """Infrastructure failures: the worker stops and is restarted; the batch is retried, never dead-lettered."""
 _MISSING: Any = object()
+BATCH_BUDGET_S = 0.25
+"""How long handling one batch should block the event loop at most, for batches to keep growing."""
 DLQ_SUFFIX = dead_letter_topic("")
 
 
@@ -538,29 +540,35 @@ class StreamWorker:
                         await fetch
                     break
                 batch = fetch.result()
-                self._adapt(sum(len(records) for records in batch.values()))
-                if batch:
-                    await self._process(batch)
+                handled_s = await self._process(batch) if batch else 0.0
+                self._adapt(sum(len(records) for records in batch.values()), handled_s)
                 self._reap()
         finally:
             stopping.cancel()
 
-    def _adapt(self, fetched: int) -> None:
-        """Batches grow under load (a full fetch doubles the next, up to ``max_batch_size``) and shrink back
-        when the backlog is gone: bigger units share their round trips to the broker."""
-        if fetched >= self._batch_limit:
+    def _adapt(self, fetched: int, handled_s: float) -> None:
+        """Batches grow under load (a full fetch handled within ``BATCH_BUDGET_S`` doubles the next, up to
+        ``max_batch_size``): bigger units share their round trips to the broker. They shrink when the
+        backlog is gone, or when handling one took so long that the event loop (and the consumer's
+        heartbeats) waited too long: a worker whose heartbeats lapse leaves the group and processes for a
+        while what another worker now owns."""
+        low = min(self.settings.batch_size, 50)
+        if handled_s > 2 * BATCH_BUDGET_S:
+            self._batch_limit = max(low, self._batch_limit // 2)
+        elif fetched >= self._batch_limit and handled_s < BATCH_BUDGET_S:
             self._batch_limit = min(self._batch_limit * 2, self.settings.max_batch_size)
         elif fetched < self._batch_limit // 4:
             self._batch_limit = max(self.settings.batch_size, self._batch_limit // 2)
 
-    async def _process(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        """Handle a batch in a unit of work and start its commit; return once the pipeline has room."""
+    async def _process(self, batch: dict[TopicPartition, list[Any]]) -> float:
+        """Handle a batch in a unit of work and start its commit; return once the pipeline has room, with
+        the seconds its handlers took."""
         assert self._consumer is not None
         async with self._lock:
             held = self._consumer.assignment()
             batch = {tp: records for tp, records in batch.items() if tp in held and records}
             if not batch:
-                return
+                return 0.0
             started = time.perf_counter()
             uow = self._unit()
             by_batch_route: dict[str, list[Any]] = {}
@@ -574,9 +582,11 @@ class StreamWorker:
             for topic, records in by_batch_route.items():  # every partition's records in one call
                 await self._handle_batch(uow, self.routes[topic], records)
             self._submit(uow, lambda: self._processed_batch(batch, started))
+            handled_s = time.perf_counter() - started
         while len(self._units) >= self.settings.pipeline_depth:
             await asyncio.wait({self._units[0]})
             self._reap()
+        return handled_s
 
     def _unit(self) -> UnitOfWork:
         return UnitOfWork(

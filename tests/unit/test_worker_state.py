@@ -195,3 +195,23 @@ async def test_a_supervised_task_is_retried_then_given_up(monkeypatch: pytest.Mo
     task.cancel()
     await supervision.supervise("broken", broken, give_up_after_s=0.1)
     assert gave_up == ["broken"] and not supervision.healthy() and runs["broken"] > 2
+
+
+def test_batches_grow_under_load_within_a_time_budget(tmp_path: Path) -> None:
+    """A full fetch handled quickly doubles the next batch; one that blocked the loop too long (the
+    consumer's heartbeats wait) halves it; an idle pipeline goes back to the base size."""
+    from services.runtime.settings import RuntimeSettings
+    from services.runtime.worker import BATCH_BUDGET_S, StreamWorker
+
+    worker = StreamWorker("t", RuntimeSettings(kafka_bootstrap_servers="127.0.0.1:9", data_dir=tmp_path))
+    assert worker._batch_limit == 500
+    worker._adapt(500, 0.01)
+    worker._adapt(1000, 0.01)
+    assert worker._batch_limit == 2000
+    worker._adapt(2000, 3 * BATCH_BUDGET_S)
+    assert worker._batch_limit == 1000
+    worker._adapt(10, 0.001)
+    assert worker._batch_limit == 500
+    for _ in range(10):
+        worker._adapt(5000, 0.01)
+    assert worker._batch_limit == 5000
