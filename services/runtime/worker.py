@@ -106,7 +106,7 @@ class UnitOfWork:
 
     def __init__(
         self,
-        producer: RenewingProducer,
+        producer: Any,  # what sends: the worker's RenewingProducer (tests give a stand-in)
         source: str,
         metrics: Metrics | None = None,
         codec: Codec = PLAIN,
