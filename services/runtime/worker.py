@@ -775,8 +775,11 @@ class StreamWorker:
         if self.phase != "stopping":
             self.phase = "rebalancing"
         async with self._lock:  # the batches in hand finish, and their offsets are committed, first
-            with contextlib.suppress(*TRANSIENT):
-                await self._drain()  # a unit that failed stops the worker from the consume loop
+            try:
+                await self._drain()
+            except TRANSIENT as error:  # a unit failed: the worker stops (after committing what was applied)
+                self._failure = error
+                self.stop()
             with contextlib.suppress(KafkaError):
                 await self._commit_processed()
             for tp in revoked:
