@@ -548,13 +548,12 @@ class StreamWorker:
 
     def _adapt(self, fetched: int, handled_s: float) -> None:
         """Batches grow under load (a full fetch handled within ``BATCH_BUDGET_S`` doubles the next, up to
-        ``max_batch_size``): bigger units share their round trips to the broker. They shrink when the
-        backlog is gone, or when handling one took so long that the event loop (and the consumer's
-        heartbeats) waited too long: a worker whose heartbeats lapse leaves the group and processes for a
-        while what another worker now owns."""
-        low = min(self.settings.batch_size, 50)
+        ``max_batch_size``): bigger units share their round trips to the broker. They shrink back towards
+        ``batch_size`` when the backlog is gone, or when handling one took so long that the event loop (and
+        the consumer's heartbeats) waited too long: a worker whose heartbeats lapse leaves the group and
+        processes for a while what another worker now owns."""
         if handled_s > 2 * BATCH_BUDGET_S:
-            self._batch_limit = max(low, self._batch_limit // 2)
+            self._batch_limit = max(self.settings.batch_size, self._batch_limit // 2)
         elif fetched >= self._batch_limit and handled_s < BATCH_BUDGET_S:
             self._batch_limit = min(self._batch_limit * 2, self.settings.max_batch_size)
         elif fetched < self._batch_limit // 4:

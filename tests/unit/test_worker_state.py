@@ -211,7 +211,8 @@ def test_batches_grow_under_load_within_a_time_budget(tmp_path: Path) -> None:
     worker._adapt(2000, 3 * BATCH_BUDGET_S)
     assert worker._batch_limit == 1000
     worker._adapt(10, 0.001)
-    assert worker._batch_limit == 500
+    worker._adapt(500, 3 * BATCH_BUDGET_S)
+    assert worker._batch_limit == 500  # never below the base size
     for _ in range(10):
         worker._adapt(5000, 0.01)
     assert worker._batch_limit == 5000
