@@ -30,6 +30,8 @@ TARGETS = {
     "latency_proposed_p99_ms": Target("<=", 100, "submitted → proposed p99 ≤ 100 ms at 100 referrals/s"),
     "restart_after_stop_s": Target("<=", 10, "restart with 100,000 referrals of state until ready ≤ 10 s"),
     "restart_after_kill_s": Target("<=", 10, "restart with 100,000 referrals of state until ready ≤ 10 s"),
+    "restart_1000000_after_stop_s": Target("<=", 10, "restart with 1,000,000 referrals until ready ≤ 10 s"),
+    "restart_1000000_after_kill_s": Target("<=", 10, "restart with 1,000,000 referrals until ready ≤ 10 s"),
     "match_10k_median_ms": Target("<=", 5, "one match against 10,000 volunteers ≤ 5 ms median"),
 }
 

@@ -1,10 +1,10 @@
-"""Restart of the referrals worker holding 100,000 referrals of state, until it is ready (``/ready`` 200).
+"""Restart of the referrals worker holding 100,000 (and 1,000,000) referrals of state, until it is ready
+(``/ready`` 200).
 
-The state is built by the worker itself: the benchmark produces 100,000 ``SubmitReferral`` commands (what
-the partner API produces for a POST: personal fields sealed under a new data key per referral, the key
-written to the referral keys topic first) to its commands topic and waits until its state changelog holds
-a record for each. So a restarted worker reads 100,000 sealed state records (opened on first use) and
-the 100,000 data key records of its keys topic (unwrapped on first use).
+The state is written straight to the worker's changelog topic (``build_state``: what the worker writes for
+a submission, sealed, with one data key per referral on the keys topic), and the worker's first start
+builds its on-disk store from it. A restarted worker then opens its store and reads the changelog only
+from its checkpoint, and reads the keys topic (every data key record) as every start does.
 
 Then, several times: stop the worker (SIGTERM, a clean leave of the group) or kill it (SIGKILL, a crash:
 the group still counts the dead member until its session times out), start it again and time from the
@@ -15,7 +15,9 @@ part spent reading the changelog (``recovery_seconds`` of ``partitions_assigned`
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import time
 import uuid
 from datetime import UTC, date, datetime
@@ -23,78 +25,80 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.encryption import command_for
 from bench.stack import BenchProcess, Stack
 from bench.workload import submissions
-from schemas.envelope import Envelope
-from schemas.events.referrals import SubmitReferral
-from schemas.topics import REFERRALS_COMMANDS, REFERRALS_STATE
-from services.protection.codec import encode_record
+from schemas.personal import personal_paths
+from schemas.topics import REFERRALS_STATE, SUBJECT_KEYS
+from services.protection.keks import LocalKeks
+from services.protection.keystore import KeyRecord
+from services.protection.sealing import DataKey, seal
+from services.referrals.domain.policy import load_policy
+from services.referrals.domain.referral import ReferralEntry, submit
 from services.runtime.kafka import producer as make_producer
 
 WORKER = "referrals-worker"
+TEMPLATES = 50
 
 
 async def build_state(stack: Stack, count: int) -> dict[str, Any]:
-    """Start the worker alone and have it take ``count`` submissions; returns how long that took."""
+    """Write ``count`` referrals of state straight to the worker's changelog (and their data keys to the
+    keys topic), then start the worker and let it build its store from them; returns how long each took.
+
+    Each value is what the worker writes for a submission: a ``ReferralEntry`` made by the domain's
+    ``submit`` (a few templates, each copied under a new referral id), its personal fields sealed under a
+    data key of its own, wrapped by the stack's KEK as the key store does. Far faster than having the
+    worker take a million submissions, and the same bytes for a restart to read."""
     await stack.prepare()
-    stack.start((WORKER,))
-    await asyncio.to_thread(stack.wait_until_ready)
-    producer = make_producer(stack.bootstrap, client_id="bench-restart", linger_ms=5)
-    sealer = stack.sealer(["referral"])
+    keks = LocalKeks.from_file(stack.kek_file)
+    policy, now = load_policy(), datetime.now(UTC)
+    templates = []
+    for submission in submissions("restart", TEMPLATES, date.today()):
+        command, envelope = command_for(submission)
+        entry = submit(None, command, envelope.id, policy, now, "http://bench.invalid/referral").entry
+        assert entry is not None and entry.record is not None
+        templates.append((entry.model_dump_json(), str(entry.record.referral_id)))
+    paths = personal_paths(ReferralEntry)
+    producer = make_producer(stack.bootstrap, client_id="bench-restart", linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
-    await sealer.start()
-    topic = stack.prefix + REFERRALS_COMMANDS.name
+    keys_topic = stack.prefix + SUBJECT_KEYS["referral"].name
+    state_topic = stack.prefix + REFERRALS_STATE.name
     started = time.monotonic()
     try:
-        for chunk in range(0, count, 2_000):
-            commands = []
-            for submission in submissions("restart", min(2_000, count - chunk), date.today(), start=chunk):
-                command = SubmitReferral(
-                    referral_id=uuid.UUID(submission.referral_id),
-                    agency_id=submission.agency_id,
-                    submission=submission.event,
-                    fingerprint=submission.event.fingerprint(),
-                    received_at=datetime.now(UTC),
+        for chunk in range(0, count, 5_000):
+            keys, states = [], []
+            for n in range(chunk, min(chunk + 5_000, count)):
+                text, template_id = templates[n % TEMPLATES]
+                referral_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{stack.prefix}{n}"))
+                subject = f"referral:{referral_id}"
+                raw, dek_id = os.urandom(32), uuid.uuid4().hex
+                wrapped = keks.wrap(raw, subject.encode())
+                key_record = KeyRecord(
+                    subject=subject,
+                    kek_id=wrapped.kek_id,
+                    wrapped=base64.b64encode(wrapped.blob).decode(),
+                    created_at=now,
                 )
-                envelope = Envelope.for_event(
-                    command, source="/circles/referrals", correlation_id=f"bench-{submission.referral_id}"
+                keys.append((dek_id.encode(), key_record.model_dump_json().encode()))
+                data = seal(
+                    json.loads(text.replace(template_id, referral_id)), paths, DataKey(dek_id, subject, raw)
                 )
-                commands.append(encode_record(command, envelope, sealer))  # the data key is acked first
-            futures = [
-                await producer.send(topic, value, key=key, headers=headers)
-                for key, value, headers in await asyncio.gather(*commands)
-            ]
-            await asyncio.gather(*futures)
+                states.append((referral_id.encode(), json.dumps(data, separators=(",", ":")).encode()))
+            await asyncio.gather(*[await producer.send(keys_topic, value, key=key) for key, value in keys])
+            await asyncio.gather(*[await producer.send(state_topic, value, key=key) for key, value in states])
     finally:
-        await sealer.stop()
         await producer.stop()
-    produced_s = time.monotonic() - started
-    await _changelog_holds(stack, count)
+    written_s = time.monotonic() - started
+    stack.start((WORKER,))
+    await asyncio.to_thread(stack.wait_until_ready, 3600)
     built_s = time.monotonic() - started
     return {
         "referrals": count,
-        "commands_produced_s": round(produced_s, 1),
+        "state_written_s": round(written_s, 1),
+        "store_built_s": round(built_s - written_s, 1),
         "state_built_s": round(built_s, 1),
-        "worker_rate_per_s": round(count / built_s, 1),
     }
-
-
-async def _changelog_holds(stack: Stack, count: int, seconds: float = 900) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(stack.prefix + REFERRALS_STATE.name, p) for p in range(REFERRALS_STATE.partitions)
-        ]
-        deadline = time.monotonic() + seconds
-        while sum((await consumer.end_offsets(partitions)).values()) < count:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the referrals worker did not record {count} referrals in {seconds}s")
-            await asyncio.sleep(0.5)
-    finally:
-        await consumer.stop()
 
 
 def restart(stack: Stack, how: str, seconds: float = 120) -> dict[str, Any]:
@@ -145,7 +149,6 @@ def _assigned(process: BenchProcess, offset: int) -> dict[str, Any]:
     return {}
 
 
-def state_stack(bootstrap: str, work: Path) -> Stack:
-    return Stack(
-        bootstrap, f"bench-restart-{int(time.time())}.", work / "restart", work / "logs", smtp_port=1
-    )
+def state_stack(bootstrap: str, work: Path, size: int) -> Stack:
+    name = f"restart-{size}"
+    return Stack(bootstrap, f"bench-{name}-{int(time.time())}.", work / name, work / "logs", smtp_port=1)

@@ -41,7 +41,7 @@ QUICK = {
     "encryption_referrals": 1_000,
     "e2e_referrals": 1_000,
     "latency_seconds": 10.0,
-    "restart_referrals": 20_000,
+    "restart_referrals": "20000,100000",
 }
 """``--quick``: smaller loads, to check that everything runs (not the figures to quote)."""
 
@@ -59,7 +59,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--e2e-referrals", type=int, default=3_000, help="offered at once, per round")
     parser.add_argument("--latency-rate", type=float, default=100.0, help="referrals/s offered")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
-    parser.add_argument("--restart-referrals", type=int, default=100_000)
+    parser.add_argument(
+        "--restart-referrals", default="100000,1000000", help="sizes of state, comma-separated"
+    )
     parser.add_argument(
         "--encryption-referrals", type=int, default=3_000, help="offered at once to the referrals worker"
     )
@@ -255,29 +257,31 @@ async def records_written(bootstrap: str, prefix: str) -> dict[str, int]:
 
 
 async def run_restart(bootstrap: str, args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
-    say(f"restart: building {args.restart_referrals:,} referrals of state in the referrals worker")
-    stack = restart.state_stack(bootstrap, work)
-    try:
-        built = await restart.build_state(stack, args.restart_referrals)
-        say(f"  built in {built['state_built_s']:.0f} s ({built['worker_rate_per_s']:,.0f} referrals/s)")
-        found = []
-        for how in ("stop", "kill"):
-            results = []
-            for n in range(args.runs):
-                result = await asyncio.to_thread(restart.restart, stack, how)
-                say(
-                    f"  {how} + start {n + 1}: ready in {result['ready_s']:.2f} s (probe up "
-                    f"{result['probe_answering_s']:.2f} s, changelog read {result['recovery_s']} s)"
-                )
-                results.append(result)
-            found.append(
-                measurement(
-                    f"restart_after_{how}_s", "s", [r["ready_s"] for r in results], results, state=built
-                )
+    found = []
+    for size in (int(n) for n in str(args.restart_referrals).split(",")):
+        say(f"restart: writing {size:,} referrals of state to the referrals worker's changelog")
+        stack = restart.state_stack(bootstrap, work, size)
+        try:
+            built = await restart.build_state(stack, size)
+            say(
+                f"  written in {built['state_written_s']:.0f} s, the worker's store built in "
+                f"{built['store_built_s']:.0f} s"
             )
-        return found
-    finally:
-        await asyncio.to_thread(stack.stop)
+            for how in ("stop", "kill"):
+                results = []
+                for n in range(args.runs):
+                    result = await asyncio.to_thread(restart.restart, stack, how)
+                    say(
+                        f"  {how} + start {n + 1}: ready in {result['ready_s']:.2f} s (probe up "
+                        f"{result['probe_answering_s']:.2f} s, changelog read {result['recovery_s']} s, "
+                        f"{result['recovered_records']} records)"
+                    )
+                    results.append(result)
+                name = f"restart_after_{how}_s" if size == 100_000 else f"restart_{size}_after_{how}_s"
+                found.append(measurement(name, "s", [r["ready_s"] for r in results], results, state=built))
+        finally:
+            await asyncio.to_thread(stack.stop)
+    return found
 
 
 async def with_broker(args: argparse.Namespace, parts: set[str], work: Path) -> list[dict[str, Any]]:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.envelope import Envelope, Event, UndecodableRecord, decode, encode
+from schemas.personal import personal_paths
 from schemas.topics import EVENT_TYPES, Cleanup, TopicSpec, events_of
-from services.protection.sealing import DataKey, open_sealed, personal_paths
+from services.protection.sealing import DataKey, open_sealed
 from tests.samples import sample
 
 Headers = list[tuple[str, bytes]]

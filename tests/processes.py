@@ -55,7 +55,6 @@ def service_env(bootstrap: str, prefix: str, data_dir: Path, **extra: str) -> di
         "CIRCLES_KEK_FILE": str(kek_file),
         "CIRCLES_SESSION_TIMEOUT_S": "6",
         "CIRCLES_COMMIT_INTERVAL_S": "0.5",
-        "CIRCLES_STANDBY_REPLICAS": "0",
         "CIRCLES_LOG_LEVEL": "info",
         "CIRCLES_RATE_LIMIT_PER_MINUTE": "0",  # tests poll the API and load it; limits have unit tests
     }

@@ -13,9 +13,7 @@ from services.ops.broker import Broker
 from services.ops.status import PipelineStatus, status_from
 from services.ops.throughput import RatePoint, ThroughputTracker
 from services.ops.topology import consumed_topics
-from services.runtime.logs import get_logger
-
-log = get_logger(__name__)
+from services.runtime.supervision import supervise
 
 
 @dataclass(frozen=True)
@@ -88,31 +86,38 @@ class OperationsMonitor:
         self.tracker = ThroughputTracker()
         self.latest: PipelineStatus | None = None
         self._task: asyncio.Task[None] | None = None
+        self._broker: Broker | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="operations-monitor")
+        self._task = supervise("operations-monitor", self._sample, every=self.interval_s)
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._close()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                async with Broker(self.bootstrap, client_id="circles-coordinator-ops") as broker:
-                    while True:
-                        async with asyncio.timeout(30):
-                            status = await status_from(broker, self.prefix)
-                        self.latest = status
-                        self.tracker.observe(status)
-                        await asyncio.sleep(self.interval_s)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # the page shows the last sample; try again shortly
-                log.warning("operations_sample_failed", error=type(error).__name__)
-                await asyncio.sleep(self.interval_s)
+    async def _sample(self) -> None:
+        """One sample (supervised: a failure is retried with back-off; the page shows the last sample)."""
+        try:
+            if self._broker is None:
+                broker = Broker(self.bootstrap, client_id="circles-coordinator-ops")
+                await broker.__aenter__()
+                self._broker = broker
+            async with asyncio.timeout(30):
+                status = await status_from(self._broker, self.prefix)
+        except Exception:
+            await self._close()  # a new connection next time
+            raise
+        self.latest = status
+        self.tracker.observe(status)
+
+    async def _close(self) -> None:
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            with contextlib.suppress(Exception):
+                await broker.__aexit__(None, None, None)
 
     def view(self) -> OperationsView | None:
         status = self.latest

@@ -50,6 +50,7 @@ from services.matching.domain.policy import load_policy
 from services.referral_progress.progress import ReferralProgress
 from services.referral_progress.service_levels import ServiceLevels
 from services.referral_progress.workdays import local, scheme_today
+from services.runtime import supervision
 from services.runtime.clock import Clock, clock_from_setting
 from services.runtime.http import install_metrics, install_probes
 from services.runtime.logs import get_logger
@@ -527,7 +528,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
         secure_cookies=settings.secure_cookies,
         operations=monitor.view,
         lifespan=lifespan,
-        ready=lambda: started["ready"],
+        ready=lambda: supervision.healthy() and started["ready"],
     )
     install_metrics(app, Metrics(SERVICE))  # /metrics, as every process has (Prometheus scrapes it)
     return app

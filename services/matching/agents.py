@@ -48,8 +48,8 @@ class MatchingWorker:
         self.inbox_topic = prefix + MATCHING_INBOX.name
         self.events_topic = prefix + MATCHING_EVENTS.name
         self.volunteers_topic = prefix + VOLUNTEERS.name
-        sealer = build_sealer(settings, ["volunteer", "decision"], client_id="circles-matching-keys")
-        self.worker = StreamWorker(SERVICE, settings, sealer)
+        self.sealer = build_sealer(settings, ["volunteer", "decision"], client_id="circles-matching-keys")
+        self.worker = StreamWorker(SERVICE, settings, self.sealer)
         self.cases = self.worker.table("cases", Case, MATCHING_CASES, subject="decision")
         self.pool = self.worker.table("pool", VolunteerRecord, MATCHING_POOL, subject="volunteer")
         self.records = self.worker.table("records", VolunteerState, VOLUNTEER_RECORDS, subject="volunteer")
@@ -140,8 +140,7 @@ class MatchingWorker:
         cases, _ = self.matching.changed()
         for case in cases:
             await uow.write_through(self.cases, str(case.referral_id), case)
-        assert self.worker.sealer is not None
-        destroyed = await self.worker.sealer.destroy(f"decision:{event.referral_id}")
+        destroyed = await self.sealer.destroy(f"decision:{event.referral_id}")
         log.info("decision_notes_erased", referral_id=str(event.referral_id), data_keys=destroyed)
 
     async def raise_reminders(self, uow: UnitOfWork) -> None:

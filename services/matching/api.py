@@ -46,6 +46,7 @@ from services.matching.operations import (
 from services.matching.settings import MatchingSettings
 from services.matching.views import LiveMatchingState, MatchingState
 from services.protection.sealer import build_sealer
+from services.runtime import supervision
 from services.runtime.http import install_metrics, install_probes, install_problem_handlers, problem
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger
@@ -269,7 +270,7 @@ def build_api(settings: MatchingSettings) -> FastAPI:
         backend,
         token=settings.coordinator_api_token,
         lifespan=lifespan,
-        ready=lambda: backend.ready,
+        ready=lambda: supervision.healthy() and backend.ready,
         metrics=backend.metrics,
     )
 

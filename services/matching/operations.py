@@ -68,9 +68,8 @@ async def change_volunteer(
         raise NotApplied("the change was sent but not yet applied: is the matching worker running?")
     if outcome.refused:
         raise Refused(outcome.error)
-    assert publisher.sealer is not None  # it could not have sent the command without
-    await publisher.sealer.prepare([outcome.record.value])
-    return publisher.sealer.parse(VolunteerRegistered, outcome.record.value).volunteer
+    await publisher.codec.prepare([outcome.record.value])  # its sealing codec: it sent a sealed command
+    return publisher.codec.parse(VolunteerRegistered, outcome.record.value).volunteer
 
 
 async def decide(

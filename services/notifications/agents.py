@@ -14,9 +14,9 @@ Three routes and two timers on one ``StreamWorker``:
 from __future__ import annotations
 
 import asyncio
-import time
+import itertools
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from schemas.envelope import Envelope, Event
 from schemas.events.agencies import AgencyRecord
@@ -49,8 +49,20 @@ from services.runtime.worker import Item, StreamWorker, UnitOfWork
 log = get_logger(__name__)
 SERVICE = "notifications"
 Send = Callable[[Accepted], Awaitable[SendResult]]
-RESCAN_S = 30.0
-"""How often the retry index is rebuilt from the whole log (it also is whenever held partitions change)."""
+RETRY_INDEX = "retry_at"
+ESCALATION_INDEX = "escalate_at"
+PER_RUN = 2_000
+"""Entries a timer takes from an index in one run (the rest in the next): short units of work."""
+
+
+def _moment(at: datetime) -> str:
+    """A time as index text: UTC, fixed width, so that text order is time order."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _retry_text(entry: DeliveryEntry) -> str | None:
+    failed = entry.status is DeliveryStatus.FAILED and entry.next_attempt_at is not None
+    return _moment(entry.next_attempt_at) if failed and entry.next_attempt_at is not None else None
 
 
 def _parse_progress(value: bytes) -> ReferralProgress:
@@ -70,6 +82,8 @@ class NotificationsWorker:
         self.worker = StreamWorker(SERVICE, settings)
         self.log = self.worker.table("delivery-log", DeliveryEntry, NOTIFICATION_LOG)
         self.progress = self.worker.table("progress", ReferralProgress, NOTIFICATION_PROGRESS)
+        self.log.index(RETRY_INDEX, _retry_text)
+        self.progress.index(ESCALATION_INDEX, self._escalation_text)
         self.requests_topic = prefix + NOTIFICATION_REQUESTS.name
         self.events_topic = prefix + NOTIFICATION_EVENTS.name
         self.agencies = AgencyDirectory(bootstrap, prefix)
@@ -81,9 +95,7 @@ class NotificationsWorker:
         journal_name = f"{prefix}{settings.worker_id or 'worker'}.sent-journal"
         self.journal = SentJournal(settings.data_dir / "notifications" / journal_name)
         self._sending = asyncio.Semaphore(settings.send_concurrency)
-        self._retries: dict[str, datetime] = {}
-        self._retries_held: frozenset[int] | None = None
-        self._retries_scanned = 0.0
+        self._retried: dict[str, int] = {}  # retries asked for by this process, not yet taken: not again
         self._digest_for: date | None = None
 
         self.worker.resource(self.journal.start, self.journal.stop)
@@ -223,6 +235,7 @@ class NotificationsWorker:
         """Stage the result; say what became of a finished message; tell the coordinator of a dead one."""
         key = str(entry.notification_id)
         uow.put(self.log, key, entry)
+        self._retried.pop(key, None)
         with log_context(correlation_id=entry.correlation_id):
             self._outcome(uow, entry, cause)
 
@@ -237,8 +250,6 @@ class NotificationsWorker:
             "attempt": entry.attempts,
         }
         if entry.status is DeliveryStatus.FAILED:
-            assert entry.next_attempt_at is not None
-            self._retries[key] = entry.next_attempt_at
             log.info("notification_failed", error=entry.last_error, **fields)
             return
         outcome = delivery.outcome(entry)
@@ -267,20 +278,16 @@ class NotificationsWorker:
     # -- retries -------------------------------------------------------------------------------------------
 
     async def request_retries(self, uow: UnitOfWork) -> None:
-        """Timer: publish ``DeliveryRetryDue`` for failed deliveries whose back-off has passed."""
+        """Timer: publish ``DeliveryRetryDue`` for failed deliveries whose back-off has passed (found in an
+        index of the delivery log kept as entries change: no scan of the log)."""
         now = self.clock.now()
-        self._index_retries()
-        for key, at in list(self._retries.items()):
-            if at > now:
-                continue
-            del self._retries[key]
-            try:
-                entry = self.log.get(key)
-            except NotHeld:
-                continue
+        due = itertools.islice(self.log.indexed(RETRY_INDEX, upto=_moment(now)), PER_RUN)
+        for key in list(due):
+            entry = self.log.get(key)
             retry = delivery.retry_due(entry, now) if entry is not None else None
-            if entry is None or retry is None:
+            if entry is None or retry is None or self._retried.get(key) == retry.attempt:
                 continue
+            self._retried[key] = retry.attempt
             uow.emit(
                 retry,
                 self.requests_topic,
@@ -288,26 +295,17 @@ class NotificationsWorker:
                 correlation_id=entry.correlation_id,
             )
 
-    def _index_retries(self) -> None:
-        """Failed entries and when they are due, rebuilt from the table when partitions changed (or now and
-        then, as another worker may have written a partition that came back); kept current by ``_finish``."""
-        held = self.log.held
-        if held == self._retries_held and time.monotonic() - self._retries_scanned < RESCAN_S:
-            return
-        self._retries = {
-            key: entry.next_attempt_at
-            for key, entry in self.log.items()
-            if entry.status is DeliveryStatus.FAILED and entry.next_attempt_at is not None
-        }
-        self._retries_held = held
-        self._retries_scanned = time.monotonic()
-
     # -- service levels and the digest ------------------------------------------------------------------
 
     async def check_schedule(self, uow: UnitOfWork) -> None:
-        """Timer: escalate referrals past a service level (once per wait); send the day's digest."""
+        """Timer: escalate referrals past a service level (once per wait); send the day's digest. Due
+        escalations come from an index of when each referral's next one falls due: no scan of the table."""
         now = self.clock.now()
-        for key, item in list(self.progress.items()):
+        due = itertools.islice(self.progress.indexed(ESCALATION_INDEX, upto=_moment(now)), PER_RUN)
+        for key in list(due):
+            item = self.progress.get(key)
+            if item is None:
+                continue
             overdue = sla.escalations(item, now, self.levels)
             for escalation in overdue:
                 cause_id, requests = routing.escalation_requests(item, escalation, now, self.routing)
@@ -319,6 +317,10 @@ class NotificationsWorker:
                 uow.put(self.progress, key, item.model_copy(update={"escalated": marked}))
         if self.settings.digest_enabled:
             await self._digest(uow, now)
+
+    def _escalation_text(self, item: ReferralProgress) -> str | None:
+        at = sla.next_escalation_at(item, self.levels)
+        return _moment(at) if at is not None else None
 
     async def _digest(self, uow: UnitOfWork, now: datetime) -> None:
         """Every worker may ask for the day's digest; its notification id is the day's, so one is sent."""

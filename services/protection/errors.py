@@ -1,18 +1,19 @@
-"""What opening sealed data can run into (no dependencies, so every layer can catch them)."""
+"""What opening sealed data can run into (``Erased`` and ``SealingRequired`` are the runtime's, which
+knows them without knowing how sealing is done)."""
 
 from __future__ import annotations
 
+from services.runtime.codec import Erased, SealingRequired
 
-class KeyDestroyed(LookupError):
+__all__ = ["Erased", "KekError", "KeyDestroyed", "SealingRequired"]
+
+
+class KeyDestroyed(Erased):
     """The data key was destroyed (erasure or retention): the sealed values can never be read again."""
 
     def __init__(self, dek_id: str) -> None:
         super().__init__(f"data key {dek_id} is destroyed or unknown")
         self.dek_id = dek_id
-
-
-class SealingRequired(RuntimeError):
-    """A record holding personal data was about to be written in the clear (a process without keys)."""
 
 
 class KekError(ValueError):

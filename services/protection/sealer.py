@@ -13,27 +13,32 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from schemas.envelope import Envelope, Event, UndecodableRecord
+from schemas.personal import personal_paths
 from schemas.topics import SUBJECT_KEYS
-from services.protection.errors import KeyDestroyed
+from services.protection.codec import decode_record, encode_record
+from services.protection.errors import KekError, KeyDestroyed
+from services.protection.keks import LocalKeks
 from services.protection.keystore import KeyStore
 from services.protection.sealing import (
     PREFIX,
     DataKey,
     holds_personal,
     open_sealed,
-    personal_paths,
     seal,
     sealed_key_ids,
 )
-from services.runtime.settings import RuntimeSettings
+from services.runtime.codec import SEALED_HEADER, RecordHeaders
+from services.runtime.settings import ConfigurationError, RuntimeSettings
+from services.runtime.stack_record import read_record
 
 M = TypeVar("M", bound=BaseModel)
 WHOLE_RECORD = ("(record)",)
-SEALED_HEADER = "circles_sealed"
-"""Header of a record whose whole value is sealed (``seal_bytes``); the value is opened before decoding."""
 
 
 class Sealer:
+    """The runtime's ``Codec`` (``services.runtime.codec``) for a process holding data keys."""
+
     def __init__(self, stores: Mapping[str, KeyStore]) -> None:
         """``stores``: subject kind (``referral``, ``volunteer``...) → the keystore of those subjects."""
         self.stores = dict(stores)
@@ -78,10 +83,42 @@ class Sealer:
 
     def parse(self, model: type[M], raw: bytes) -> M:
         """A record value of ``model`` with its sealed fields opened (``KeyDestroyed``: an erased subject)."""
+        if not personal_paths(model):
+            return model.model_validate_json(raw)
         return model.model_validate(self.open_json(model, json.loads(raw)))
 
     def parser(self, model: type[M]) -> Callable[[bytes], M]:
         return lambda raw: self.parse(model, raw)
+
+    # -- the runtime's Codec ---------------------------------------------------------------------------------
+
+    async def encode(self, event: Event, envelope: Envelope) -> tuple[bytes, bytes, RecordHeaders]:
+        return await encode_record(event, envelope, self)
+
+    async def decode(
+        self, value: bytes | None, headers: Iterable[tuple[str, bytes | None]], known: dict[str, type[Event]]
+    ) -> tuple[Envelope, Event]:
+        headers = list(headers)
+        if value is not None and any(name == SEALED_HEADER for name, _ in headers):
+            try:
+                value = await self.open_bytes(value)
+            except ValueError:
+                raise UndecodableRecord("a sealed record could not be opened") from None
+        return await decode_record(value, headers, known, self)
+
+    async def encode_value(self, model: type[M], value: M, subject: str | None) -> bytes:
+        if subject is None or not personal_paths(model):
+            return value.model_dump_json().encode()
+        data = await self.seal_json(model, value.model_dump(mode="json"), subject)
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    async def seal_record(self, value: bytes, subject: str) -> bytes:
+        return await self.seal_bytes(value, subject)
+
+    def holds_personal(self, model: type[BaseModel]) -> bool:
+        return True
+
+    # -------------------------------------------------------------------------------------------------------
 
     async def seal_bytes(self, raw: bytes, subject: str) -> bytes:
         """A whole record value sealed (a dead letter of plain personal data, for instance)."""
@@ -112,7 +149,7 @@ class Sealer:
 
 def build_sealer(settings: RuntimeSettings, kinds: Iterable[str], client_id: str = "circles-keys") -> Sealer:
     """A sealer over the keys topics of ``kinds`` (``referral``, ``volunteer``, ``coordinator``)."""
-    keks, prefix, bootstrap = settings.keks(), settings.topic_prefix, settings.bootstrap_servers()
+    keks, prefix, bootstrap = keks_of(settings), settings.topic_prefix, settings.bootstrap_servers()
     by_topic: dict[str, KeyStore] = {}
     stores = {}
     for kind in kinds:
@@ -121,3 +158,26 @@ def build_sealer(settings: RuntimeSettings, kinds: Iterable[str], client_id: str
             by_topic[topic] = KeyStore(bootstrap, topic, keks, client_id=client_id)
         stores[kind] = by_topic[topic]
     return Sealer(stores)
+
+
+def keks_of(settings: RuntimeSettings) -> LocalKeks:
+    """The key-encryption keys that wrap the data keys of personal data (``CIRCLES_KEK``, ``CIRCLES_KEK_FILE``
+    or ``<data dir>/kek.json``)."""
+    if settings.kek is not None:
+        return LocalKeks.from_base64(settings.kek.get_secret_value())
+    record = read_record(settings.data_dir)
+    if settings.kek_file is None and record is not None and record.kek_inline:
+        raise ConfigurationError(
+            f"no key-encryption key: the stack running on {settings.data_dir} was given CIRCLES_KEK; "
+            "set the same CIRCLES_KEK here"
+        )
+    path = settings.kek_file or settings.data_dir / "kek.json"
+    if settings.kek_file is None and not path.exists():
+        raise ConfigurationError(
+            "no key-encryption key: set CIRCLES_KEK_FILE (create one with `circles keys new-kek PATH`) "
+            "or CIRCLES_KEK; `make run` makes one in its data directory"
+        )
+    try:
+        return LocalKeks.from_file(path)
+    except KekError as error:
+        raise ConfigurationError(str(error)) from None

@@ -14,20 +14,16 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
-from functools import cache
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pydantic import BaseModel
+
+from schemas.personal import EACH, Path
 
 PREFIX = "sealed:v1:"
 NONCE_BYTES = 12
 SEALED = re.compile(rb"sealed:v1:([0-9a-f]{32}):")
-EACH = "[]"
-"""A path step meaning every item of a list (or every value of a mapping)."""
-
-Path = tuple[str, ...]
 
 
 class DataKey:
@@ -54,33 +50,6 @@ class DataKey:
 
 def _aad(path: Path) -> bytes:
     return ".".join(path).encode()
-
-
-@cache
-def personal_paths(model: type[BaseModel]) -> tuple[Path, ...]:
-    """Paths (field names, ``[]`` for each item) of every field marked ``x-personal-data`` in ``model``."""
-    schema = model.model_json_schema()
-    return tuple(sorted(set(_walk(schema, schema.get("$defs", {}), (), frozenset()))))
-
-
-def _walk(node: dict[str, Any], defs: dict[str, Any], path: Path, seen: frozenset[str]) -> Iterable[Path]:
-    if "$ref" in node:
-        name = node["$ref"].rsplit("/", 1)[-1]
-        if name not in seen:
-            yield from _walk(defs[name], defs, path, seen | {name})
-        return
-    if node.get("x-personal-data"):
-        yield path
-        return
-    for keyword in ("anyOf", "oneOf", "allOf"):
-        for option in node.get(keyword, []):
-            yield from _walk(option, defs, path, seen)
-    for name, child in node.get("properties", {}).items():
-        yield from _walk(child, defs, (*path, name), seen)
-    if isinstance(node.get("items"), dict):
-        yield from _walk(node["items"], defs, (*path, EACH), seen)
-    if isinstance(node.get("additionalProperties"), dict):
-        yield from _walk(node["additionalProperties"], defs, (*path, EACH), seen)
 
 
 def seal(data: Any, paths: Iterable[Path], key: DataKey) -> Any:

@@ -79,6 +79,16 @@ def escalations(progress: ReferralProgress, now: datetime, levels: ServiceLevels
     return [escalation for escalation in found if escalation.key not in progress.escalated]
 
 
+def next_escalation_at(progress: ReferralProgress, levels: ServiceLevels) -> datetime | None:
+    """When this referral's next escalation falls due (a running clock not escalated yet), if ever."""
+    waiting = [
+        clock.due_at
+        for clock in clocks(progress, levels)
+        if Escalation(clock.kind, clock.started, clock.due_at, 0).key not in progress.escalated
+    ]
+    return min(waiting, default=None)
+
+
 def overdue(progress: ReferralProgress, now: datetime, levels: ServiceLevels) -> bool:
     """Waiting past a service level now (escalated or not): for the digest's count."""
     unmarked = progress.model_copy(update={"escalated": []})

@@ -9,6 +9,7 @@ Agents (thin adapters around ``domain.referral``):
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 
 from schemas.envelope import Envelope, Event
@@ -33,6 +34,7 @@ from services.referrals.agencies import AgencyDirectory
 from services.referrals.domain.policy import load_policy
 from services.referrals.domain.referral import (
     Change,
+    ReassessmentView,
     ReferralEntry,
     ReferralErasedError,
     ReferralWithdrawnError,
@@ -42,6 +44,7 @@ from services.referrals.domain.referral import (
     erase,
     on_matching_event,
     reassess,
+    reassessment_date,
     referral_id_for,
     scheme_today,
     submit,
@@ -57,6 +60,9 @@ from services.runtime.worker import StreamWorker, UnitOfWork
 
 log = get_logger(__name__)
 SERVICE = "referrals"
+REASSESS_INDEX = "reassess_on"
+REASSESS_BATCH = 2_000
+"""Re-assessments asked for in one run of the timer (the rest in the next): a short unit of work."""
 REFUSALS = (SubmissionConflict, UnknownReferral, ReferralWithdrawnError, ReferralErasedError)
 
 
@@ -69,6 +75,7 @@ class ReferralsWorker:
         self.sealer = build_sealer(settings, ["referral", "inbound"], client_id="circles-referrals-keys")
         self.worker = StreamWorker(SERVICE, settings, self.sealer)
         self.table = self.worker.table("referrals", ReferralEntry, REFERRALS_STATE, subject="referral")
+        self.table.index(REASSESS_INDEX, _reassess_text, ReassessmentView)
         self.commands_topic = prefix + REFERRALS_COMMANDS.name
         self.events_topic = prefix + REFERRAL_EVENTS.name
         self.agencies = AgencyDirectory(settings.bootstrap_servers(), prefix)
@@ -174,13 +181,16 @@ class ReferralsWorker:
         await self.purger.purge()
 
     async def reassess_due(self, uow: UnitOfWork) -> None:
-        """Timer: ask for deferred referrals whose release date has come into the window to be assessed."""
+        """Timer: ask for deferred referrals whose release date has come into the window to be assessed.
+        An index of the dates (kept as records change) finds them: no scan of the table."""
         today = scheme_today(self.clock.now())
-        due = [
-            entry.record.referral_id
-            for entry in list(self.table.values())
-            if entry.record is not None and due_for_reassessment(entry.record, today)
-        ]
+        due = []
+        for key in itertools.islice(
+            self.table.indexed(REASSESS_INDEX, upto=today.isoformat()), REASSESS_BATCH
+        ):
+            entry = self.table.get(key)
+            if entry is not None and entry.record is not None and due_for_reassessment(entry.record, today):
+                due.append(entry.record.referral_id)
         for referral_id in due:
             command = ReassessReferral(referral_id=referral_id, as_of=today)
             uow.emit(
@@ -191,3 +201,8 @@ class ReferralsWorker:
             )
         if due:
             log.info("reassessment_requested", count=len(due), as_of=today.isoformat())
+
+
+def _reassess_text(entry: ReassessmentView) -> str | None:
+    due = reassessment_date(entry.record) if entry.record is not None else None
+    return due.isoformat() if due is not None else None

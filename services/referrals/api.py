@@ -53,6 +53,7 @@ from services.referrals.domain.referral import ReferralRecord, referral_id_for
 from services.referrals.ratelimit import RateLimiter
 from services.referrals.readmodel import Pending, Referral, ReferralIndex, ReferralReadModel
 from services.referrals.settings import ReferralsSettings
+from services.runtime import supervision
 from services.runtime.clock import Clock, SystemClock, clock_from_setting
 from services.runtime.http import install_metrics, install_probes, install_problem_handlers, problem
 from services.runtime.kafka import Publisher
@@ -613,6 +614,6 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         max_body=settings.max_body_bytes,
         lifespan=lifespan,
-        ready=lambda: started["ready"],
+        ready=lambda: supervision.healthy() and started["ready"],
         metrics=metrics,
     )

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -20,14 +20,11 @@ from aiokafka.structs import RecordMetadata
 
 from schemas.envelope import Envelope, Event
 from schemas.topics import TOPICS, TopicSpec, topic_of
-from services.protection.codec import encode_record
-from services.protection.errors import KeyDestroyed
+from services.runtime.codec import PLAIN, Codec, Erased
 from services.runtime.kafka_security import security_options
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
-
-if TYPE_CHECKING:
-    from services.protection.sealer import Sealer
+from services.runtime.supervision import supervise
 
 log = get_logger(__name__)
 V = TypeVar("V")
@@ -193,15 +190,16 @@ class Publisher:
         prefix: str = "",
         metrics: Metrics | None = None,
         timeout_s: float | None = None,
-        sealer: Sealer | None = None,
+        sealer: Codec | None = None,
     ) -> None:
+        """``sealer``: the codec of a process holding data keys (``services.protection``'s ``Sealer``)."""
         self.source = source
         self.prefix = prefix
         self.metrics = metrics
         self.timeout_s = timeout_s
         """For request handlers: ``publish`` gives up after this long with ``KafkaTimeoutError`` (the record
         may still be written later; callers answer so that the same request can be sent again)."""
-        self.sealer = sealer
+        self.codec = sealer or PLAIN
         self._bootstrap = bootstrap_servers
         self._producer: Any = None
 
@@ -234,7 +232,7 @@ class Publisher:
         self, event: Event, envelope: Envelope, *, topic: str | None = None
     ) -> Awaitable[RecordMetadata]:
         """Queue the record; await the returned future for the broker's acknowledgement."""
-        key, value, headers = await encode_record(event, envelope, self.sealer)
+        key, value, headers = await self.codec.encode(event, envelope)
         name = topic or self.prefix + topic_of(type(event)).name
         future: asyncio.Future[RecordMetadata] = await self._producer.send(
             name, value, key=key, headers=headers
@@ -276,7 +274,7 @@ class CompactedView(Generic[V]):
         *,
         on_change: Callable[[str, V | None], None] | None = None,
         client_id: str = "circles-view",
-        sealer: Sealer | None = None,
+        sealer: Codec | None = None,
     ) -> None:
         """``sealer``: for a topic with sealed personal fields, so that their keys are fetched before
         ``parse`` (which opens them) runs; a record of an erased subject is dropped."""
@@ -303,7 +301,7 @@ class CompactedView(Generic[V]):
         # aiokafka wants a running loop
         self._consumer = AIOKafkaConsumer(self.topic, **self._options, **security_options())
         await self._consumer.start()
-        self._task = asyncio.create_task(self._run(), name=f"view:{self.topic}")
+        self._task = supervise(f"view:{self.topic}", self._step)
         try:
             async with asyncio.timeout(30), self._progress:  # with no group, aiokafka assigns every partition
                 await self._progress.wait_for(lambda: bool(self._consumer.assignment()))
@@ -336,18 +334,18 @@ class CompactedView(Generic[V]):
                 lambda: all(self._positions.get(tp, -1) >= end for tp, end in ends.items())
             )
 
-    async def _run(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
-            if self._sealer is not None:
-                await self._sealer.prepare(r.value for records in batches.values() for r in records)
-            for records in batches.values():
-                for record in records:
-                    self._apply(record.key, record.value, record.offset)
-            for tp in self._consumer.assignment():
-                self._positions[tp] = await self._consumer.position(tp)
-            async with self._progress:
-                self._progress.notify_all()
+    async def _step(self) -> None:
+        """Read what is new (supervised: a failure is retried from the same position)."""
+        batches = await self._consumer.getmany(timeout_ms=200, max_records=5000)
+        if self._sealer is not None:
+            await self._sealer.prepare(r.value for records in batches.values() for r in records)
+        for records in batches.values():
+            for record in records:
+                self._apply(record.key, record.value, record.offset)
+        for tp in self._consumer.assignment():
+            self._positions[tp] = await self._consumer.position(tp)
+        async with self._progress:
+            self._progress.notify_all()
 
     def _apply(self, raw_key: bytes | None, raw_value: bytes | None, offset: int) -> None:
         if raw_key is None:
@@ -361,7 +359,7 @@ class CompactedView(Generic[V]):
             return
         try:
             value = self._parse(raw_value)
-        except KeyDestroyed:  # an erased subject: what was sealed is gone for good
+        except Erased:  # an erased subject: what was sealed is gone for good
             self.erased += 1
             if self._data.pop(key, None) is not None and self._on_change:
                 self._on_change(key, None)
@@ -391,7 +389,7 @@ class CompactedView(Generic[V]):
 
 
 async def read_compacted(
-    bootstrap_servers: str, topic: str, parse: Callable[[bytes], V], sealer: Sealer | None = None
+    bootstrap_servers: str, topic: str, parse: Callable[[bytes], V], sealer: Codec | None = None
 ) -> dict[str, V]:
     """A one-off snapshot of a compacted topic (for the CLI): read to the end, then stop."""
     async with CompactedView(bootstrap_servers, topic, parse, client_id="circles-cli", sealer=sealer) as view:
@@ -452,7 +450,7 @@ class OutcomeWatcher:
                 await self._consumer.getmany(timeout_ms=50)
         for tp in self._consumer.assignment():
             await self._consumer.position(tp)  # fixes the starting point at the current end
-        self._task = asyncio.create_task(self._run())
+        self._task = supervise("outcome-watcher", self._step)
 
     async def stop(self) -> None:
         if self._task:
@@ -474,21 +472,20 @@ class OutcomeWatcher:
         finally:
             self._waiting.pop(command_id, None)
 
-    async def _run(self) -> None:
-        while True:
-            for tp, records in (await self._consumer.getmany(timeout_ms=200)).items():
-                for record in records:
-                    headers = {
-                        name: value.decode(errors="replace") for name, value in record.headers or () if value
-                    }
-                    dead = tp.topic.endswith(".dlq")
-                    key = headers.get("ce_id") if dead else headers.get("ce_causationid")
-                    wanted = dead or self.types is None or headers.get("ce_type") in self.types
-                    if not key or not wanted:
-                        continue
-                    outcome = Outcome(tp.topic, record)
-                    future = self._waiting.get(key)
-                    if future is not None and not future.done():
-                        future.set_result(outcome)
-                    elif len(self._seen) < 10_000:
-                        self._seen.setdefault(key, outcome)
+    async def _step(self) -> None:
+        for tp, records in (await self._consumer.getmany(timeout_ms=200)).items():
+            for record in records:
+                headers = {
+                    name: value.decode(errors="replace") for name, value in record.headers or () if value
+                }
+                dead = tp.topic.endswith(".dlq")
+                key = headers.get("ce_id") if dead else headers.get("ce_causationid")
+                wanted = dead or self.types is None or headers.get("ce_type") in self.types
+                if not key or not wanted:
+                    continue
+                outcome = Outcome(tp.topic, record)
+                future = self._waiting.get(key)
+                if future is not None and not future.done():
+                    future.set_result(outcome)
+                elif len(self._seen) < 10_000:
+                    self._seen.setdefault(key, outcome)

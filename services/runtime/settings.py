@@ -9,8 +9,6 @@ from typing import Self
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.protection.errors import KekError
-from services.protection.keks import LocalKeks
 from services.runtime.kafka_security import KafkaSecurity, Mechanism, Protocol
 from services.runtime.stack_record import (
     LOCAL_DATA_DIR,
@@ -55,9 +53,9 @@ class RuntimeSettings(BaseSettings):
     topic_prefix: str = Field(default="", description="Prefix of every topic and group id (test isolation)")
     commit_interval_s: float = 1.0
     session_timeout_s: float = 10.0
-    batch_size: int = 500
-    batch_within_s: float = 0.005
-    standby_replicas: int = 1
+    batch_size: int = Field(default=500, description="Records a worker takes in one batch when idle")
+    max_batch_size: int = Field(default=5000, description="...and up to this under load (batches grow)")
+    pipeline_depth: int = Field(default=4, ge=1, description="Batches a worker has in flight at once")
     publish_timeout_s: float = Field(
         default=10.0, gt=0, description="APIs: how long a request waits for the broker before answering 503"
     )
@@ -121,24 +119,3 @@ class RuntimeSettings(BaseSettings):
             f"KAFKA_BOOTSTRAP_SERVERS is not set, and {found}; start the system with `make run` in the "
             "repository folder and run circles there, or set KAFKA_BOOTSTRAP_SERVERS=host:port"
         )
-
-    def keks(self) -> LocalKeks:
-        """The key-encryption keys that wrap the data keys of personal data."""
-        if self.kek is not None:
-            return LocalKeks.from_base64(self.kek.get_secret_value())
-        record = read_record(self.data_dir)
-        if self.kek_file is None and record is not None and record.kek_inline:
-            raise ConfigurationError(
-                f"no key-encryption key: the stack running on {self.data_dir} was given CIRCLES_KEK; "
-                "set the same CIRCLES_KEK here"
-            )
-        path = self.kek_file or self.data_dir / "kek.json"
-        if self.kek_file is None and not path.exists():
-            raise ConfigurationError(
-                "no key-encryption key: set CIRCLES_KEK_FILE (create one with `circles keys new-kek PATH`) "
-                "or CIRCLES_KEK; `make run` makes one in its data directory"
-            )
-        try:
-            return LocalKeks.from_file(path)
-        except KekError as error:
-            raise ConfigurationError(str(error)) from None

@@ -24,20 +24,20 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from schemas.envelope import Envelope, Event, UndecodableRecord
 from schemas.topics import TopicSpec, dead_letter_topic, events_of
-from services.protection.codec import decode_record, encode_record
-from services.protection.errors import KeyDestroyed, SealingRequired
-from services.protection.sealer import SEALED_HEADER, Sealer
+from services.runtime import supervision
+from services.runtime.codec import PLAIN, SEALED_HEADER, Codec, Erased, RecordHeaders
 from services.runtime.deadletter import (
     MAX_VALUE,
     VALUE_DROPPED,
@@ -45,21 +45,22 @@ from services.runtime.deadletter import (
     dead_letter_headers,
     safe_error,
 )
+from services.runtime.kafka import RenewingProducer
 from services.runtime.kafka import producer as make_producer
-from services.runtime.kafka import send_record
 from services.runtime.kafka_security import security_options
 from services.runtime.logs import get_logger, log_context
 from services.runtime.metrics import ErrorKind, Metrics
 from services.runtime.probes import ProbeServer
 from services.runtime.settings import RuntimeSettings
-from services.runtime.tables import StateTable
+from services.runtime.tables import StateTable, Written
 
 log = get_logger(__name__)
 TRANSIENT = (KafkaError, ConnectionError, asyncio.TimeoutError, OSError)
 """Infrastructure failures: the worker stops and is restarted; the batch is retried, never dead-lettered."""
 _MISSING: Any = object()
+BATCH_BUDGET_S = 0.25
+"""How long handling one batch should block the event loop at most, for batches to keep growing."""
 DLQ_SUFFIX = dead_letter_topic("")
-RecordHeaders = list[tuple[str, bytes]]
 
 
 @dataclass(frozen=True)
@@ -75,28 +76,69 @@ class _Staged:
     seal_as: str | None = None  # seal the whole value with this subject's key (plain personal data)
 
 
+Slot = tuple[str, str]
+"""(table name, key)."""
+
+
+class InFlight:
+    """Table writes of units committed but not yet applied (pipelining): what the next units read."""
+
+    def __init__(self) -> None:
+        self.values: dict[Slot, tuple[UnitOfWork, Any]] = {}
+
+    def add(self, unit: UnitOfWork) -> None:
+        for slot, (_, value) in unit.staged_writes():
+            self.values[slot] = (unit, value)
+
+    def remove(self, unit: UnitOfWork) -> None:
+        for slot, _ in unit.staged_writes():
+            if self.values.get(slot, (None,))[0] is unit:
+                del self.values[slot]
+
+
 class UnitOfWork:
-    """The effects of one batch: staged table writes and records to publish (see the module docstring)."""
+    """The effects of one batch: staged table writes and records to publish (see the module docstring).
+
+    Units are pipelined: the next one is handled while this one waits for acknowledgements. Its reads see
+    this one's writes (``InFlight``); its changelog records are sent only after this one's (so each
+    partition's changelog keeps the order of the work), and it is applied (tables, offsets) only after
+    this one is."""
 
     def __init__(
         self,
-        producer: AIOKafkaProducer,
+        producer: Any,  # what sends: the worker's RenewingProducer (tests give a stand-in)
         source: str,
         metrics: Metrics | None = None,
-        sealer: Sealer | None = None,
+        codec: Codec = PLAIN,
+        *,
+        previous: UnitOfWork | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         self.producer = producer
         self.source = source
         self.metrics = metrics
-        self.sealer = sealer
-        self._writes: dict[tuple[str, str], tuple[StateTable[Any], Any]] = {}
-        self._undo: list[tuple[tuple[str, str], Any]] = []
+        self.codec = codec
+        self.previous = previous
+        self.in_flight = in_flight
+        self._writes: dict[Slot, tuple[StateTable[Any], Any]] = {}
+        self._through: dict[Slot, tuple[StateTable[Any], Any]] = {}
+        self._undo: list[tuple[Slot, Any]] = []
         self._records: list[_Staged] = []
+        self._written: list[tuple[StateTable[Any], Written[Any]]] = []
+        loop = asyncio.get_running_loop()
+        self.changelog_sent: asyncio.Future[None] = loop.create_future()
+        self.applied: asyncio.Future[None] = loop.create_future()
 
     def get(self, table: StateTable[Any], key: str) -> Any:
-        staged = self._writes.get((table.name, key), _MISSING)
-        if staged is not _MISSING:
-            return staged[1]
+        slot = (table.name, key)
+        for staged in (self._writes, self._through):
+            found = staged.get(slot, _MISSING)
+            if found is not _MISSING:
+                return found[1]
+        if self.in_flight is not None:
+            pending = self.in_flight.values.get(slot, _MISSING)
+            if pending is not _MISSING:
+                return pending[1]
         return table.get(key)
 
     def put(self, table: StateTable[Any], key: str, value: Any) -> None:
@@ -105,17 +147,21 @@ class UnitOfWork:
         self._undo.append((slot, self._writes.get(slot, _MISSING)))
         self._writes[slot] = (table, value)
 
+    def staged_writes(self) -> list[tuple[Slot, tuple[StateTable[Any], Any]]]:
+        return [*self._through.items(), *self._writes.items()]
+
     async def write_through(self, table: StateTable[Any], key: str, value: Any) -> None:
         """Write one table key now and wait for its acknowledgement, before any effect that follows (e.g. the
         intent to send a message, recorded before it is sent). Staged writes still wait for ``commit()``."""
+        if self.previous is not None:
+            await asyncio.shield(self.previous.changelog_sent)  # the changelog keeps the order of the work
+        raw = await table.encode(key, value)
         metadata = await (
-            await self.producer.send(
-                table.topic, await table.encode(key, value), key=key.encode(), partition=table.partition(key)
-            )
+            await self.producer.send(table.topic, raw, key=key.encode(), partition=table.partition(key))
         )
-        table.store(key, value)
-        table.written(metadata.partition, metadata.offset)
+        self._written.append((table, Written(key, value, raw, metadata.partition, metadata.offset)))
         slot = (table.name, key)
+        self._through[slot] = (table, value)
         if slot in self._writes:
             self._writes[slot] = (table, value)
 
@@ -157,39 +203,63 @@ class UnitOfWork:
             else:
                 self._writes[slot] = previous
 
-    async def commit(self) -> None:
-        """Outputs acknowledged, then state acknowledged, then state changed in memory."""
+    async def commit(self, on_applied: Callable[[], None] | None = None) -> None:
+        """Outputs acknowledged, then state acknowledged, then state applied (after the previous unit's)."""
+        try:
+            await self._commit(on_applied)
+        except BaseException as error:
+            for future in (self.changelog_sent, self.applied):
+                if not future.done():
+                    future.set_exception(error if isinstance(error, Exception) else asyncio.CancelledError())
+                    future.exception()  # retrieved: a unit that waits on it raises it, nobody else must
+            raise
+        finally:
+            if self.in_flight is not None:
+                self.in_flight.remove(self)
+            self._records.clear()
+            self._writes.clear()
+            self._through.clear()
+            self._undo.clear()
+            self._written.clear()
+
+    async def _commit(self, on_applied: Callable[[], None] | None) -> None:
         # Encoded concurrently: the data keys of a batch's new subjects are then written together.
         await self._send_all(await asyncio.gather(*(self._encode(record) for record in self._records)))
         if self.metrics is not None:
             self._count(self.metrics)
-        values = await asyncio.gather(
-            *(table.encode(key, value) for (_, key), (table, value) in self._writes.items())
-        )
-        changelog: list[tuple[Any, ...]] = [
-            (table.topic, key.encode(), encoded, [], table.partition(key))
-            for ((_, key), (table, _value)), encoded in zip(self._writes.items(), values, strict=True)
+        writes = list(self._writes.items())
+        values = await asyncio.gather(*(table.encode(key, value) for (_, key), (table, value) in writes))
+        if self.previous is not None:
+            await asyncio.shield(self.previous.changelog_sent)
+        changelog = [
+            await self.producer.send(table.topic, raw, key=key.encode(), partition=table.partition(key))
+            for ((_, key), (table, _value)), raw in zip(writes, values, strict=True)
         ]
-        written = await self._send_all(changelog)
-        for ((_, key), (table, value)), metadata in zip(self._writes.items(), written, strict=True):
-            table.store(key, value)
-            table.written(metadata.partition, metadata.offset)
-        self._records.clear()
-        self._writes.clear()
-        self._undo.clear()
+        self.changelog_sent.set_result(None)
+        acknowledged = await asyncio.gather(*changelog) if changelog else []
+        for ((_, key), (table, value)), raw, metadata in zip(writes, values, acknowledged, strict=True):
+            self._written.append((table, Written(key, value, raw, metadata.partition, metadata.offset)))
+        if self.previous is not None:
+            await asyncio.shield(self.previous.applied)
+        by_table: dict[int, tuple[StateTable[Any], list[Written[Any]]]] = {}
+        for table, written in self._written:
+            by_table.setdefault(id(table), (table, []))[1].append(written)
+        for table, written_list in by_table.values():
+            table.apply(sorted(written_list, key=lambda w: (w.partition, w.offset)))
+        if on_applied is not None:
+            on_applied()
+        self.applied.set_result(None)
 
     async def _encode(self, staged: _Staged) -> tuple[str, bytes | None, bytes | None, RecordHeaders]:
         if staged.event is not None and staged.envelope is not None:
-            key, value, headers = await encode_record(staged.event, staged.envelope, self.sealer)
+            key, value, headers = await self.codec.encode(staged.event, staged.envelope)
             return staged.topic, key, value, headers
         original = staged.value
         if original is None:
             return staged.topic, staged.key, None, staged.headers
         value, headers = original, staged.headers
         if staged.seal_as is not None:
-            if self.sealer is None:
-                raise SealingRequired(f"{staged.topic}: a sealed record needs a sealer")
-            value = await self.sealer.seal_bytes(original, staged.seal_as)
+            value = await self.codec.seal_record(original, staged.seal_as)
             headers = [*headers, (SEALED_HEADER, b"1")]
         if len(value) > MAX_VALUE:  # a dead letter (the only raw records) too large to keep its value
             log.warning("dead_letter_value_dropped", topic=staged.topic, value_bytes=len(value))
@@ -207,8 +277,7 @@ class UnitOfWork:
         futures = []
         for topic, key, value, headers, *partition in records:
             futures.append(
-                await send_record(
-                    self.producer,
+                await self.producer.send(
                     topic,
                     value,
                     key=key,
@@ -265,11 +334,12 @@ class WorkerStats:
 class StreamWorker:
     """One service's consumer-group member: its routes (topic → handler), tables, timers and resources."""
 
-    def __init__(self, service: str, settings: RuntimeSettings, sealer: Sealer | None = None) -> None:
-        """``sealer``: the data keys of the personal data this service reads and writes, if any."""
+    def __init__(self, service: str, settings: RuntimeSettings, codec: Codec | None = None) -> None:
+        """``codec``: how records and table values are encoded; a service holding personal data gives its
+        sealing codec (``services.protection``'s ``Sealer``, started and stopped with the worker)."""
         self.service = service
         self.settings = settings
-        self.sealer = sealer
+        self.codec: Codec = codec or PLAIN
         self.source = f"/circles/{service}"
         self.group_id = f"{settings.topic_prefix}circles-{service}"
         self.routes: dict[str, _Route] = {}
@@ -283,14 +353,20 @@ class StreamWorker:
         """starting → joining → (rebalancing → recovering →) ready → stopping; see ``readiness``."""
         self.metrics = Metrics(f"{service}-worker")
         self.probes = ProbeServer(settings.health_host, settings.health_port, self.metrics, self.readiness)
+        self.store_dir = settings.data_dir / "state" / self.group_id / (settings.worker_id or "worker")
         self._lock = asyncio.Lock()
         self._processed: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._stopping = asyncio.Event()
+        self._failure: BaseException | None = None
         self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
-        if sealer is not None:
-            self.resource(sealer.start, sealer.stop)
+        self._producer: RenewingProducer | None = None
+        self._units: deque[asyncio.Task[None]] = deque()
+        self._in_flight = InFlight()
+        self._last_unit: UnitOfWork | None = None
+        self._batch_limit = settings.batch_size
+        if codec is not None:
+            self.resource(codec.start, codec.stop)
 
     # -- declaration -------------------------------------------------------------------------------------
 
@@ -327,16 +403,24 @@ class StreamWorker:
     def table(
         self, name: str, model: type[Any], changelog: TopicSpec, *, subject: str | None = None
     ) -> StateTable[Any]:
-        """``subject``: the kind of data subject the table's keys name, when its values hold personal data."""
+        """``subject``: the kind of data subject the table's keys name, when its values hold personal data.
+        The table's store is ``<data dir>/state/<group>/<worker id>/<name>``."""
         table: StateTable[Any] = StateTable(
-            name, model, changelog, self.settings.topic_prefix, subject=subject, sealer=self.sealer
+            name,
+            model,
+            changelog,
+            self.settings.topic_prefix,
+            subject=subject,
+            codec=self.codec,
+            directory=self.store_dir / name,
         )
         self.tables.append(table)
         return table
 
     def timer(self, interval: float, function: TimerFunction) -> None:
         """Every ``interval`` seconds (once the worker is ready), ``function`` runs with a unit of work of its
-        own, committed when it returns, while no batch is being processed."""
+        own, committed when it returns, while no batch is being processed or committed. It is supervised:
+        a failure is retried with back-off (``services.runtime.supervision``)."""
         self.timers.append(_Timer(interval, function))
 
     def resource(self, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
@@ -348,22 +432,28 @@ class StreamWorker:
         self.assigned_callbacks.append(callback)
 
     @property
-    def producer(self) -> AIOKafkaProducer:
+    def producer(self) -> RenewingProducer:
         assert self._producer is not None, "the worker is not running"
         return self._producer
 
     # -- running -----------------------------------------------------------------------------------------
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready (for ``/ready``) only while consuming with an assignment whose tables are recovered."""
+        """Ready (for ``/ready``) only while consuming with an assignment whose tables are recovered, and
+        while every background task is alive."""
+        if not supervision.healthy():
+            return False, "failed"
         return self.phase == "ready", self.phase
 
     async def run(self) -> None:
         """Until ``stop()``; raises (without committing unprocessed work) on infrastructure failures.
         ``/health``, ``/ready`` and ``/metrics`` answer from the start, so a slow recovery is visible."""
+        supervision.on_give_up(self._give_up)
         await self.probes.start()
         try:
             await self._run()
+            if self._failure is not None:
+                raise self._failure
         except TRANSIENT:
             self.metrics.error(ErrorKind.INFRASTRUCTURE)
             raise
@@ -371,12 +461,20 @@ class StreamWorker:
             self.phase = "stopped"
             await self.probes.stop()
 
+    def _give_up(self, task: str) -> None:
+        """A background task could not recover: the worker stops with an error (and is restarted)."""
+        self._failure = RuntimeError(f"background task {task} could not recover")
+        self.stop()
+
     async def _run(self) -> None:
         bootstrap = self.settings.bootstrap_servers()
-        self._producer = make_producer(bootstrap, client_id=f"{self.group_id}-producer")
+        client_id = f"{self.group_id}-producer"
+        # renewed after an error fatal to it (a broker outage longer than its request timeout): a timer
+        # retried after the outage gets a working producer; a batch's unit that met the error has failed
+        self._producer = RenewingProducer(lambda: make_producer(bootstrap, client_id=client_id), client_id)
         await self._producer.start()
         started: list[Callable[[], Awaitable[None]]] = []
-        timers: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[None]] = []
         try:
             for start, stop in self.resources:
                 await start()
@@ -399,22 +497,29 @@ class StreamWorker:
             if self.phase == "starting":
                 self.phase = "joining"
             self._consumer.subscribe(list(self.routes), listener=_Rebalance(self))
-            timers = [asyncio.create_task(self._run_timer(timer)) for timer in self.timers]
-            timers.append(asyncio.create_task(self._commit_periodically()))
+            tasks = [asyncio.create_task(self._start_timer(timer)) for timer in self.timers]
+            tasks.append(
+                supervision.supervise(
+                    f"{self.service}:commit", self._commit_and_measure, every=self.settings.commit_interval_s
+                )
+            )
             await self._consume()
         finally:
             self.phase = "stopping"  # /ready says no from here, whatever brought the worker down
-            for task in timers:
+            for task in tasks:
                 task.cancel()
-            for task in timers:
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await _bounded(self._drain(), "pipeline")
             if self._consumer is not None:
                 await _bounded(self._commit_processed(), "commit")
                 await _bounded(self._consumer.stop(), "consumer")
             for stop in reversed(started):
                 await _bounded(stop(), "resource")
             await _bounded(self._producer.stop(), "producer")
+            for table in self.tables:
+                table.close()
 
     def stop(self) -> None:
         self.phase = "stopping"
@@ -426,7 +531,7 @@ class StreamWorker:
         try:
             while not self._stopping.is_set():
                 fetch = asyncio.ensure_future(
-                    self._consumer.getmany(timeout_ms=1000, max_records=self.settings.batch_size)
+                    self._consumer.getmany(timeout_ms=1000, max_records=self._batch_limit)
                 )
                 done, _ = await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if fetch not in done:
@@ -435,20 +540,36 @@ class StreamWorker:
                         await fetch
                     break
                 batch = fetch.result()
-                if batch:
-                    await self._process(batch)
+                handled_s = await self._process(batch) if batch else 0.0
+                self._adapt(sum(len(records) for records in batch.values()), handled_s)
+                self._reap()
         finally:
             stopping.cancel()
 
-    async def _process(self, batch: dict[TopicPartition, list[Any]]) -> None:
+    def _adapt(self, fetched: int, handled_s: float) -> None:
+        """Batches grow under load (a full fetch handled within ``BATCH_BUDGET_S`` doubles the next, up to
+        ``max_batch_size``): bigger units share their round trips to the broker. They shrink back towards
+        ``batch_size`` when the backlog is gone, or when handling one took so long that the event loop (and
+        the consumer's heartbeats) waited too long: a worker whose heartbeats lapse leaves the group and
+        processes for a while what another worker now owns."""
+        if handled_s > 2 * BATCH_BUDGET_S:
+            self._batch_limit = max(self.settings.batch_size, self._batch_limit // 2)
+        elif fetched >= self._batch_limit and handled_s < BATCH_BUDGET_S:
+            self._batch_limit = min(self._batch_limit * 2, self.settings.max_batch_size)
+        elif fetched < self._batch_limit // 4:
+            self._batch_limit = max(self.settings.batch_size, self._batch_limit // 2)
+
+    async def _process(self, batch: dict[TopicPartition, list[Any]]) -> float:
+        """Handle a batch in a unit of work and start its commit; return once the pipeline has room, with
+        the seconds its handlers took."""
         assert self._consumer is not None
         async with self._lock:
             held = self._consumer.assignment()
             batch = {tp: records for tp, records in batch.items() if tp in held and records}
             if not batch:
-                return
+                return 0.0
             started = time.perf_counter()
-            uow = UnitOfWork(self.producer, self.source, self.metrics, self.sealer)
+            uow = self._unit()
             by_batch_route: dict[str, list[Any]] = {}
             for tp, records in batch.items():
                 route = self.routes[tp.topic]
@@ -459,17 +580,59 @@ class StreamWorker:
                     await self._handle(uow, route, record)
             for topic, records in by_batch_route.items():  # every partition's records in one call
                 await self._handle_batch(uow, self.routes[topic], records)
-            await uow.commit()
-            for tp, records in batch.items():
-                self._processed[tp] = records[-1].offset + 1
-                self.stats.records += len(records)
-                self.metrics.consumed(tp.topic, len(records))
-                highwater = self._consumer.highwater(tp)
-                if highwater is not None:
-                    self.metrics.set_lag(tp.topic, tp.partition, highwater - self._processed[tp])
-            self.metrics.batch_done(time.perf_counter() - started)
-            self.stats.batches += 1
-            self.stats.last_record_at = time.monotonic()
+            self._submit(uow, lambda: self._processed_batch(batch, started))
+            handled_s = time.perf_counter() - started
+        while len(self._units) >= self.settings.pipeline_depth:
+            await asyncio.wait({self._units[0]})
+            self._reap()
+        return handled_s
+
+    def _unit(self) -> UnitOfWork:
+        return UnitOfWork(
+            self.producer,
+            self.source,
+            self.metrics,
+            self.codec,
+            previous=self._last_unit,
+            in_flight=self._in_flight,
+        )
+
+    def _submit(self, uow: UnitOfWork, on_applied: Callable[[], None]) -> None:
+        """Start committing a handled unit; the next one may be handled meanwhile (pipelining)."""
+        self._in_flight.add(uow)
+        self._last_unit = uow
+        self._units.append(asyncio.create_task(uow.commit(on_applied)))
+
+    def _reap(self) -> None:
+        """Forget committed units; a failed one stops the worker (its error raised from ``_consume``)."""
+        while self._units and self._units[0].done():
+            task = self._units.popleft()
+            error = task.exception()
+            if error is not None:
+                raise error
+        if not self._units:
+            self._last_unit = None
+
+    async def _drain(self) -> None:
+        """Wait until every unit started is committed (raises a unit's failure)."""
+        while self._units:
+            await asyncio.wait({self._units[0]})
+            self._reap()
+        self._last_unit = None
+
+    def _processed_batch(self, batch: dict[TopicPartition, list[Any]], started: float) -> None:
+        """A batch's unit is applied: its records are processed, their offsets may be committed."""
+        assert self._consumer is not None
+        for tp, records in batch.items():
+            self._processed[tp] = records[-1].offset + 1
+            self.stats.records += len(records)
+            self.metrics.consumed(tp.topic, len(records))
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                self.metrics.set_lag(tp.topic, tp.partition, highwater - self._processed[tp])
+        self.metrics.batch_done(time.perf_counter() - started)
+        self.stats.batches += 1
+        self.stats.last_record_at = time.monotonic()
 
     async def _handle(self, uow: UnitOfWork, route: _Route, record: Any) -> None:
         started = time.perf_counter()
@@ -480,22 +643,13 @@ class StreamWorker:
 
     async def _decode(self, uow: UnitOfWork, route: _Route, record: Any) -> tuple[Envelope, Event] | None:
         """The record's event, or None once it is dead-lettered (undecodable) or skipped (erased subject)."""
-        value = record.value
         try:
-            if value is not None and any(name == SEALED_HEADER for name, _ in record.headers or ()):
-                if self.sealer is None:
-                    raise UndecodableRecord("a sealed record, and this service has no data keys")
-                value = await self.sealer.open_bytes(value)
-            return await decode_record(value, record.headers, route.known, self.sealer)
+            return await self.codec.decode(record.value, record.headers or (), route.known)
         except UndecodableRecord as bad:
             self._dead_letter(uow, route, record, bad.reason, ErrorKind.UNDECODABLE)
-        except KeyDestroyed:
+        except Erased:
             log.info(
                 "erased_record_skipped", topic=record.topic, partition=record.partition, offset=record.offset
-            )
-        except ValueError:
-            self._dead_letter(
-                uow, route, record, "a sealed record could not be opened", ErrorKind.UNDECODABLE
             )
         return None
 
@@ -574,12 +728,10 @@ class StreamWorker:
             return
         self._committed.update(offsets)
 
-    async def _commit_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.commit_interval_s)
-            async with self._lock:
-                await self._commit_processed()
-            await self._refresh_lag()
+    async def _commit_and_measure(self) -> None:
+        """The periodic step: offsets of processed batches committed, then the lag measured."""
+        await self._commit_processed()
+        await self._refresh_lag()
 
     async def _refresh_lag(self) -> None:
         """Lag of every held partition, idle ones included: high-water mark minus processed position."""
@@ -600,21 +752,33 @@ class StreamWorker:
             if self.phase == "ready" and tp in self._consumer.assignment():
                 self.metrics.set_lag(tp.topic, tp.partition, highwater - position)
 
-    async def _run_timer(self, timer: _Timer) -> None:
+    async def _start_timer(self, timer: _Timer) -> None:
         await self.ready.wait()
-        while True:
-            async with self._lock:
-                uow = UnitOfWork(self.producer, self.source, self.metrics, self.sealer)
-                await timer.function(uow)
-                await uow.commit()
-            await asyncio.sleep(timer.interval)
+        name = getattr(timer.function, "__name__", "timer")
+        await supervision.supervise(
+            f"{self.service}:{name}", lambda: self._run_timer(timer), every=timer.interval
+        )
+
+    async def _run_timer(self, timer: _Timer) -> None:
+        """One run of a timer, on a drained pipeline (it reads tables directly), committed before the next
+        batch is handled."""
+        async with self._lock:
+            await self._drain()
+            uow = self._unit()
+            await timer.function(uow)
+            await uow.commit()
 
     # -- rebalancing -------------------------------------------------------------------------------------
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         if self.phase != "stopping":
             self.phase = "rebalancing"
-        async with self._lock:  # the batch in hand finishes, and its offsets are committed, first
+        async with self._lock:  # the batches in hand finish, and their offsets are committed, first
+            try:
+                await self._drain()
+            except TRANSIENT as error:  # a unit failed: the worker stops (after committing what was applied)
+                self._failure = error
+                self.stop()
             with contextlib.suppress(KafkaError):
                 await self._commit_processed()
             for tp in revoked:

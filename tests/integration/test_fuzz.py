@@ -40,7 +40,7 @@ from schemas.coordinator_api import VolunteerRegistration
 from schemas.partner_api import ReferralSubmission
 from schemas.topics import REFERRALS_INBOUND, TopicSpec
 from services.ops.topology import GROUP_TOPICS, SERVICES, consumed_topics
-from services.protection.sealer import SEALED_HEADER
+from services.runtime.codec import SEALED_HEADER
 from services.runtime.deadletter import MAX_ERROR, VALUE_DROPPED
 from services.runtime.http import PROBLEM
 from services.runtime.kafka import send_record

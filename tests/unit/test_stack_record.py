@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from services.cli import main
+from services.protection.sealer import keks_of
 from services.runtime.settings import ConfigurationError, RuntimeSettings
 from services.runtime.stack_record import StackRecord, write_record
 
@@ -90,7 +91,7 @@ def test_a_stack_given_an_inline_kek_is_not_opened_with_another(clean: Path) -> 
     (data / "kek.json").write_text("{}")  # left by an earlier start: not the key the stack uses now
     write_record(data, StackRecord(bootstrap_servers="127.0.0.1:39092", pid=None, kek_inline=True))
     with pytest.raises(ConfigurationError, match="was given CIRCLES_KEK; set the same CIRCLES_KEK here"):
-        RuntimeSettings().keks()
+        keks_of(RuntimeSettings())
 
 
 def test_the_command_says_where_it_looked_in_one_line(clean: Path) -> None:

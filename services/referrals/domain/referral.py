@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from schemas.common import PERSONAL, AgencyId, Contract, Outcome, ReferralStatus
 from schemas.envelope import Event
@@ -338,14 +338,33 @@ def _erasure_again(record: ReferralRecord, command: EraseReferral, command_id: u
     return Change(None, events)
 
 
+class DecisionDates(BaseModel):
+    reassess_on: date | None = None
+
+
+class RecordDates(BaseModel):
+    status: ReferralStatus
+    decision: DecisionDates | None = None
+    submission: dict[str, Any] | None = None
+
+
+class ReassessmentView(BaseModel):
+    """The fields of a table value (``ReferralEntry``) that say when it is due for re-assessment; none is
+    personal, so they are read from the stored value without opening it (the re-assessment index)."""
+
+    record: RecordDates | None = None
+
+
+def reassessment_date(record: ReferralRecord | RecordDates) -> date | None:
+    """When a deferred referral is to be assessed again (its release date comes into the window)."""
+    if record.submission is None or record.status is not ReferralStatus.DEFERRED or record.decision is None:
+        return None
+    return record.decision.reassess_on
+
+
 def due_for_reassessment(record: ReferralRecord, today: date) -> bool:
-    return (
-        record.submission is not None
-        and record.status is ReferralStatus.DEFERRED
-        and record.decision is not None
-        and record.decision.reassess_on is not None
-        and record.decision.reassess_on <= today
-    )
+    due = reassessment_date(record)
+    return due is not None and due <= today
 
 
 def reassess(

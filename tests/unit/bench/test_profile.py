@@ -67,4 +67,4 @@ def test_top_functions_leave_out_frames_on_nearly_every_stack(tmp_path: Path) ->
 def test_quick_mode_shrinks_the_loads() -> None:
     args = arguments(["--quick"])
     assert args.quick and all(getattr(args, name) == value for name, value in QUICK.items())
-    assert arguments([]).restart_referrals == 100_000
+    assert arguments([]).restart_referrals == "100000,1000000"

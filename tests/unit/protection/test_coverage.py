@@ -4,8 +4,8 @@ subject, whose kind has a keys topic; the one exception is what agencies write t
 from __future__ import annotations
 
 from schemas.events.referrals import InboundSubmission
+from schemas.personal import personal_paths
 from schemas.topics import EVENT_TYPES, SUBJECT_KEYS
-from services.protection.sealing import personal_paths
 from tests.samples import sample
 
 PLAIN_FROM_AGENCIES = {InboundSubmission}

@@ -11,14 +11,13 @@ import pytest
 from schemas.events.referrals import SubmitReferral
 from schemas.events.volunteers import VolunteerRegistered
 from schemas.partner_api import ReferralSubmission
+from schemas.personal import EACH, personal_paths
 from services.protection.errors import KeyDestroyed
 from services.protection.sealing import (
-    EACH,
     PREFIX,
     DataKey,
     holds_personal,
     open_sealed,
-    personal_paths,
     seal,
     sealed_key_ids,
 )
