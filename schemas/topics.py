@@ -12,7 +12,12 @@ from enum import StrEnum
 
 from schemas.envelope import Event
 from schemas.events.agencies import AgencyKeyRotated, AgencyRegistered
-from schemas.events.coordinator import CoordinatorAccountSet
+from schemas.events.coordinator import (
+    AuditRecorded,
+    CoordinatorAccountSet,
+    MappaPanelRecorded,
+    MentoringSessionRecorded,
+)
 from schemas.events.matching import (
     CircleFormed,
     MatchDecided,
@@ -431,6 +436,36 @@ COORDINATOR_DEAD_LETTERS = TopicSpec(
     description="Private: messages that could not be delivered, for the coordinator and the report.",
     consumers=(Service.COORDINATOR,),
 )
+COORDINATOR_RECORDS = TopicSpec(
+    name="circles.coordinator.records.v1",
+    owner=Service.COORDINATOR,
+    key="record id (panel_id, session_id, audit_id)",
+    partitions=1,
+    cleanup=Cleanup.COMPACT,
+    description=(
+        "The scheme's records against its agreed targets: MAPPA panels asked to and attended, 1-1 "
+        "mentoring sessions, audits of practice. Ids, dates and counts only; kept for as long as the scheme "
+        "runs (a record's id is its key), read by the commissioner's return and, for an agency's own "
+        "referrals' panels, by the partner API."
+    ),
+    events=(MappaPanelRecorded, MentoringSessionRecorded, AuditRecorded),
+    consumers=(Service.COORDINATOR, Service.REFERRALS),
+    cli=CliAccess.WRITE,  # `circles mappa panel`, `circles mentoring session`, `circles audit record`
+)
+COORDINATOR_HISTORY = TopicSpec(
+    name="circles.coordinator.history.v1",
+    owner=Service.COORDINATOR,
+    key="event id (ce_id)",
+    partitions=1,
+    cleanup=Cleanup.COMPACT,
+    description=(
+        "Private: the public facts the commissioner's return is computed from (referral, matching and circle "
+        "events; ids, dates and states), archived one record per event so that a return for any period is "
+        "the same whenever it is asked, after the source topics' retention has passed."
+    ),
+    consumers=(Service.COORDINATOR,),
+    cli=CliAccess.READ,  # `circles report return|evidence`
+)
 
 _PRIMARY: tuple[TopicSpec, ...] = (
     REFERRAL_KEYS,
@@ -457,6 +492,8 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     COORDINATOR_ACCOUNTS,
     COORDINATOR_REFERRALS,
     COORDINATOR_DEAD_LETTERS,
+    COORDINATOR_RECORDS,
+    COORDINATOR_HISTORY,
 )
 
 

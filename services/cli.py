@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from services.coordinator.commands import coordinator
+from services.coordinator.commands import audit_record, coordinator, mappa, mentoring
 from services.dev.stack import dev
 from services.matching.commands import proposal, volunteer
 from services.notifications.commands import notifications
@@ -35,6 +35,9 @@ main.add_command(keys)
 main.add_command(erase)
 main.add_command(retention)
 main.add_command(audit)
+audit.add_command(audit_record)  # `circles audit record`: audits of practice, beside the access log
+main.add_command(mappa)
+main.add_command(mentoring)
 
 
 @main.command(name="run")

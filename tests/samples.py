@@ -13,7 +13,14 @@ from typing import Any, TypeVar
 from schemas.common import AgeBand, Gender, LocalAuthority, Outcome, Reason, RiskLevel
 from schemas.envelope import Event
 from schemas.events.agencies import AgencyKeyRotated, AgencyKind, AgencyRecord, AgencyRegistered, ApiKeyHash
-from schemas.events.coordinator import CoordinatorAccount, CoordinatorAccountSet, PasswordHash
+from schemas.events.coordinator import (
+    AuditRecorded,
+    CoordinatorAccount,
+    CoordinatorAccountSet,
+    MappaPanelRecorded,
+    MentoringSessionRecorded,
+    PasswordHash,
+)
 from schemas.events.matching import (
     ChosenVolunteer,
     CircleFormed,
@@ -326,6 +333,32 @@ def _samples() -> dict[type[Event], Event]:
         DeliveryRetryDue(notification_id=PROPOSAL_ID, attempt=2),
         NotificationDelivered(**delivery, delivered_at=NOW),
         NotificationDeadLettered(**delivery, reason="SMTP 550", dead_lettered_at=NOW),
+        MappaPanelRecorded(
+            panel_id=PROPOSAL_ID,
+            referral_id=REFERRAL_ID,
+            level=2,
+            held_on=NOW.date(),
+            attended=True,
+            recorded_by="cli:coordinator",
+            recorded_at=NOW,
+        ),
+        MentoringSessionRecorded(
+            session_id=PROPOSAL_ID,
+            referral_id=REFERRAL_ID,
+            held_on=NOW.date(),
+            minutes=60,
+            recorded_by="cli:coordinator",
+            recorded_at=NOW,
+        ),
+        AuditRecorded(
+            audit_id=PROPOSAL_ID,
+            held_on=NOW.date(),
+            area="supervision",
+            result="actions",
+            actions=2,
+            recorded_by="cli:coordinator",
+            recorded_at=NOW,
+        ),
     ]
     return {type(sample): sample for sample in samples}
 

@@ -1,14 +1,36 @@
-"""``circles coordinator add``: accounts for the coordinator page."""
+"""``circles coordinator add`` (accounts for the coordinator page) and the scheme's records against its
+targets: ``circles mappa panel``, ``circles mentoring session``, ``circles audit record``."""
 
 from __future__ import annotations
 
 import sys
+import uuid
+from collections.abc import Callable
+from datetime import datetime
 
 import click
 
+from schemas.events.coordinator import SchemeRecord
+from schemas.topics import COORDINATOR_REFERRALS
 from services.coordinator.accounts import AccountExists, add_account
+from services.coordinator.domain import records
 from services.coordinator.domain.passwords import WeakPassword, generated_password
-from services.runtime.cli_support import CliError, echo_json, run, settings
+from services.coordinator.records import publish_record
+from services.referral_progress.progress import ReferralProgress
+from services.runtime.cli_support import (
+    CliError,
+    OneLineCommand,
+    bootstrap,
+    echo_json,
+    operator,
+    prefix,
+    run,
+    settings,
+)
+from services.runtime.clock import clock_from_setting
+from services.runtime.kafka import read_compacted
+
+DAY = click.DateTime(formats=["%Y-%m-%d"])
 
 
 @click.group()
@@ -37,3 +59,116 @@ def add(account_id: str, display_name: str, password_stdin: bool, as_json: bool)
     click.echo(f"Created coordinator account {account_id}.")
     if shown:
         click.echo(f"Password (shown once): {shown}")
+
+
+def now() -> datetime:
+    return clock_from_setting(settings().clock).now()
+
+
+def referral_option(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a referral id") from None
+
+
+async def _record(record_of_referral: uuid.UUID | None, record: SchemeRecord) -> None:
+    servers, topic_prefix = bootstrap(), prefix()
+    if record_of_referral is not None:
+        known = await read_compacted(
+            servers, topic_prefix + COORDINATOR_REFERRALS.name, ReferralProgress.model_validate_json
+        )
+        if str(record_of_referral) not in known:
+            raise LookupError(f"no referral {record_of_referral}")
+    await publish_record(servers, topic_prefix, record, "/circles/coordinator/cli")
+
+
+def _write(referral_id: uuid.UUID | None, make: Callable[[], SchemeRecord], as_json: bool, said: str) -> None:
+    try:
+        record = make()
+    except records.RecordRefused as refused:
+        raise CliError(str(refused)) from None
+    run(_record(referral_id, record))
+    if as_json:
+        echo_json(records.record_view(record))
+    else:
+        click.echo(f"Recorded {said} {record.record_id()}.")
+
+
+@click.group()
+def mappa() -> None:
+    """MAPPA panels the scheme was asked to attend (levels 2 and 3), and whether it did."""
+
+
+@mappa.command("panel", cls=OneLineCommand)
+@click.option("--referral", "referral", required=True, help="The referral the panel was about")
+@click.option("--level", type=click.Choice(["2", "3"]), required=True, help="MAPPA level of the panel")
+@click.option("--date", "held_on", type=DAY, required=True, help="The panel's date (YYYY-MM-DD)")
+@click.option("--attended", type=click.Choice(["yes", "no"]), required=True)
+@click.option("--json", "as_json", is_flag=True)
+def panel(referral: str, level: str, held_on: datetime, attended: str, as_json: bool) -> None:
+    """Record a MAPPA panel the scheme was asked to attend; an attended panel is not in the future."""
+    referral_id = referral_option(referral)
+    _write(
+        referral_id,
+        lambda: records.mappa_panel(
+            referral_id=referral_id,
+            level=int(level),
+            held_on=held_on.date(),
+            attended=attended == "yes",
+            recorded_by=operator(),
+            now=now(),
+        ),
+        as_json,
+        "MAPPA panel",
+    )
+
+
+@click.group()
+def mentoring() -> None:
+    """1-1 mentoring sessions with service users."""
+
+
+@mentoring.command("session", cls=OneLineCommand)
+@click.option("--referral", "referral", required=True, help="The referral whose core member was mentored")
+@click.option("--date", "held_on", type=DAY, required=True, help="The session's date (YYYY-MM-DD)")
+@click.option("--minutes", type=click.IntRange(1, 24 * 60), required=True, help="Length in minutes")
+@click.option("--json", "as_json", is_flag=True)
+def session(referral: str, held_on: datetime, minutes: int, as_json: bool) -> None:
+    """Record a 1-1 mentoring session that has been held."""
+    referral_id = referral_option(referral)
+    _write(
+        referral_id,
+        lambda: records.mentoring_session(
+            referral_id=referral_id,
+            held_on=held_on.date(),
+            minutes=minutes,
+            recorded_by=operator(),
+            now=now(),
+        ),
+        as_json,
+        "mentoring session",
+    )
+
+
+@click.command("record", cls=OneLineCommand)
+@click.option("--date", "held_on", type=DAY, required=True, help="The audit's date (YYYY-MM-DD)")
+@click.option("--area", required=True, help="What was audited, as a short code (e.g. supervision)")
+@click.option("--result", type=click.Choice(["met", "actions"]), required=True)
+@click.option("--actions", type=click.IntRange(0, 1000), default=None, help="Actions it left (for 'actions')")
+@click.option("--json", "as_json", is_flag=True)
+def audit_record(held_on: datetime, area: str, result: str, actions: int | None, as_json: bool) -> None:
+    """Record an audit of practice and its result."""
+    _write(
+        None,
+        lambda: records.audit(
+            held_on=held_on.date(),
+            area=area,
+            result=result,
+            actions=actions,
+            recorded_by=operator(),
+            now=now(),
+        ),
+        as_json,
+        "audit",
+    )

@@ -24,6 +24,24 @@ class CliError(click.ClickException):
     """Exit status 1 with a one-line reason."""
 
 
+class OneLineCommand(click.Command):
+    """A command whose usage errors are one line (``Error: ...``, exit status 2), without the usage text."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            error.ctx = None
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            error.ctx = None
+            raise
+
+
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; turn the failures users can cause into one line each."""
     try:
