@@ -51,6 +51,8 @@ class VolunteerView(Contract):
     last_supervised_on: date | None
     supervision_due_on: date | None
     withdrawn: bool
+    registered_on: date | None = None
+    withdrawn_on: date | None = None
 
 
 class ProposalView(Contract):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from services.coordinator.commands import audit_record, coordinator, mappa, mentoring
+from services.coordinator.commands import audit_record, coordinator, mappa, mentoring, report
 from services.dev.stack import dev
 from services.matching.commands import proposal, volunteer
 from services.notifications.commands import notifications
@@ -38,6 +38,7 @@ main.add_command(audit)
 audit.add_command(audit_record)  # `circles audit record`: audits of practice, beside the access log
 main.add_command(mappa)
 main.add_command(mentoring)
+main.add_command(report)
 
 
 @main.command(name="run")

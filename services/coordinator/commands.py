@@ -15,8 +15,19 @@ from schemas.topics import COORDINATOR_REFERRALS
 from services.coordinator.accounts import AccountExists, add_account
 from services.coordinator.domain import records
 from services.coordinator.domain.passwords import WeakPassword, generated_password
+from services.coordinator.domain.report import Period
+from services.coordinator.domain.scheme_return import (
+    SchemeHistory,
+    return_csv,
+    return_rows,
+    scheme_return,
+)
+from services.coordinator.domain.targets import SchemeTargets, load_targets
 from services.coordinator.records import publish_record
+from services.coordinator.scheme import load_history
+from services.coordinator.settings import CoordinatorSettings
 from services.referral_progress.progress import ReferralProgress
+from services.referral_progress.workdays import scheme_today
 from services.runtime.cli_support import (
     CliError,
     OneLineCommand,
@@ -172,3 +183,47 @@ def audit_record(held_on: datetime, area: str, result: str, actions: int | None,
         as_json,
         "audit",
     )
+
+
+def period_of(start: datetime, end: datetime) -> Period:
+    if start > end:
+        raise click.UsageError(f"--from {start.date()} is after --to {end.date()}")
+    return Period(start=start.date(), end=end.date())
+
+
+def _history() -> tuple[SchemeHistory, SchemeTargets]:
+    config = CoordinatorSettings()
+    try:
+        targets = load_targets(config.scheme_targets)
+    except (OSError, ValueError) as problem:
+        raise CliError(
+            f"cannot read the targets ({config.scheme_targets}): {problem}".splitlines()[0]
+        ) from None
+    today = scheme_today(clock_from_setting(config.clock).now())
+    return run(load_history(config, today)), targets
+
+
+@click.group()
+def report() -> None:
+    """The commissioner's return and the compliance pack, for any period."""
+
+
+@report.command("return", cls=OneLineCommand)
+@click.option("--from", "start", type=DAY, required=True, help="First day of the period (YYYY-MM-DD)")
+@click.option("--to", "end", type=DAY, required=True, help="Last day of the period (YYYY-MM-DD)")
+@click.option("--json", "as_json", is_flag=True, help="The return as one JSON document")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV: a header row, one row per figure")
+def return_(start: datetime, end: datetime, as_json: bool, as_csv: bool) -> None:
+    """Every figure of the contract's return for the period, from the event history."""
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    period = period_of(start, end)
+    history, targets = _history()
+    figures = scheme_return(history, period, targets)
+    if as_json:
+        echo_json(figures.as_json())
+    elif as_csv:
+        click.echo(return_csv(figures), nl=False)
+    else:
+        for section, figure, value in return_rows(figures):
+            click.echo(f"{section:<16} {figure:<36} {value}")

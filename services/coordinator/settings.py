@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from services.coordinator.domain.targets import DEFAULT_TARGETS
 from services.matching.domain.policy import DEFAULT_POLICY
 from services.referral_progress.settings import ServiceLevelSettings
 from services.runtime.settings import RuntimeSettings
@@ -23,3 +24,6 @@ class CoordinatorSettings(RuntimeSettings, ServiceLevelSettings):
     session_hours: float = 8.0
     operations_poll_s: float = Field(default=5.0, gt=0, description="How often the operations page samples")
     matching_policy: Path = Field(default=DEFAULT_POLICY, description="The yearly target comes from it")
+    scheme_targets: Path = Field(
+        default=DEFAULT_TARGETS, description="The scheme's agreed targets, contract value and split"
+    )
