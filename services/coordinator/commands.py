@@ -7,6 +7,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 import click
 
@@ -14,6 +15,7 @@ from schemas.events.coordinator import SchemeRecord
 from schemas.topics import COORDINATOR_REFERRALS
 from services.coordinator.accounts import AccountExists, add_account
 from services.coordinator.domain import records
+from services.coordinator.domain.evidence import evidence_pack
 from services.coordinator.domain.passwords import WeakPassword, generated_password
 from services.coordinator.domain.report import Period
 from services.coordinator.domain.scheme_return import (
@@ -227,3 +229,31 @@ def return_(start: datetime, end: datetime, as_json: bool, as_csv: bool) -> None
     else:
         for section, figure, value in return_rows(figures):
             click.echo(f"{section:<16} {figure:<36} {value}")
+
+
+@report.command("evidence", cls=OneLineCommand)
+@click.option("--from", "start", type=DAY, required=True, help="First day of the period (YYYY-MM-DD)")
+@click.option("--to", "end", type=DAY, required=True, help="Last day of the period (YYYY-MM-DD)")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to write the pack into (made if missing)",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON")
+def evidence(start: datetime, end: datetime, out: Path, as_json: bool) -> None:
+    """The compliance pack for an auditor of practice: CSV files and a one-page summary (ids and dates)."""
+    period = period_of(start, end)
+    history, targets = _history()
+    files = evidence_pack(history, period, targets)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            (out / name).write_text(content, newline="")
+    except OSError as problem:
+        raise CliError(f"cannot write the pack to {out}: {problem.strerror}") from None
+    if as_json:
+        echo_json({"directory": str(out), "files": sorted(files)})
+    else:
+        click.echo(f"Wrote {len(files)} files to {out}: {', '.join(sorted(files))}")
