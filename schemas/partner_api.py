@@ -154,6 +154,15 @@ class ReferralAccepted(Contract):
     links: Links
 
 
+class MappaPanelView(Contract):
+    """A MAPPA panel about this referral the scheme was asked to attend, and whether it attended."""
+
+    panel_id: uuid.UUID
+    level: Literal[2, 3]
+    held_on: date
+    attended: bool
+
+
 class ReferralView(Contract):
     referral_id: uuid.UUID
     agency_reference: AgencyReference
@@ -164,6 +173,11 @@ class ReferralView(Contract):
     updated_at: AwareDatetime
     erased_at: AwareDatetime | None = Field(
         default=None, description="When the referral's personal data was erased (on request, or retention)"
+    )
+    mappa_panels: list[MappaPanelView] = Field(
+        default=[],
+        description="The MAPPA Level 2 and 3 panels about this referral the scheme was asked to attend, "
+        "oldest first, and whether it attended each",
     )
     links: Links
 

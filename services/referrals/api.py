@@ -38,6 +38,7 @@ from schemas.events.referrals import AccessAction, SubmitReferral, WithdrawRefer
 from schemas.partner_api import (
     FieldError,
     Links,
+    MappaPanelView,
     Problem,
     ReferralAccepted,
     ReferralHistory,
@@ -50,6 +51,7 @@ from services.protection.sealer import build_sealer
 from services.referrals.access import Access, AccessLog
 from services.referrals.agencies import AgencyDirectory
 from services.referrals.domain.referral import ReferralRecord, referral_id_for
+from services.referrals.panels import MappaPanels
 from services.referrals.ratelimit import RateLimiter
 from services.referrals.readmodel import Pending, Referral, ReferralIndex, ReferralReadModel
 from services.referrals.settings import ReferralsSettings
@@ -271,7 +273,9 @@ def create_api(
     lifespan: Callable[[FastAPI], Any] | None = None,
     ready: Callable[[], bool] = lambda: True,
     metrics: Metrics | None = None,
+    panels: Callable[[uuid.UUID], list[MappaPanelView]] = lambda _: [],
 ) -> FastAPI:
+    """``panels``: the MAPPA panels the scheme was asked to attend about a referral (the coordinator's)."""
     clock = clock or SystemClock()
     app = FastAPI(
         title="Circles partner API",
@@ -491,10 +495,12 @@ def create_api(
         responses=ERROR_RESPONSES,
     )
     async def get_referral(referral_id: uuid.UUID, request: Request) -> Any:
-        """Current status and decision."""
+        """Current status and decision, and the MAPPA panels about it the scheme was asked to attend."""
         touches(request, "get", referral_id)
         referral = index.owned_by(referral_id, agency_of(request).agency_id)
-        return _view(referral, base_url) if referral is not None else not_found()
+        if referral is None:
+            return not_found()
+        return _view(referral, base_url).model_copy(update={"mappa_panels": panels(referral_id)})
 
     @app.get(
         "/v1/referrals/{referral_id}/history",
@@ -574,6 +580,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
     directory = AgencyDirectory(bootstrap, prefix)
     sealer = build_sealer(settings, ["referral"], client_id="circles-referrals-api-keys")
     read_model = ReferralReadModel(bootstrap, sealer, prefix)
+    mappa_panels = MappaPanels(bootstrap, prefix)
     metrics = Metrics(SERVICE)
     publisher = Publisher(
         bootstrap,
@@ -591,14 +598,17 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         await sealer.start()
         await directory.start()
         await read_model.start()
+        await mappa_panels.view.start()
         async with asyncio.timeout(120):
             await directory.view.sync()
             await read_model.view.sync()
+            await mappa_panels.view.sync()
         started["ready"] = True
         log.info("api_ready", referrals=len(read_model.index))
         try:
             yield
         finally:
+            await mappa_panels.view.stop()
             await read_model.stop()
             await directory.stop()
             await sealer.stop()
@@ -616,4 +626,5 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         lifespan=lifespan,
         ready=lambda: supervision.healthy() and started["ready"],
         metrics=metrics,
+        panels=mappa_panels.of,
     )
