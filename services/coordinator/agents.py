@@ -7,6 +7,7 @@ from __future__ import annotations
 from schemas.envelope import Envelope, Event
 from schemas.events.notifications import NotificationDeadLettered
 from schemas.topics import (
+    CIRCLES_EVENTS,
     COORDINATOR_DEAD_LETTERS,
     COORDINATOR_HISTORY,
     COORDINATOR_REFERRALS,
@@ -32,6 +33,11 @@ class CoordinatorWorker:
         self.worker.route(REFERRAL_EVENTS, self.on_referral_event)
         self.worker.route(MATCHING_EVENTS, self.on_referral_event)
         self.worker.route(NOTIFICATION_EVENTS, self.on_notification_event)
+        self.worker.route(CIRCLES_EVENTS, self.on_circle_event)
+
+    async def on_circle_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        """Circle facts (ids, dates, states) only go to the archive the return is computed from."""
+        uow.put(self.history, str(envelope.id), archived(str(envelope.id), event, envelope.time))
 
     async def on_referral_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
         referral_id = getattr(event, "referral_id", None)

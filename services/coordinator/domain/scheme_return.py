@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.coordinator_api import ProposalView, VolunteerView
 from schemas.envelope import Event
+from schemas.events.circles import (
+    CircleActivated,
+    CircleEnded,
+    CircleFact,
+    ConcernAcknowledged,
+    ConcernEscalated,
+    ConcernRaised,
+    MeetingRecorded,
+    MinutesOverdue,
+    MinutesSubmitted,
+    ReviewRecorded,
+    circle_id_of,
+)
 from schemas.events.coordinator import AuditRecorded, MappaPanelRecorded, MentoringSessionRecorded
 from schemas.events.matching import CircleFormed
 from schemas.events.referrals import ReferralAssessed, ReferralSubmitted, ReferralWithdrawn
@@ -176,32 +190,89 @@ class CircleLife:
 
 
 def circle_lives(events: Iterable[Event]) -> dict[str, CircleLife]:
-    """Each referral's circle, folded from the history (in any order: each fact sets its own field)."""
+    """Each referral's circle, folded from the history (in any order: each fact sets its own field).
+
+    A circle is known from its formation (matching's ``CircleFormed``) or its activation (the circles
+    service's ``CircleActivated``, whose ``formed_on`` wins); the circles service's facts fill in meetings,
+    minutes, concerns, reviews and the end."""
+    events = list(events)
     lives: dict[str, CircleLife] = {}
+
+    def life_of(referral_id: uuid.UUID, formed_on: date, agency_id: str) -> CircleLife:
+        key = str(referral_id)
+        if key not in lives:
+            lives[key] = CircleLife(
+                referral_id=key, circle_id=circle_id_of(referral_id), formed_on=formed_on, agency_id=agency_id
+            )
+        return lives[key]
+
     for event in events:
         if isinstance(event, CircleFormed):
-            key = str(event.referral_id)
-            formed_on = local(event.formed_at).date()
-            life = lives.get(key)
-            if life is None:
-                lives[key] = CircleLife(
-                    referral_id=key,
-                    circle_id=f"circle-{key}",
-                    formed_on=formed_on,
-                    agency_id=event.agency_id,
-                    volunteer_ids=list(event.volunteer_ids),
-                )
-            else:
-                life.formed_on = min(life.formed_on, formed_on)
-                life.agency_id = event.agency_id
-                life.volunteer_ids = life.volunteer_ids or list(event.volunteer_ids)
-    _apply_circle_events(lives, events)
+            life = life_of(event.referral_id, local(event.formed_at).date(), event.agency_id)
+            life.volunteer_ids = life.volunteer_ids or list(event.volunteer_ids)
+    for event in events:
+        if isinstance(event, CircleActivated):
+            life = life_of(event.referral_id, event.formed_on, event.agency_id)
+            life.formed_on = event.formed_on
+            life.volunteer_ids = list(event.volunteer_ids)
+    for event in events:
+        if not isinstance(event, CircleFact):
+            continue
+        life = lives.get(str(event.referral_id)) or life_of(
+            event.referral_id, _fact_day(event), event.agency_id
+        )
+        _apply_fact(life, event)
     return lives
 
 
-def _apply_circle_events(lives: dict[str, CircleLife], events: Iterable[Event]) -> None:
-    """The circles service's facts (meetings, minutes, concerns, reviews, ends)."""
-    return None
+def _fact_day(event: CircleFact) -> date:
+    """A fact of a circle whose formation the history does not hold: the earliest day it tells of."""
+    for name in ("held_on", "ended_on"):
+        value = getattr(event, name, None)
+        if isinstance(value, date):
+            return value
+    for name in ("raised_at", "submitted_at", "extended_at", "noticed_at"):
+        value = getattr(event, name, None)
+        if isinstance(value, datetime):
+            return local(value).date()
+    return date.min
+
+
+def _apply_fact(life: CircleLife, event: CircleFact) -> None:
+    if isinstance(event, MeetingRecorded):
+        meeting = _meeting(life, event.meeting_id, event.held_on)
+        meeting.held_on = event.held_on
+        meeting.minutes_due_at = event.minutes_due_at
+        if event.minutes_received:
+            meeting.minutes, meeting.minutes_at = "on_time", event.recorded_at
+    elif isinstance(event, MinutesSubmitted):
+        meeting = _meeting(life, event.meeting_id, _day(event.submitted_at))
+        meeting.minutes = "on_time" if event.on_time else "late"
+        meeting.minutes_at = event.submitted_at
+    elif isinstance(event, MinutesOverdue):
+        meeting = _meeting(life, event.meeting_id, event.held_on)
+        meeting.minutes_due_at = event.minutes_due_at
+        if meeting.minutes is None:
+            meeting.minutes = "overdue"
+    elif isinstance(event, ConcernRaised | ConcernAcknowledged | ConcernEscalated):
+        key = str(event.concern_id)
+        concern = life.concerns.setdefault(
+            key, Concern(concern_id=key, level=event.level.value, raised_at=event.raised_at)
+        )
+        if isinstance(event, ConcernAcknowledged):
+            concern.acknowledged_at = event.acknowledged_at
+        elif isinstance(event, ConcernEscalated):
+            concern.escalated_at = event.escalated_at
+    elif isinstance(event, ReviewRecorded):
+        if event.held_on not in life.reviews:
+            life.reviews.append(event.held_on)
+    elif isinstance(event, CircleEnded):
+        life.ended_on, life.outcome = event.ended_on, event.outcome.value
+
+
+def _meeting(life: CircleLife, meeting_id: uuid.UUID, held_on: date) -> Meeting:
+    key = str(meeting_id)
+    return life.meetings.setdefault(key, Meeting(meeting_id=key, held_on=held_on))
 
 
 # -- the return --------------------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from schemas.common import Outcome
+from schemas.events.circles import CircleOutcome, ConcernLevel, ReviewRecorded, circle_id_of
 from services.coordinator.domain.evidence import add_months, evidence_pack, review_rows
 from services.coordinator.domain.report import Period
 from services.coordinator.domain.scheme_return import CircleLife, SchemeHistory
@@ -14,9 +15,16 @@ from tests.samples import PERSONAL_SENTINELS
 from tests.unit.coordinator.test_scheme_return import (
     Q1,
     TARGETS,
+    acknowledged,
+    activated,
     assessed,
+    concern,
+    ended,
+    fact,
     formed,
+    meeting,
     panel,
+    rid,
     submitted,
     volunteer,
 )
@@ -104,3 +112,36 @@ def test_the_pack_holds_every_file_ids_and_dates_only() -> None:
     for content in files.values():
         assert "Synthetic" not in content
         assert not any(sentinel in content for sentinel in PERSONAL_SENTINELS)
+
+
+def test_minutes_reviews_and_concerns_of_the_circles_operating() -> None:
+    raised = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    history = SchemeHistory(
+        events=[
+            activated(1, "2026-01-05"),
+            meeting(1, 1, "2026-04-02", with_minutes=True),
+            meeting(1, 2, "2026-05-02"),
+            fact(
+                ReviewRecorded,
+                1,
+                review_id=rid(3001),
+                held_on=date(2026, 4, 1),
+                next_review_due=date(2026, 7, 1),
+            ),
+            concern(1, 1, raised, ConcernLevel.URGENT),
+            acknowledged(1, 1, raised, timedelta(hours=5), ConcernLevel.URGENT),
+            activated(2, "2025-01-05"),  # ended before the period: none of its rows
+            ended(2, "2026-01-31", CircleOutcome.COMPLETED),
+        ],
+        volunteers=[],
+    )
+    files = evidence_pack(history, Q1, TARGETS)
+    minutes = rows(files["minutes.csv"])[1:]
+    assert [(m[3], m[5]) for m in minutes] == [("2026-04-02", "on_time"), ("2026-05-02", "not_in")]
+    assert {m[2] for m in minutes} == {str(rid(1))}
+    assert rows(files["reviews.csv"])[1:] == [
+        [circle_id_of(rid(1)), str(rid(1)), "2026-04-05", "2026-04-01", "yes"]
+    ]
+    concerns = rows(files["concerns.csv"])[1:]
+    assert [(c[3], c[4], c[6], c[7]) for c in concerns] == [("urgent", "2026-05-01T11:00+01:00", "5.0", "no")]
+    assert "| Minutes in on time | 1 of 2 (50%) | minutes.csv |" in files["summary.md"]

@@ -5,12 +5,28 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
 
 from schemas.common import Gender, LocalAuthority, Outcome
 from schemas.coordinator_api import VolunteerView
 from schemas.envelope import Event
+from schemas.events.circles import (
+    CircleActivated,
+    CircleEnded,
+    CircleFact,
+    CircleOutcome,
+    ConcernAcknowledged,
+    ConcernEscalated,
+    ConcernLevel,
+    ConcernRaised,
+    CoreMemberAttendance,
+    EndReason,
+    MeetingRecorded,
+    MinutesOverdue,
+    MinutesSubmitted,
+    circle_id_of,
+)
 from schemas.events.coordinator import AuditRecorded, MappaPanelRecorded, MentoringSessionRecorded
 from schemas.events.matching import CircleFormed
 from schemas.events.referrals import ReferralAssessed, ReferralSubmitted, ReferralWithdrawn
@@ -300,3 +316,146 @@ def test_the_csv_has_a_header_and_one_row_per_figure() -> None:
         "funding",
     ):
         assert any(s == section for s, _ in table), section
+
+
+F = TypeVar("F", bound=CircleFact)
+
+
+def fact(kind: type[F], n: int, **values: Any) -> F:
+    return kind(referral_id=rid(n), circle_id=circle_id_of(rid(n)), agency_id="mappa", **values)
+
+
+def activated(n: int, day: str) -> CircleActivated:
+    return fact(
+        CircleActivated,
+        n,
+        formed_on=date.fromisoformat(day),
+        volunteer_ids=["vol-1"],
+        local_authority=LocalAuthority.HULL,
+        planned_end_on=date.fromisoformat(day).replace(year=date.fromisoformat(day).year + 1),
+        next_review_due=date.fromisoformat(day),
+        activated_at=at(day),
+    )
+
+
+def ended(n: int, day: str, outcome: CircleOutcome) -> CircleEnded:
+    return fact(
+        CircleEnded,
+        n,
+        outcome=outcome,
+        reason=None if outcome is CircleOutcome.COMPLETED else EndReason.MOVED_AWAY,
+        ended_on=date.fromisoformat(day),
+        volunteer_ids=["vol-1"],
+        ended_at=at(day),
+    )
+
+
+def meeting(n: int, meeting_id: int, day: str, with_minutes: bool = False) -> MeetingRecorded:
+    return fact(
+        MeetingRecorded,
+        n,
+        meeting_id=rid(1000 + meeting_id),
+        held_on=date.fromisoformat(day),
+        core_member_attendance=CoreMemberAttendance.ATTENDED,
+        volunteer_ids=["vol-1"],
+        minutes_due_at=at(day) + timedelta(hours=48),
+        minutes_received=with_minutes,
+        recorded_at=at(day),
+    )
+
+
+def concern(n: int, concern_id: int, raised: datetime, level: ConcernLevel) -> ConcernRaised:
+    return fact(ConcernRaised, n, concern_id=rid(2000 + concern_id), level=level, raised_at=raised)
+
+
+def acknowledged(n: int, concern_id: int, raised: datetime, after: timedelta, level: ConcernLevel) -> Any:
+    return fact(
+        ConcernAcknowledged,
+        n,
+        concern_id=rid(2000 + concern_id),
+        level=level,
+        acknowledged_at=raised + after,
+        acknowledged_by="mappa",
+        raised_at=raised,
+    )
+
+
+def test_circles_operating_formed_and_ended_at_the_period_edges() -> None:
+    events: list[Event] = [
+        activated(1, "2025-09-01"),  # active across the start, ended inside
+        ended(1, "2026-05-15", CircleOutcome.COMPLETED),
+        activated(2, "2025-09-01"),  # ended the day before the period
+        ended(2, "2026-03-31", CircleOutcome.ENDED_EARLY),
+        activated(3, "2025-10-01"),  # ended on the first day: active on it
+        ended(3, "2026-04-01", CircleOutcome.ENDED_EARLY),
+        activated(4, "2026-07-01"),  # formed after
+        formed(5, "2026-06-30"),  # formed (matching) on the last day, activated then
+        activated(5, "2026-06-30"),
+        activated(6, "2026-04-10"),  # formed inside, ended after
+        ended(6, "2026-08-01", CircleOutcome.ENDED_EARLY),
+    ]
+    circles = figures(events)["circles"]
+    assert circles["operating"] == 4  # 1, 3, 5, 6
+    assert circles["formed"] == 2  # 5, 6
+    assert circles["ended"] == {"completed": 1, "ended_early": 1}  # 1, 3
+    assert (
+        figures(events, period=Period(start=date(2026, 7, 1), end=date(2026, 7, 31)))["circles"]["operating"]
+        == 3
+    )  # 4, 5, 6
+
+
+def test_meetings_and_their_minutes_in_the_period() -> None:
+    events: list[Event] = [
+        activated(1, "2026-01-01"),
+        meeting(1, 1, "2026-03-31"),  # before the period
+        meeting(1, 2, "2026-04-01", with_minutes=True),  # on time with the meeting
+        meeting(1, 3, "2026-05-01"),
+        fact(MinutesSubmitted, 1, meeting_id=rid(1003), submitted_at=at("2026-05-02"), on_time=True),
+        meeting(1, 4, "2026-06-01"),
+        fact(
+            MinutesOverdue,
+            1,
+            meeting_id=rid(1004),
+            held_on=date(2026, 6, 1),
+            minutes_due_at=at("2026-06-03"),
+            noticed_at=at("2026-06-03"),
+        ),
+        fact(MinutesSubmitted, 1, meeting_id=rid(1004), submitted_at=at("2026-06-10"), on_time=False),
+        meeting(1, 5, "2026-06-29"),
+        fact(
+            MinutesOverdue,
+            1,
+            meeting_id=rid(1005),
+            held_on=date(2026, 6, 29),
+            minutes_due_at=at("2026-07-01"),
+            noticed_at=at("2026-07-01"),
+        ),
+        meeting(1, 6, "2026-06-30"),  # minutes not in yet, not overdue: neither
+    ]
+    assert figures(events)["meetings"] == {"held": 5, "minutes_on_time": 2, "minutes_late": 2}
+    assert figures(list(reversed(events)))["meetings"] == figures(events)["meetings"]
+
+
+def test_concerns_raised_and_acknowledged_within_target() -> None:
+    early = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)  # 00:30 on 1 April in London: inside
+    inside = at("2026-05-01")
+    events: list[Event] = [
+        activated(1, "2026-01-01"),
+        concern(1, 1, early, ConcernLevel.URGENT),
+        acknowledged(1, 1, early, timedelta(hours=4), ConcernLevel.URGENT),  # exactly on target
+        concern(1, 2, inside, ConcernLevel.URGENT),
+        acknowledged(1, 2, inside, timedelta(hours=4, minutes=1), ConcernLevel.URGENT),
+        fact(
+            ConcernEscalated,
+            1,
+            concern_id=rid(2002),
+            level=ConcernLevel.URGENT,
+            raised_at=inside,
+            escalated_at=inside + timedelta(hours=4),
+        ),
+        concern(1, 3, inside, ConcernLevel.ROUTINE),
+        acknowledged(1, 3, inside, timedelta(hours=1), ConcernLevel.ROUTINE),
+        concern(1, 4, at("2026-07-01"), ConcernLevel.URGENT),  # after
+        concern(1, 5, at("2026-06-30"), ConcernLevel.ROUTINE),  # never acknowledged
+    ]
+    assert figures(events)["concerns"] == {"raised": 4, "urgent": 2, "acknowledged_within_target": 2}
