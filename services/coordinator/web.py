@@ -15,7 +15,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
@@ -29,8 +29,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from schemas.coordinator_api import DecisionRequest, ProposalView, VolunteerView
-from schemas.events.coordinator import CoordinatorAccount
+from schemas.envelope import Event
+from schemas.events.coordinator import CoordinatorAccount, SchemeRecord
 from services.coordinator.accounts import AccountDirectory
+from services.coordinator.domain import records
 from services.coordinator.domain.facts import DeadLetterFact
 from services.coordinator.domain.queue import QUEUE_ORDER, queue
 from services.coordinator.domain.report import (
@@ -41,6 +43,14 @@ from services.coordinator.domain.report import (
     report_csv,
     target_year_of,
 )
+from services.coordinator.domain.scheme_return import (
+    SchemeHistory,
+    SchemeReturn,
+    return_chart,
+    return_csv,
+    scheme_return,
+)
+from services.coordinator.domain.targets import SchemeTargets, load_targets
 from services.coordinator.matching_client import MatchingClient, MatchingRefused, MatchingUnavailable
 from services.coordinator.operations import OperationsMonitor, OperationsView
 from services.coordinator.sessions import COOKIE, Session, SessionSigner
@@ -53,6 +63,7 @@ from services.referral_progress.workdays import local, scheme_today
 from services.runtime import supervision
 from services.runtime.clock import Clock, clock_from_setting
 from services.runtime.http import install_metrics, install_probes
+from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
 
@@ -110,7 +121,13 @@ def create_web(
     operations: Callable[[], OperationsView | None] = lambda: None,
     lifespan: Any = None,
     ready: Callable[[], bool] = lambda: True,
+    scheme_events: Callable[[], list[Event]] = lambda: [],
+    targets: SchemeTargets | None = None,
+    record: Callable[[SchemeRecord], Awaitable[None]] | None = None,
 ) -> FastAPI:
+    """``scheme_events``: the history the commissioner's return is computed from (the archive and the
+    scheme's records); ``record`` writes a new record (a MAPPA panel, a mentoring session, an audit)."""
+    scheme_targets = targets or load_targets()
     app = FastAPI(
         title="Circles coordinator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
@@ -388,13 +405,20 @@ def create_web(
             now=clock.now(),
         )
 
+    def return_for(report: Any, volunteers: list[VolunteerView]) -> SchemeReturn:
+        history = SchemeHistory(events=scheme_events(), volunteers=volunteers)
+        return scheme_return(history, report.period, scheme_targets)
+
     @app.get("/report", response_class=HTMLResponse)
-    async def report_page(request: Request, start: str = "", end: str = "") -> Response:
+    async def report_page(
+        request: Request, start: str = "", end: str = "", recorded: str = "", error: str = ""
+    ) -> Response:
         session = session_of(request)
         if session is None:
             return sign_in_first(request)
         try:
-            report = report_for(start, end, await matching.volunteers())
+            volunteers = await matching.volunteers()
+            report = report_for(start, end, volunteers)
         except (ValueError, ValidationError):
             return page(
                 request,
@@ -409,6 +433,10 @@ def create_web(
         svg = templates.get_template("report_chart.svg.j2").render(
             report=report, chart=chart(report), colours=COLOURS
         )
+        figures = return_for(report, volunteers)
+        return_svg = templates.get_template("return_chart.svg.j2").render(
+            figures=figures, chart=return_chart(figures)
+        )
         return page(
             request,
             "report.html",
@@ -416,7 +444,124 @@ def create_web(
             title="Commissioner report",
             report=report,
             chart_svg=svg,
+            figures=figures,
+            return_svg=return_svg,
             query=f"start={report.period.start}&end={report.period.end}",
+            recorded=recorded,
+            error=error,
+            today=scheme_today(clock.now()),
+        )
+
+    @app.get("/report/return.csv")
+    async def return_csv_file(request: Request, start: str = "", end: str = "") -> Response:
+        if session_of(request) is None:
+            return Response(status_code=401)
+        try:
+            volunteers = await matching.volunteers()
+            figures = return_for(report_for(start, end, volunteers), volunteers)
+        except (ValueError, ValidationError):
+            return PlainTextResponse("Give the period as two dates, the start no later than the end.", 422)
+        except MatchingUnavailable:
+            return PlainTextResponse("The matching service is not answering; try again.", 503)
+        name = f"circles-return-{figures.period.from_}-{figures.period.to}.csv"
+        return PlainTextResponse(
+            return_csv(figures),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    async def keep(
+        request: Request, csrf_token: str, make: Callable[[str], SchemeRecord], kind: str
+    ) -> Response:
+        session = session_of(request)
+        if session is None:
+            return sign_in_first(request)
+        if not csrf_ok(session, csrf_token):
+            return page(
+                request,
+                "error.html",
+                session,
+                status=403,
+                title="Form expired",
+                message="This form has expired or did not come from this page. Reload it and try again.",
+            )
+        if record is None:
+            return page(request, "unavailable.html", session, status=503, title="Records cannot be written")
+        try:
+            made = make(f"coordinator:{session.account_id}")
+        except (ValueError, ValidationError) as refused:
+            said = str(refused).splitlines()[0] if isinstance(refused, records.RecordRefused) else None
+            message = said or "Check the form: a referral id, a date (YYYY-MM-DD) and the choices are needed."
+            return RedirectResponse(f"/report?error={quote(message)}#records", status_code=303)
+        await record(made)
+        log.info("record_kept", kind=kind, record_id=str(made.record_id()), account_id=session.account_id)
+        return RedirectResponse(f"/report?recorded={kind}#records", status_code=303)
+
+    @app.post("/records/mappa-panel")
+    async def record_panel(
+        request: Request,
+        referral: str = Form(""),
+        level: str = Form(""),
+        held_on: str = Form(""),
+        attended: str = Form(""),
+        csrf_token: str = Form(""),
+    ) -> Response:
+        return await keep(
+            request,
+            csrf_token,
+            lambda by: records.mappa_panel(
+                referral_id=uuid.UUID(referral.strip()),
+                level=int(level),
+                held_on=date.fromisoformat(held_on),
+                attended={"yes": True, "no": False}[attended] if attended in ("yes", "no") else _no(),
+                recorded_by=by,
+                now=clock.now(),
+            ),
+            "mappa_panel",
+        )
+
+    @app.post("/records/mentoring-session")
+    async def record_session(
+        request: Request,
+        referral: str = Form(""),
+        held_on: str = Form(""),
+        minutes: str = Form(""),
+        csrf_token: str = Form(""),
+    ) -> Response:
+        return await keep(
+            request,
+            csrf_token,
+            lambda by: records.mentoring_session(
+                referral_id=uuid.UUID(referral.strip()),
+                held_on=date.fromisoformat(held_on),
+                minutes=int(minutes),
+                recorded_by=by,
+                now=clock.now(),
+            ),
+            "mentoring_session",
+        )
+
+    @app.post("/records/audit")
+    async def record_audit(
+        request: Request,
+        held_on: str = Form(""),
+        area: str = Form(""),
+        result: str = Form(""),
+        actions: str = Form(""),
+        csrf_token: str = Form(""),
+    ) -> Response:
+        return await keep(
+            request,
+            csrf_token,
+            lambda by: records.audit(
+                held_on=date.fromisoformat(held_on),
+                area=area.strip(),
+                result=result,
+                actions=int(actions) if actions.strip() else None,
+                recorded_by=by,
+                now=clock.now(),
+            ),
+            "audit",
         )
 
     @app.get("/report.csv")
@@ -482,6 +627,10 @@ def create_web(
     return app
 
 
+def _no() -> bool:
+    raise ValueError("choose whether the panel was attended")
+
+
 def _local_path(path: str) -> str:
     """Only redirect within this site (no open redirects)."""
     return path if path.startswith("/") and not path.startswith("//") else "/proposals"
@@ -495,7 +644,13 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     monitor = OperationsMonitor(bootstrap, settings.topic_prefix, settings.operations_poll_s)
     matching = MatchingClient(settings.matching_api_url, settings.coordinator_api_token)
     policy = load_policy(settings.matching_policy)
+    targets = load_targets(settings.scheme_targets)
+    publisher = Publisher(bootstrap, "/circles/coordinator/web", prefix=settings.topic_prefix, timeout_s=10)
     started = {"ready": False}
+
+    async def record(made: SchemeRecord) -> None:
+        await publisher.publish(made, publisher.envelope(made, str(made.record_id())))
+
     if not settings.session_secret:
         log.warning(
             "no_session_secret", hint="set CIRCLES_SESSION_SECRET, or sessions end when the page restarts"
@@ -504,6 +659,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await accounts.start()
+        await publisher.start()
         await views.start()
         await monitor.start()
         started["ready"] = True
@@ -514,6 +670,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
             await matching.close()
             await monitor.stop()
             await views.stop()
+            await publisher.stop()
             await accounts.stop()
 
     app = create_web(
@@ -528,6 +685,9 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
         secure_cookies=settings.secure_cookies,
         operations=monitor.view,
         lifespan=lifespan,
+        scheme_events=views.scheme_events,
+        targets=targets,
+        record=record,
         ready=lambda: supervision.healthy() and started["ready"],
     )
     install_metrics(app, Metrics(SERVICE))  # /metrics, as every process has (Prometheus scrapes it)

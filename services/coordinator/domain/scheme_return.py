@@ -501,3 +501,91 @@ def return_csv(figures: SchemeReturn) -> str:
     writer.writerow(["section", "figure", "value"])
     writer.writerows(return_rows(figures))
     return out.getvalue()
+
+
+@dataclass(frozen=True)
+class ReturnBar:
+    label: str
+    value: float
+    of: float | None
+    """The figure it is measured against (drawn as an outline), if any."""
+    y: int
+    width: float
+    of_width: float | None
+    text: str
+
+
+@dataclass(frozen=True)
+class ReturnChart:
+    """What the return's SVG template draws: one bar per measure against what it is measured against."""
+
+    width: int
+    height: int
+    left: int
+    bar: int
+    bars: list[ReturnBar]
+    summary: str
+
+
+def return_chart(
+    figures: SchemeReturn, width: int = 760, bar: int = 22, gap: int = 12, left: int = 300, top: int = 50
+) -> ReturnChart:
+    c, p, m, k, v = (
+        figures.circles,
+        figures.mappa_panels,
+        figures.meetings,
+        figures.concerns,
+        figures.volunteers,
+    )
+    measures: list[tuple[str, float, float | None, str]] = [
+        (
+            "Circles operating",
+            c.operating,
+            c.target_pro_rata,
+            f"{c.operating} of {c.target_pro_rata:g} ({'on track' if c.on_track else 'not on track'})",
+        ),
+        ("MAPPA panels attended", p.attended, p.requested, f"{p.attended} of {p.requested}"),
+        ("Mentoring sessions", figures.mentoring.sessions, None, str(figures.mentoring.sessions)),
+        (
+            "Audits met",
+            figures.audits.met,
+            figures.audits.held,
+            f"{figures.audits.met} of {figures.audits.held}",
+        ),
+        ("Minutes on time", m.minutes_on_time, m.held, f"{m.minutes_on_time} of {m.held} meetings"),
+        (
+            "Concerns acknowledged in time",
+            k.acknowledged_within_target,
+            k.raised,
+            f"{k.acknowledged_within_target} of {k.raised}",
+        ),
+        ("Volunteers DBS in date", v.dbs_in_date, v.active, f"{v.dbs_in_date} of {v.active}"),
+        (
+            "Volunteers supervised in date",
+            v.supervised_in_date,
+            v.active,
+            f"{v.supervised_in_date} of {v.active}",
+        ),
+    ]
+    biggest = max([1.0, *(max(value, of or 0) for _, value, of, _ in measures)])
+    scale = (width - left - 170) / biggest
+    bars = [
+        ReturnBar(
+            label=label,
+            value=value,
+            of=of,
+            y=top + index * (bar + gap),
+            width=value * scale,
+            of_width=None if of is None else of * scale,
+            text=text,
+        )
+        for index, (label, value, of, text) in enumerate(measures)
+    ]
+    return ReturnChart(
+        width=width,
+        height=top + len(bars) * (bar + gap) + 20,
+        left=left,
+        bar=bar,
+        bars=bars,
+        summary="; ".join(f"{b.label}: {b.text}" for b in bars),
+    )
