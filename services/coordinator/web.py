@@ -493,6 +493,9 @@ def create_web(
             said = str(refused).splitlines()[0] if isinstance(refused, records.RecordRefused) else None
             message = said or "Check the form: a referral id, a date (YYYY-MM-DD) and the choices are needed."
             return RedirectResponse(f"/report?error={quote(message)}#records", status_code=303)
+        about = getattr(made, "referral_id", None)
+        if about is not None and not any(r.referral_id == about for r in facts.referrals()):
+            return RedirectResponse(f"/report?error={quote(f'no referral {about}')}#records", status_code=303)
         await record(made)
         log.info("record_kept", kind=kind, record_id=str(made.record_id()), account_id=session.account_id)
         return RedirectResponse(f"/report?recorded={kind}#records", status_code=303)

@@ -19,8 +19,9 @@ from tests.unit.coordinator.test_scheme_return import formed
 from tests.unit.coordinator.test_web import NOW, Accounts, Facts, Matching, signed_in
 
 
-def world() -> tuple[TestClient, list[SchemeRecord]]:
+def world() -> tuple[TestClient, list[SchemeRecord], Facts]:
     kept: list[SchemeRecord] = []
+    facts = Facts()
     events: list[Event] = [formed(1, "2026-05-01"), formed(2, "2026-10-01")]
 
     async def record(made: SchemeRecord) -> None:
@@ -29,7 +30,7 @@ def world() -> tuple[TestClient, list[SchemeRecord]]:
     app = create_web(
         accounts=Accounts(),
         matching=Matching(),
-        facts=Facts(),
+        facts=facts,
         signer=SessionSigner("test-secret", 1),
         clock=FixedClock(NOW),
         levels=ServiceLevels(),
@@ -38,11 +39,11 @@ def world() -> tuple[TestClient, list[SchemeRecord]]:
         scheme_events=lambda: [*events, *kept],
         record=record,
     )
-    return TestClient(app, raise_server_exceptions=False), kept
+    return TestClient(app, raise_server_exceptions=False), kept, facts
 
 
 def test_the_report_shows_the_return_its_chart_and_table_and_the_csv() -> None:
-    client, _ = world()
+    client, _, _ = world()
     signed_in(client)
     page = client.get("/report", params={"start": "2026-04-01", "end": "2026-11-30"}).text
     assert 'aria-labelledby="return-chart-title return-chart-desc"' in page
@@ -62,9 +63,10 @@ def test_the_report_shows_the_return_its_chart_and_table_and_the_csv() -> None:
 
 
 def test_the_forms_record_with_csrf_and_refuse_bad_input_in_one_line() -> None:
-    client, kept = world()
+    client, kept, facts = world()
     csrf = signed_in(client)
-    referral = str(uuid.uuid4())
+    unknown = str(uuid.uuid4())
+    referral = str(facts.referrals()[0].referral_id)
     panel = {"referral": referral, "level": "3", "held_on": "2026-11-20", "attended": "yes"}
     assert client.post("/records/mappa-panel", data=panel, follow_redirects=False).status_code == 403
     done = client.post("/records/mappa-panel", data={**panel, "csrf_token": csrf}, follow_redirects=False)
@@ -75,6 +77,8 @@ def test_the_forms_record_with_csrf_and_refuse_bad_input_in_one_line() -> None:
     assert "in the future: it cannot have been attended yet" in future.text and 'role="alert"' in future.text
     level = client.post("/records/mappa-panel", data={**panel, "level": "4", "csrf_token": csrf})
     assert "level 2 or 3" in level.text
+    stranger = client.post("/records/mappa-panel", data={**panel, "referral": unknown, "csrf_token": csrf})
+    assert f"no referral {unknown}" in stranger.text and len(kept) == 1
     client.post(
         "/records/mentoring-session",
         data={"referral": referral, "held_on": "2026-11-23", "minutes": "50", "csrf_token": csrf},
