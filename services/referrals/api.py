@@ -593,7 +593,9 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
     bootstrap = settings.bootstrap_servers()
     prefix = settings.topic_prefix
     directory = AgencyDirectory(bootstrap, prefix)
-    sealer = build_sealer(settings, ["referral"], client_id="circles-referrals-api-keys")
+    # Every request waits for its records' acknowledgements in turn (a new referral's data key, then its
+    # command, then the access record): no lingering before a send (issue 13; docs/benchmarks.md).
+    sealer = build_sealer(settings, ["referral"], client_id="circles-referrals-api-keys", linger_ms=0)
     read_model = ReferralReadModel(bootstrap, sealer, prefix)
     refusals = RefusalReader(bootstrap, read_model.index, prefix)
     metrics = Metrics(SERVICE)
@@ -604,6 +606,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         metrics=metrics,
         sealer=sealer,
         timeout_s=settings.publish_timeout_s,
+        linger_ms=0,
     )
     started = {"ready": False}
 
