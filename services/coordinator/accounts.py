@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from schemas.events.coordinator import CoordinatorAccount, CoordinatorAccountSet
 from schemas.topics import COORDINATOR_ACCOUNTS
-from services.coordinator.domain.passwords import hash_password, verify_password
+from services.coordinator.domain.passwords import hash_password, verify_nothing, verify_password
 from services.protection.sealer import Sealer, build_sealer
 from services.runtime.kafka import CompactedView, Publisher, read_compacted
 from services.runtime.settings import RuntimeSettings
@@ -79,10 +79,14 @@ class AccountDirectory:
         await self.sealer.stop()
 
     def sign_in(self, account_id: str, password: str) -> CoordinatorAccount | None:
+        """The account if the password is its own; the same scrypt work whether or not it exists.
+
+        Blocking (scrypt takes tens of milliseconds): the page calls it off its event loop."""
         account = self.view.get(account_id)
-        if account is None or account.disabled or not verify_password(password, account.password):
+        if account is None or account.disabled:
+            verify_nothing(password)
             return None
-        return account
+        return account if verify_password(password, account.password) else None
 
     def get(self, account_id: str) -> CoordinatorAccount | None:
         account = self.view.get(account_id)

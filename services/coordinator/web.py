@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import math
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +33,7 @@ from pydantic import ValidationError
 
 from schemas.coordinator_api import DecisionRequest, ProposalView, VolunteerView
 from schemas.events.coordinator import CoordinatorAccount
+from services.accounts.throttle import SignInThrottle, ThrottleLimits
 from services.coordinator.accounts import AccountDirectory
 from services.coordinator.domain.facts import DeadLetterFact
 from services.coordinator.domain.queue import QUEUE_ORDER, queue
@@ -63,7 +67,9 @@ DUE_SOON_DAYS = 60
 
 
 class Accounts(Protocol):
-    def sign_in(self, account_id: str, password: str) -> CoordinatorAccount | None: ...
+    def sign_in(self, account_id: str, password: str) -> CoordinatorAccount | None:
+        """Blocking (scrypt): called in a worker thread, never on the event loop."""
+        ...
 
 
 class Matching(Protocol):
@@ -110,6 +116,7 @@ def create_web(
     operations: Callable[[], OperationsView | None] = lambda: None,
     lifespan: Any = None,
     ready: Callable[[], bool] = lambda: True,
+    sign_in_limits: ThrottleLimits | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Circles coordinator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
@@ -121,6 +128,7 @@ def create_web(
     )
     templates.env.filters["day"] = lambda day: day.strftime("%-d %b %Y") if day else ""
     open_proposals = OpenProposals(matching)
+    throttle = SignInThrottle(sign_in_limits or ThrottleLimits())
 
     def session_of(request: Request) -> Session | None:
         return signer.read(request.cookies.get(COOKIE))
@@ -154,19 +162,25 @@ def create_web(
         password: str = Form(""),
         next: str = Form("/proposals"),
     ) -> Response:
-        found = accounts.sign_in(account.strip(), password)
-        if found is None:
-            log.info("sign_in_refused")
-            return page(
-                request,
-                "sign_in.html",
-                None,
-                status=401,
-                title="Sign in",
-                next=_local_path(next),
-                error="The account name or password is not right.",
-                account=account,
+        account_id, client = account.strip(), _client_of(request)
+        logged = {"account_id": _loggable(account_id), "client": client}
+        refused_page = functools.partial(
+            page, request, "sign_in.html", None, title="Sign in", next=_local_path(next), account=account
+        )
+        wait = throttle.retry_after(account_id, client, time.monotonic())
+        if wait:
+            log.warning("sign_in_throttled", retry_after_s=wait, **logged)
+            throttled = refused_page(
+                status=429, error=f"Too many failed sign-ins. Try again in {_in_words(wait)}."
             )
+            throttled.headers["Retry-After"] = str(wait)
+            return throttled
+        found = await asyncio.to_thread(accounts.sign_in, account_id, password)  # scrypt: off the loop
+        if found is None:
+            throttle.failed(account_id, client, time.monotonic())
+            log.info("sign_in_refused", **logged)
+            return refused_page(status=401, error="The account name or password is not right.")
+        throttle.succeeded(account_id)
         cookie, _ = signer.issue(found.account_id, found.display_name)
         response = RedirectResponse(_local_path(next), status_code=303)
         response.set_cookie(
@@ -178,7 +192,7 @@ def create_web(
             secure=secure_cookies,
             path="/",
         )
-        log.info("signed_in", account_id=found.account_id)
+        log.info("signed_in", account_id=found.account_id, client=client)
         return response
 
     @app.post("/sign-out")
@@ -482,6 +496,26 @@ def create_web(
     return app
 
 
+def _client_of(request: Request) -> str:
+    """The client's address as the server sees it (behind a proxy, uvicorn's ``--forwarded-allow-ips``
+    decides whether ``X-Forwarded-For`` is believed; a header the proxy did not set never is)."""
+    return request.client.host if request.client else "unknown"
+
+
+_ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def _loggable(account_id: str) -> str:
+    """An account id as typed, for the log, only if it could be one: a password typed into the account
+    field (it happens) never reaches the log."""
+    return account_id if _ACCOUNT_ID.match(account_id) else "(not an account id)"
+
+
+def _in_words(seconds: int) -> str:
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def _local_path(path: str) -> str:
     """Only redirect within this site (no open redirects)."""
     return path if path.startswith("/") and not path.startswith("//") else "/proposals"
@@ -528,6 +562,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
         secure_cookies=settings.secure_cookies,
         operations=monitor.view,
         lifespan=lifespan,
+        sign_in_limits=settings.sign_in_limits(),
         ready=lambda: supervision.healthy() and started["ready"],
     )
     install_metrics(app, Metrics(SERVICE))  # /metrics, as every process has (Prometheus scrapes it)
