@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from fastapi import FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -64,6 +64,14 @@ log = get_logger(__name__)
 HERE = Path(__file__).resolve().parent
 SERVICE = "coordinator-web"
 DUE_SOON_DAYS = 60
+
+
+class _SignInFirst(Exception):
+    """No session on a page: the exception handler redirects to the sign-in page."""
+
+
+class _NotSignedIn(Exception):
+    """No session on a fragment, file or stream: 401."""
 
 
 class Accounts(Protocol):
@@ -140,8 +148,27 @@ def create_web(
             request, name, {"session": session, "now": clock.now(), **context}, status_code=status
         )
 
-    def sign_in_first(request: Request) -> RedirectResponse:
+    def signed_in(request: Request) -> Session:
+        """Every page's session check, as a dependency: the session, or a redirect to the sign-in page."""
+        session = session_of(request)
+        if session is None:
+            raise _SignInFirst()
+        return session
+
+    def signed_in_quietly(request: Request) -> Session:
+        """The same for what scripts fetch (fragments, files, the live stream): 401, no redirect."""
+        session = session_of(request)
+        if session is None:
+            raise _NotSignedIn()
+        return session
+
+    @app.exception_handler(_SignInFirst)
+    async def sign_in_first(request: Request, _: _SignInFirst) -> Response:
         return RedirectResponse(f"/sign-in?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(_NotSignedIn)
+    async def not_signed_in(_: Request, __: _NotSignedIn) -> Response:
+        return Response(status_code=401)
 
     def csrf_ok(session: Session, token: str) -> bool:
         return bool(token) and token == session.csrf
@@ -211,10 +238,7 @@ def create_web(
         return {v.volunteer_id: v.name for v in await matching.volunteers()}
 
     @app.get("/proposals", response_class=HTMLResponse)
-    async def proposals_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def proposals_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         try:
             listed = await matching.proposals()
         except MatchingUnavailable:
@@ -231,11 +255,8 @@ def create_web(
         )
 
     @app.get("/proposals/list", response_class=HTMLResponse)
-    async def proposals_fragment(request: Request) -> Response:
+    async def proposals_fragment(request: Request, session: Session = Depends(signed_in_quietly)) -> Response:
         """The inbox table alone, for the live update."""
-        session = session_of(request)
-        if session is None:
-            return Response(status_code=401)
         try:
             open_ones = await matching.proposals("open")
         except MatchingUnavailable:
@@ -244,11 +265,12 @@ def create_web(
 
     @app.get("/proposals/{proposal_id}", response_class=HTMLResponse)
     async def proposal_page(
-        request: Request, proposal_id: uuid.UUID, decided: str = "", error: str = ""
+        request: Request,
+        proposal_id: uuid.UUID,
+        decided: str = "",
+        error: str = "",
+        session: Session = Depends(signed_in),
     ) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
         try:
             proposal = await matching.proposal(proposal_id)
             names = await volunteer_names()
@@ -286,10 +308,8 @@ def create_web(
         note: str = Form(""),
         csrf_token: str = Form(""),
         set_aside: list[str] = Form(default=[]),  # noqa: B008
+        session: Session = Depends(signed_in),
     ) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
         if not csrf_ok(session, csrf_token):
             return page(
                 request,
@@ -325,10 +345,7 @@ def create_web(
         return RedirectResponse(f"/proposals/{proposal_id}?decided={decision.outcome}", status_code=303)
 
     @app.get("/volunteers", response_class=HTMLResponse)
-    async def volunteers_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def volunteers_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         try:
             volunteers = await matching.volunteers()
         except MatchingUnavailable:
@@ -345,10 +362,7 @@ def create_web(
         )
 
     @app.get("/referrals", response_class=HTMLResponse)
-    async def referrals_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def referrals_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         rows = queue(facts.referrals(), clock.now(), levels)
         return page(
             request,
@@ -361,10 +375,7 @@ def create_web(
         )
 
     @app.get("/target", response_class=HTMLResponse)
-    async def target_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def target_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         start, end, label = target_year_of(scheme_today(clock.now()), target_year_starts_month)
         circles = sorted(
             (
@@ -403,10 +414,12 @@ def create_web(
         )
 
     @app.get("/report", response_class=HTMLResponse)
-    async def report_page(request: Request, start: str = "", end: str = "") -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def report_page(
+        request: Request,
+        start: str = "",
+        end: str = "",
+        session: Session = Depends(signed_in),
+    ) -> Response:
         try:
             report = report_for(start, end, await matching.volunteers())
         except (ValueError, ValidationError):
@@ -434,9 +447,12 @@ def create_web(
         )
 
     @app.get("/report.csv")
-    async def report_csv_file(request: Request, start: str = "", end: str = "") -> Response:
-        if session_of(request) is None:
-            return Response(status_code=401)
+    async def report_csv_file(
+        request: Request,
+        start: str = "",
+        end: str = "",
+        _: Session = Depends(signed_in_quietly),
+    ) -> Response:
         report = report_for(start, end, await matching.volunteers())
         name = f"circles-report-{report.period.start}-{report.period.end}.csv"
         return PlainTextResponse(
@@ -446,9 +462,12 @@ def create_web(
         )
 
     @app.get("/report.svg")
-    async def report_svg_file(request: Request, start: str = "", end: str = "") -> Response:
-        if session_of(request) is None:
-            return Response(status_code=401)
+    async def report_svg_file(
+        request: Request,
+        start: str = "",
+        end: str = "",
+        _: Session = Depends(signed_in_quietly),
+    ) -> Response:
         report = report_for(start, end, await matching.volunteers())
         svg = templates.get_template("report_chart.svg.j2").render(
             report=report, chart=chart(report), colours=COLOURS
@@ -456,27 +475,22 @@ def create_web(
         return Response(svg, media_type="image/svg+xml")
 
     @app.get("/operations", response_class=HTMLResponse)
-    async def operations_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def operations_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         return page(request, "operations.html", session, title="Operations", ops=operations())
 
     @app.get("/operations/fragment", response_class=HTMLResponse)
-    async def operations_fragment(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return Response(status_code=401)
+    async def operations_fragment(
+        request: Request,
+        session: Session = Depends(signed_in_quietly),
+    ) -> Response:
         ops = operations()
         if ops is None:
             return Response(status_code=204)
         return page(request, "_operations.html", session, ops=ops)
 
     @app.get("/live")
-    async def live(request: Request) -> Response:
+    async def live(request: Request, _: Session = Depends(signed_in_quietly)) -> Response:
         """Server-Sent Events: ``proposals`` whenever the set of open proposals changes."""
-        if session_of(request) is None:
-            return Response(status_code=401)
 
         async def stream() -> AsyncIterator[str]:
             last: tuple[str, ...] | None = None
