@@ -21,7 +21,7 @@ class CoordinatorSettings(RuntimeSettings, ServiceLevelSettings):
         default="", description="Signs session cookies; set it, or sessions die on restart"
     )
     secure_cookies: bool = Field(default=False, description="Send cookies over HTTPS only (behind TLS)")
-    session_hours: float = 8.0
+    session_hours: float = Field(default=8.0, gt=0, le=24, description="How long a session lasts at most")
     sign_in_failures_per_account: int = Field(
         default=5, gt=0, description="Failed sign-ins for one account within the window before 429"
     )

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from schemas.coordinator_api import DecisionRequest, ProposalView, VolunteerView
 from schemas.events.coordinator import CoordinatorAccount
+from services.accounts.sessions import EndedSessions, LocalSessions, still_valid
 from services.accounts.throttle import SignInThrottle, ThrottleLimits
 from services.coordinator.accounts import AccountDirectory
 from services.coordinator.domain.facts import DeadLetterFact
@@ -47,7 +48,7 @@ from services.coordinator.domain.report import (
 )
 from services.coordinator.matching_client import MatchingClient, MatchingRefused, MatchingUnavailable
 from services.coordinator.operations import OperationsMonitor, OperationsView
-from services.coordinator.sessions import COOKIE, Session, SessionSigner
+from services.coordinator.sessions import COOKIE, Session, SessionSigner, coordinator_sessions
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.views import CoordinatorViews
 from services.matching.domain.policy import load_policy
@@ -77,6 +78,10 @@ class _NotSignedIn(Exception):
 class Accounts(Protocol):
     def sign_in(self, account_id: str, password: str) -> CoordinatorAccount | None:
         """Blocking (scrypt): called in a worker thread, never on the event loop."""
+        ...
+
+    def get(self, account_id: str) -> CoordinatorAccount | None:
+        """The account as last set (disabled or not), for the session check on every request."""
         ...
 
 
@@ -125,7 +130,10 @@ def create_web(
     lifespan: Any = None,
     ready: Callable[[], bool] = lambda: True,
     sign_in_limits: ThrottleLimits | None = None,
+    sessions: EndedSessions | None = None,
 ) -> FastAPI:
+    """``sessions``: where ended sessions are recorded and looked up (the sessions topic, shared by every
+    page process); without it, this process alone (tests)."""
     app = FastAPI(
         title="Circles coordinator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
@@ -137,9 +145,15 @@ def create_web(
     templates.env.filters["day"] = lambda day: day.strftime("%-d %b %Y") if day else ""
     open_proposals = OpenProposals(matching)
     throttle = SignInThrottle(sign_in_limits or ThrottleLimits())
+    ended_sessions: EndedSessions = sessions or LocalSessions()
 
     def session_of(request: Request) -> Session | None:
-        return signer.read(request.cookies.get(COOKIE))
+        """The request's session, checked on the server side: signed, unexpired, its account enabled, not
+        ended by a sign-out, a disabling or a password reset."""
+        session = signer.read(request.cookies.get(COOKIE))
+        if session is None or not still_valid(session, accounts.get(session.account_id), ended_sessions):
+            return None
+        return session
 
     def page(
         request: Request, name: str, session: Session | None, status: int = 200, **context: Any
@@ -224,10 +238,13 @@ def create_web(
 
     @app.post("/sign-out")
     async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
+        """Ends the session on the server side (every page process refuses its cookie), then in the browser"""
         session = session_of(request)
         response = RedirectResponse("/sign-in", status_code=303)
         if session is not None and csrf_ok(session, csrf_token):
+            await ended_sessions.end(session)
             response.delete_cookie(COOKIE, path="/")
+            log.info("signed_out", account_id=session.account_id)
         return response
 
     @app.get("/")
@@ -539,6 +556,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     """The page wired to Kafka (accounts, projection) and to the matching API."""
     bootstrap = settings.bootstrap_servers()
     accounts = AccountDirectory(settings)
+    sessions = coordinator_sessions(settings)
     views = CoordinatorViews(bootstrap, settings.topic_prefix)
     monitor = OperationsMonitor(bootstrap, settings.topic_prefix, settings.operations_poll_s)
     matching = MatchingClient(settings.matching_api_url, settings.coordinator_api_token)
@@ -552,6 +570,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await accounts.start()
+        await sessions.start()
         await views.start()
         await monitor.start()
         started["ready"] = True
@@ -562,6 +581,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
             await matching.close()
             await monitor.stop()
             await views.stop()
+            await sessions.stop()
             await accounts.stop()
 
     app = create_web(
@@ -577,6 +597,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
         operations=monitor.view,
         lifespan=lifespan,
         sign_in_limits=settings.sign_in_limits(),
+        sessions=sessions,
         ready=lambda: supervision.healthy() and started["ready"],
     )
     install_metrics(app, Metrics(SERVICE))  # /metrics, as every process has (Prometheus scrapes it)
