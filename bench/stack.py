@@ -56,6 +56,8 @@ class Stack:
         self.ports = {"api": free_port(), "matching": free_port(), "web": free_port()}
         self.processes: dict[str, BenchProcess] = {}
         self.kek_file = data_dir / "kek.json"
+        self.signing_keys: dict[str, str] = {}
+        """Each demo agency's Kafka signing key, once ``prepare`` has registered them."""
         if not self.kek_file.exists():
             add_kek(self.kek_file, "bench")
 
@@ -63,7 +65,7 @@ class Stack:
         """The catalogue's topics under the prefix, and the demo agencies (email contacts)."""
         await create_topics(self.bootstrap, TOPICS, prefix=self.prefix)
         for agency in DEMO_AGENCIES:
-            await register_agency(
+            credentials = await register_agency(
                 self.bootstrap,
                 agency.agency_id,
                 name=agency.name,
@@ -72,6 +74,7 @@ class Stack:
                 contact_email=agency.contact_email,
                 prefix=self.prefix,
             )
+            self.signing_keys[agency.agency_id] = credentials.kafka_signing_key
 
     def env(self, process: str) -> dict[str, str]:
         partner = f"http://127.0.0.1:{self.ports['api']}"
