@@ -58,6 +58,8 @@ class Stack:
         self.api_keys: dict[str, str] = {}
         """Agency id -> its partner API key (the demo agencies, after ``prepare``)."""
         self.kek_file = data_dir / "kek.json"
+        self.signing_keys: dict[str, str] = {}
+        """Each demo agency's Kafka signing key, once ``prepare`` has registered them."""
         if not self.kek_file.exists():
             add_kek(self.kek_file, "bench")
 
@@ -75,6 +77,7 @@ class Stack:
                 prefix=self.prefix,
             )
             self.api_keys[agency.agency_id] = credentials.api_key
+            self.signing_keys[agency.agency_id] = credentials.kafka_signing_key
 
     def env(self, process: str) -> dict[str, str]:
         partner = f"http://127.0.0.1:{self.ports['api']}"
