@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from schemas.envelope import Event
+from schemas.events.accounts import SessionEnded
 from schemas.events.agencies import AgencyKeyRotated, AgencyRegistered
 from schemas.events.coordinator import CoordinatorAccountSet
 from schemas.events.matching import (
@@ -415,6 +416,21 @@ COORDINATOR_ACCOUNTS = TopicSpec(
     personal_data=True,
 )
 
+COORDINATOR_SESSIONS = TopicSpec(
+    name="circles.coordinator.sessions.v1",
+    owner=Service.COORDINATOR,
+    key="session",
+    partitions=1,
+    cleanup=Cleanup.DELETE,
+    retention_ms=2 * DAY_MS,  # longer than any session lives (at most 24 hours)
+    segment_ms=HOUR_MS,
+    description=(
+        "Private: coordinator sessions ended before their expiry (signed out), by a digest of the session "
+        "id; every coordinator page process reads it whole (no consumer group) and refuses them."
+    ),
+    events=(SessionEnded,),
+)
+
 COORDINATOR_REFERRALS = TopicSpec(
     name="circles.coordinator.referrals.v1",
     owner=Service.COORDINATOR,
@@ -457,6 +473,7 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     NOTIFICATION_PROGRESS,
     NOTIFICATION_EVENTS,
     COORDINATOR_ACCOUNTS,
+    COORDINATOR_SESSIONS,
     COORDINATOR_REFERRALS,
     COORDINATOR_DEAD_LETTERS,
 )

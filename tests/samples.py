@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from schemas.common import AgeBand, Gender, LocalAuthority, Outcome, Reason, RiskLevel
 from schemas.envelope import Envelope, Event
+from schemas.events.accounts import SessionEnded
 from schemas.events.agencies import AgencyKeyRotated, AgencyKind, AgencyRecord, AgencyRegistered, ApiKeyHash
 from schemas.events.coordinator import CoordinatorAccount, CoordinatorAccountSet, PasswordHash
 from schemas.events.matching import (
@@ -204,6 +205,13 @@ def _samples() -> dict[type[Event], Event]:
             )
         ),
         AgencyKeyRotated(agency=agency),
+        SessionEnded(
+            account_kind="coordinator",
+            account_id="coordinator",
+            session="cd" * 32,
+            ended_at=NOW,
+            expires_at=NOW,
+        ),
         InboundSubmission.model_validate(submission_body()),
         SubmitReferral(
             referral_id=REFERRAL_ID,

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,12 @@ import httpx
 import pytest
 
 from schemas.envelope import Envelope, decode
-from schemas.events.referrals import ReferralAssessed, ReferralSubmitted, ReferralWithdrawn
+from schemas.events.referrals import (
+    ReferralAssessed,
+    ReferralSubmitted,
+    ReferralWithdrawn,
+    WithdrawReferral,
+)
 from schemas.topics import EVENT_TYPES, REFERRAL_EVENTS, REFERRALS_INBOUND, TOPICS
 from services.runtime.kafka import Publisher, create_topics
 from tests.conftest import leaks
@@ -284,3 +290,46 @@ def test_state_survives_a_restart_of_both_processes(stack: Stack) -> None:
             "/v1/referrals", json=submission_body(agency_reference="MAPPA-AFTER-1")
         ).json()["referral_id"]
     stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "eligible")
+
+
+def test_an_amendment_the_worker_refuses_does_not_stay_pending(stack: Stack) -> None:
+    """Issue 15: another channel withdraws the referral before the worker reaches this API's amendment
+    (the worker is stopped meanwhile, so the API cannot have seen the withdrawal): the worker refuses the
+    amendment, and the API shows the withdrawal instead of a version that will never come."""
+    body = submission_body(agency_reference="MAPPA-REFUSED-1", custody__expected_release_date=None)
+    with stack.client("mappa-humberside") as client:
+        referral_id = client.post("/v1/referrals", json=body).json()["referral_id"]
+    stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "needs_information")
+    started = stack.worker.logs().count("worker_ready")
+    stack.worker.stop()
+    withdrawal = WithdrawReferral(
+        referral_id=uuid.UUID(referral_id),
+        agency_id="mappa-humberside",
+        reason="moved away",
+        received_at=datetime.now(UTC),
+    )
+
+    async def withdraw_elsewhere() -> None:
+        sealer = sealer_for(stack.env, ["referral"])
+        await sealer.start()
+        try:
+            async with Publisher(
+                stack.bootstrap, "/circles/referrals/api", prefix=stack.prefix, sealer=sealer
+            ) as publisher:
+                await publisher.publish(
+                    withdrawal, publisher.envelope(withdrawal, correlation_id="other-api")
+                )
+        finally:
+            await sealer.stop()
+
+    asyncio.run(withdraw_elsewhere())
+    amended = submission_body(agency_reference="MAPPA-REFUSED-1")
+    with stack.client("mappa-humberside") as client:
+        assert client.put(f"/v1/referrals/{referral_id}", json=amended).json()["status"] == "received"
+        assert client.get(f"/v1/referrals/{referral_id}").json()["version"] == 2  # pending
+    stack.worker.start()
+    stack.worker.wait_for_log("worker_ready", occurrences=started + 1)
+    view = stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "withdrawn", 60)
+    assert view["version"] == 1
+    with stack.client("mappa-humberside") as client:
+        assert client.put(f"/v1/referrals/{referral_id}", json=amended).status_code == 409  # withdrawn
