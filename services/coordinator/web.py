@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import math
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from fastapi import FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -31,6 +34,8 @@ from pydantic import ValidationError
 from schemas.coordinator_api import DecisionRequest, ProposalView, VolunteerView
 from schemas.envelope import Event
 from schemas.events.coordinator import CoordinatorAccount, SchemeRecord
+from services.accounts.sessions import EndedSessions, LocalSessions, still_valid
+from services.accounts.throttle import SignInThrottle, ThrottleLimits
 from services.coordinator.accounts import AccountDirectory
 from services.coordinator.domain import records
 from services.coordinator.domain.facts import DeadLetterFact
@@ -53,7 +58,7 @@ from services.coordinator.domain.scheme_return import (
 from services.coordinator.domain.targets import SchemeTargets, load_targets
 from services.coordinator.matching_client import MatchingClient, MatchingRefused, MatchingUnavailable
 from services.coordinator.operations import OperationsMonitor, OperationsView
-from services.coordinator.sessions import COOKIE, Session, SessionSigner
+from services.coordinator.sessions import COOKIE, Session, SessionSigner, coordinator_sessions
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.views import CoordinatorViews
 from services.matching.domain.policy import load_policy
@@ -73,15 +78,29 @@ SERVICE = "coordinator-web"
 DUE_SOON_DAYS = 60
 
 
+class _SignInFirst(Exception):
+    """No session on a page: the exception handler redirects to the sign-in page."""
+
+
+class _NotSignedIn(Exception):
+    """No session on a fragment, file or stream: 401."""
+
+
 class Accounts(Protocol):
-    def sign_in(self, account_id: str, password: str) -> CoordinatorAccount | None: ...
+    def sign_in(self, account_id: str, password: str) -> CoordinatorAccount | None:
+        """Blocking (scrypt): called in a worker thread, never on the event loop."""
+        ...
+
+    def get(self, account_id: str) -> CoordinatorAccount | None:
+        """The account as last set (disabled or not), for the session check on every request."""
+        ...
 
 
 class Matching(Protocol):
     async def proposals(self, status: str | None = None) -> list[ProposalView]: ...
     async def proposal(self, proposal_id: uuid.UUID) -> ProposalView | None: ...
     async def volunteers(self) -> list[VolunteerView]: ...
-    async def decide(self, proposal_id: uuid.UUID, request: DecisionRequest) -> Any: ...
+    async def decide(self, proposal_id: uuid.UUID, request: DecisionRequest, by: str) -> Any: ...
 
 
 class Facts(Protocol):
@@ -124,9 +143,13 @@ def create_web(
     scheme_events: Callable[[], list[Event]] = lambda: [],
     targets: SchemeTargets | None = None,
     record: Callable[[SchemeRecord], Awaitable[None]] | None = None,
+    sign_in_limits: ThrottleLimits | None = None,
+    sessions: EndedSessions | None = None,
 ) -> FastAPI:
-    """``scheme_events``: the history the commissioner's return is computed from (the archive and the
-    scheme's records); ``record`` writes a new record (a MAPPA panel, a mentoring session, an audit)."""
+    """``sessions``: where ended sessions are recorded and looked up (the sessions topic, shared by every
+    page process); without it, this process alone (tests). ``scheme_events``: the history the
+    commissioner's return is computed from (the archive and the scheme's records); ``record`` writes a
+    new record (a MAPPA panel, a mentoring session, an audit)."""
     scheme_targets = targets or load_targets()
     app = FastAPI(
         title="Circles coordinator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
@@ -138,9 +161,16 @@ def create_web(
     )
     templates.env.filters["day"] = lambda day: day.strftime("%-d %b %Y") if day else ""
     open_proposals = OpenProposals(matching)
+    throttle = SignInThrottle(sign_in_limits or ThrottleLimits())
+    ended_sessions: EndedSessions = sessions or LocalSessions()
 
     def session_of(request: Request) -> Session | None:
-        return signer.read(request.cookies.get(COOKIE))
+        """The request's session, checked on the server side: signed, unexpired, its account enabled, not
+        ended by a sign-out, a disabling or a password reset."""
+        session = signer.read(request.cookies.get(COOKIE))
+        if session is None or not still_valid(session, accounts.get(session.account_id), ended_sessions):
+            return None
+        return session
 
     def page(
         request: Request, name: str, session: Session | None, status: int = 200, **context: Any
@@ -149,8 +179,27 @@ def create_web(
             request, name, {"session": session, "now": clock.now(), **context}, status_code=status
         )
 
-    def sign_in_first(request: Request) -> RedirectResponse:
+    def signed_in(request: Request) -> Session:
+        """Every page's session check, as a dependency: the session, or a redirect to the sign-in page."""
+        session = session_of(request)
+        if session is None:
+            raise _SignInFirst()
+        return session
+
+    def signed_in_quietly(request: Request) -> Session:
+        """The same for what scripts fetch (fragments, files, the live stream): 401, no redirect."""
+        session = session_of(request)
+        if session is None:
+            raise _NotSignedIn()
+        return session
+
+    @app.exception_handler(_SignInFirst)
+    async def sign_in_first(request: Request, _: _SignInFirst) -> Response:
         return RedirectResponse(f"/sign-in?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(_NotSignedIn)
+    async def not_signed_in(_: Request, __: _NotSignedIn) -> Response:
+        return Response(status_code=401)
 
     def csrf_ok(session: Session, token: str) -> bool:
         return bool(token) and token == session.csrf
@@ -171,19 +220,25 @@ def create_web(
         password: str = Form(""),
         next: str = Form("/proposals"),
     ) -> Response:
-        found = accounts.sign_in(account.strip(), password)
-        if found is None:
-            log.info("sign_in_refused")
-            return page(
-                request,
-                "sign_in.html",
-                None,
-                status=401,
-                title="Sign in",
-                next=_local_path(next),
-                error="The account name or password is not right.",
-                account=account,
+        account_id, client = account.strip(), _client_of(request)
+        logged = {"account_id": _loggable(account_id), "client": client}
+        refused_page = functools.partial(
+            page, request, "sign_in.html", None, title="Sign in", next=_local_path(next), account=account
+        )
+        wait = throttle.retry_after(account_id, client, time.monotonic())
+        if wait:
+            log.warning("sign_in_throttled", retry_after_s=wait, **logged)
+            throttled = refused_page(
+                status=429, error=f"Too many failed sign-ins. Try again in {_in_words(wait)}."
             )
+            throttled.headers["Retry-After"] = str(wait)
+            return throttled
+        found = await asyncio.to_thread(accounts.sign_in, account_id, password)  # scrypt: off the loop
+        if found is None:
+            throttle.failed(account_id, client, time.monotonic())
+            log.info("sign_in_refused", **logged)
+            return refused_page(status=401, error="The account name or password is not right.")
+        throttle.succeeded(account_id)
         cookie, _ = signer.issue(found.account_id, found.display_name)
         response = RedirectResponse(_local_path(next), status_code=303)
         response.set_cookie(
@@ -195,15 +250,18 @@ def create_web(
             secure=secure_cookies,
             path="/",
         )
-        log.info("signed_in", account_id=found.account_id)
+        log.info("signed_in", account_id=found.account_id, client=client)
         return response
 
     @app.post("/sign-out")
     async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
+        """Ends the session on the server side (every page process refuses its cookie), then in the browser"""
         session = session_of(request)
         response = RedirectResponse("/sign-in", status_code=303)
         if session is not None and csrf_ok(session, csrf_token):
+            await ended_sessions.end(session)
             response.delete_cookie(COOKIE, path="/")
+            log.info("signed_out", account_id=session.account_id)
         return response
 
     @app.get("/")
@@ -214,10 +272,7 @@ def create_web(
         return {v.volunteer_id: v.name for v in await matching.volunteers()}
 
     @app.get("/proposals", response_class=HTMLResponse)
-    async def proposals_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def proposals_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         try:
             listed = await matching.proposals()
         except MatchingUnavailable:
@@ -234,11 +289,8 @@ def create_web(
         )
 
     @app.get("/proposals/list", response_class=HTMLResponse)
-    async def proposals_fragment(request: Request) -> Response:
+    async def proposals_fragment(request: Request, session: Session = Depends(signed_in_quietly)) -> Response:
         """The inbox table alone, for the live update."""
-        session = session_of(request)
-        if session is None:
-            return Response(status_code=401)
         try:
             open_ones = await matching.proposals("open")
         except MatchingUnavailable:
@@ -247,11 +299,12 @@ def create_web(
 
     @app.get("/proposals/{proposal_id}", response_class=HTMLResponse)
     async def proposal_page(
-        request: Request, proposal_id: uuid.UUID, decided: str = "", error: str = ""
+        request: Request,
+        proposal_id: uuid.UUID,
+        decided: str = "",
+        error: str = "",
+        session: Session = Depends(signed_in),
     ) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
         try:
             proposal = await matching.proposal(proposal_id)
             names = await volunteer_names()
@@ -289,10 +342,8 @@ def create_web(
         note: str = Form(""),
         csrf_token: str = Form(""),
         set_aside: list[str] = Form(default=[]),  # noqa: B008
+        session: Session = Depends(signed_in),
     ) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
         if not csrf_ok(session, csrf_token):
             return page(
                 request,
@@ -311,7 +362,7 @@ def create_web(
         except ValidationError:
             return RedirectResponse(f"/proposals/{proposal_id}?error=choose", status_code=303)
         try:
-            await matching.decide(proposal_id, decision)
+            await matching.decide(proposal_id, decision, session.account_id)
         except MatchingRefused as refused:
             log.info("decision_refused", proposal_id=str(proposal_id), status=refused.status)
             return RedirectResponse(
@@ -328,10 +379,7 @@ def create_web(
         return RedirectResponse(f"/proposals/{proposal_id}?decided={decision.outcome}", status_code=303)
 
     @app.get("/volunteers", response_class=HTMLResponse)
-    async def volunteers_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def volunteers_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         try:
             volunteers = await matching.volunteers()
         except MatchingUnavailable:
@@ -348,10 +396,7 @@ def create_web(
         )
 
     @app.get("/referrals", response_class=HTMLResponse)
-    async def referrals_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def referrals_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         rows = queue(facts.referrals(), clock.now(), levels)
         return page(
             request,
@@ -364,10 +409,7 @@ def create_web(
         )
 
     @app.get("/target", response_class=HTMLResponse)
-    async def target_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def target_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         start, end, label = target_year_of(scheme_today(clock.now()), target_year_starts_month)
         circles = sorted(
             (
@@ -411,11 +453,13 @@ def create_web(
 
     @app.get("/report", response_class=HTMLResponse)
     async def report_page(
-        request: Request, start: str = "", end: str = "", recorded: str = "", error: str = ""
+        request: Request,
+        start: str = "",
+        end: str = "",
+        recorded: str = "",
+        error: str = "",
+        session: Session = Depends(signed_in),
     ) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
         try:
             volunteers = await matching.volunteers()
             report = report_for(start, end, volunteers)
@@ -453,9 +497,9 @@ def create_web(
         )
 
     @app.get("/report/return.csv")
-    async def return_csv_file(request: Request, start: str = "", end: str = "") -> Response:
-        if session_of(request) is None:
-            return Response(status_code=401)
+    async def return_csv_file(
+        start: str = "", end: str = "", _: Session = Depends(signed_in_quietly)
+    ) -> Response:
         try:
             volunteers = await matching.volunteers()
             figures = return_for(report_for(start, end, volunteers), volunteers)
@@ -471,11 +515,8 @@ def create_web(
         )
 
     async def keep(
-        request: Request, csrf_token: str, make: Callable[[str], SchemeRecord], kind: str
+        request: Request, session: Session, csrf_token: str, make: Callable[[str], SchemeRecord], kind: str
     ) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
         if not csrf_ok(session, csrf_token):
             return page(
                 request,
@@ -508,9 +549,11 @@ def create_web(
         held_on: str = Form(""),
         attended: str = Form(""),
         csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
     ) -> Response:
         return await keep(
             request,
+            session,
             csrf_token,
             lambda by: records.mappa_panel(
                 referral_id=uuid.UUID(referral.strip()),
@@ -530,9 +573,11 @@ def create_web(
         held_on: str = Form(""),
         minutes: str = Form(""),
         csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
     ) -> Response:
         return await keep(
             request,
+            session,
             csrf_token,
             lambda by: records.mentoring_session(
                 referral_id=uuid.UUID(referral.strip()),
@@ -552,9 +597,11 @@ def create_web(
         result: str = Form(""),
         actions: str = Form(""),
         csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
     ) -> Response:
         return await keep(
             request,
+            session,
             csrf_token,
             lambda by: records.audit(
                 held_on=date.fromisoformat(held_on),
@@ -568,9 +615,12 @@ def create_web(
         )
 
     @app.get("/report.csv")
-    async def report_csv_file(request: Request, start: str = "", end: str = "") -> Response:
-        if session_of(request) is None:
-            return Response(status_code=401)
+    async def report_csv_file(
+        request: Request,
+        start: str = "",
+        end: str = "",
+        _: Session = Depends(signed_in_quietly),
+    ) -> Response:
         report = report_for(start, end, await matching.volunteers())
         name = f"circles-report-{report.period.start}-{report.period.end}.csv"
         return PlainTextResponse(
@@ -580,9 +630,12 @@ def create_web(
         )
 
     @app.get("/report.svg")
-    async def report_svg_file(request: Request, start: str = "", end: str = "") -> Response:
-        if session_of(request) is None:
-            return Response(status_code=401)
+    async def report_svg_file(
+        request: Request,
+        start: str = "",
+        end: str = "",
+        _: Session = Depends(signed_in_quietly),
+    ) -> Response:
         report = report_for(start, end, await matching.volunteers())
         svg = templates.get_template("report_chart.svg.j2").render(
             report=report, chart=chart(report), colours=COLOURS
@@ -590,27 +643,22 @@ def create_web(
         return Response(svg, media_type="image/svg+xml")
 
     @app.get("/operations", response_class=HTMLResponse)
-    async def operations_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def operations_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         return page(request, "operations.html", session, title="Operations", ops=operations())
 
     @app.get("/operations/fragment", response_class=HTMLResponse)
-    async def operations_fragment(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return Response(status_code=401)
+    async def operations_fragment(
+        request: Request,
+        session: Session = Depends(signed_in_quietly),
+    ) -> Response:
         ops = operations()
         if ops is None:
             return Response(status_code=204)
         return page(request, "_operations.html", session, ops=ops)
 
     @app.get("/live")
-    async def live(request: Request) -> Response:
+    async def live(request: Request, _: Session = Depends(signed_in_quietly)) -> Response:
         """Server-Sent Events: ``proposals`` whenever the set of open proposals changes."""
-        if session_of(request) is None:
-            return Response(status_code=401)
 
         async def stream() -> AsyncIterator[str]:
             last: tuple[str, ...] | None = None
@@ -634,6 +682,26 @@ def _no() -> bool:
     raise ValueError("choose whether the panel was attended")
 
 
+def _client_of(request: Request) -> str:
+    """The client's address as the server sees it (behind a proxy, uvicorn's ``--forwarded-allow-ips``
+    decides whether ``X-Forwarded-For`` is believed; a header the proxy did not set never is)."""
+    return request.client.host if request.client else "unknown"
+
+
+_ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def _loggable(account_id: str) -> str:
+    """An account id as typed, for the log, only if it could be one: a password typed into the account
+    field (it happens) never reaches the log."""
+    return account_id if _ACCOUNT_ID.match(account_id) else "(not an account id)"
+
+
+def _in_words(seconds: int) -> str:
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def _local_path(path: str) -> str:
     """Only redirect within this site (no open redirects)."""
     return path if path.startswith("/") and not path.startswith("//") else "/proposals"
@@ -643,6 +711,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     """The page wired to Kafka (accounts, projection) and to the matching API."""
     bootstrap = settings.bootstrap_servers()
     accounts = AccountDirectory(settings)
+    sessions = coordinator_sessions(settings)
     views = CoordinatorViews(bootstrap, settings.topic_prefix)
     monitor = OperationsMonitor(bootstrap, settings.topic_prefix, settings.operations_poll_s)
     matching = MatchingClient(settings.matching_api_url, settings.coordinator_api_token)
@@ -663,6 +732,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await accounts.start()
         await publisher.start()
+        await sessions.start()
         await views.start()
         await monitor.start()
         started["ready"] = True
@@ -674,6 +744,7 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
             await monitor.stop()
             await views.stop()
             await publisher.stop()
+            await sessions.stop()
             await accounts.stop()
 
     app = create_web(
@@ -691,6 +762,8 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
         scheme_events=views.scheme_events,
         targets=targets,
         record=record,
+        sign_in_limits=settings.sign_in_limits(),
+        sessions=sessions,
         ready=lambda: supervision.healthy() and started["ready"],
     )
     install_metrics(app, Metrics(SERVICE))  # /metrics, as every process has (Prometheus scrapes it)
