@@ -497,7 +497,7 @@ CIRCLES_EVENTS = TopicSpec(
         "minutes or a concern's summary."
     ),
     events=CIRCLE_FACTS,
-    consumers=(Service.MATCHING,),  # and, as they learn them: referrals, notifications, coordinator
+    consumers=(Service.MATCHING, Service.REFERRALS),  # and, as they learn them: notifications, coordinator
     cli=CliAccess.READ,  # the outcome of `circles circle ...`
 )
 
