@@ -172,8 +172,9 @@ REFERRAL_KEYS = _keys_topic(
     "circles.referrals.keys.v1",
     Service.REFERRALS,
     "referrals (subjects referral:<id>), and their circles' minutes and concern summaries",
-    # the circles service seals and opens minutes and concern summaries with the referral's key (which
-    # exists from the submission on; erasure destroys it)
+    # the circles service and `circles circle meeting|minutes|concern` seal minutes and concern summaries
+    # with the referral's key (which exists from the submission on; erasure destroys it)
+    cli=CliAccess.WRITE,
     readers=(Service.CIRCLES,),
 )
 VOLUNTEER_KEYS = _keys_topic(
@@ -520,7 +521,11 @@ CIRCLES_EVENTS = TopicSpec(
         "minutes or a concern's summary."
     ),
     events=CIRCLE_FACTS,
-    consumers=(Service.MATCHING, Service.COORDINATOR),  # and, as they learn them: referrals, notifications
+    consumers=(
+        Service.MATCHING,
+        Service.REFERRALS,
+        Service.COORDINATOR,
+    ),  # and, as it learns them: notifications
     cli=CliAccess.READ,  # the outcome of `circles circle ...`
 )
 COORDINATOR_RECORDS = TopicSpec(
