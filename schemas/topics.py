@@ -466,6 +466,7 @@ COORDINATOR_REFERRALS = TopicSpec(
     cleanup=Cleanup.COMPACT,
     description="Private: the coordinator's facts about each referral (status and timings), as a changelog.",
     consumers=(Service.COORDINATOR,),
+    cli=CliAccess.READ,  # `circles mappa panel|mentoring session` check the referral is one it knows
 )
 COORDINATOR_DEAD_LETTERS = TopicSpec(
     name="circles.coordinator.dead-letters.v1",
