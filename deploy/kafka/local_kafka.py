@@ -62,6 +62,7 @@ SERVICE_USERS = (
     "circles-matching",
     "circles-notifications",
     "circles-coordinator",
+    "circles-circles",
     "circles-partner-agencies",
     "circles-ops",
 )

@@ -32,7 +32,13 @@ from services.runtime.kafka import create_topics
 from services.runtime.settings import RuntimeSettings
 from services.runtime.stack_record import LOCAL_DATA_DIR, StackRecord, remove_record, write_record
 
-WORKERS = ["referrals-worker", "matching-worker", "notifications-worker", "coordinator-worker"]
+WORKERS = [
+    "referrals-worker",
+    "matching-worker",
+    "notifications-worker",
+    "coordinator-worker",
+    "circles-worker",
+]
 APIS = ["referrals-api", "matching-api", "coordinator-web"]
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
 
