@@ -75,6 +75,7 @@ class ReferralStatus(StrEnum):
     PROPOSED = "proposed"
     AWAITING_VOLUNTEERS = "awaiting_volunteers"
     CIRCLE_FORMED = "circle_formed"
+    CIRCLE_ENDED = "circle_ended"
     WITHDRAWN = "withdrawn"
 
 
@@ -103,9 +104,10 @@ NOT_BLANK = f"[^{WHITE_SPACE}]"
 text of white space only is empty; the documents say so with this pattern (``minLength`` alone would call it
 valid)."""
 
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Slug = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$"),
+    StringConstraints(pattern=SLUG_PATTERN),
     Field(description="lower-case letters, digits and hyphens"),
 ]
 AgencyId = Slug

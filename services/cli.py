@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Volunteer records: registration, vetting, training, supervision, conflicts, withdrawal.",
     ),
     "proposal": ("services.matching.commands:proposal", "Match proposals: list them, accept or reject them."),
+    "circle": (
+        "services.circles.commands:circle",
+        "Circles after formation: meetings and minutes, concerns, reviews, ending.",
+    ),
     "coordinator": (
         "services.coordinator.commands:coordinator",
         "Coordinator accounts for the coordinator page.",

@@ -82,6 +82,17 @@ def notifications_worker() -> None:
     run_worker(NotificationsWorker(settings).worker)
 
 
+def circles_worker() -> None:
+    from services.circles.agents import CirclesWorker
+    from services.circles.settings import CirclesSettings
+    from services.runtime.logs import configure_logging
+    from services.runtime.worker import run_worker
+
+    settings = CirclesSettings()
+    configure_logging("circles-worker", settings.log_level)
+    run_worker(CirclesWorker(settings).worker)
+
+
 def coordinator_web() -> None:
     from services.coordinator.settings import CoordinatorSettings
     from services.coordinator.web import build_web
@@ -100,4 +111,5 @@ PROCESSES: dict[str, Callable[[], None]] = {
     "coordinator-worker": coordinator_worker,
     "coordinator-web": coordinator_web,
     "notifications-worker": notifications_worker,
+    "circles-worker": circles_worker,
 }

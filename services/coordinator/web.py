@@ -89,7 +89,7 @@ class Matching(Protocol):
     async def proposals(self, status: str | None = None) -> list[ProposalView]: ...
     async def proposal(self, proposal_id: uuid.UUID) -> ProposalView | None: ...
     async def volunteers(self) -> list[VolunteerView]: ...
-    async def decide(self, proposal_id: uuid.UUID, request: DecisionRequest) -> Any: ...
+    async def decide(self, proposal_id: uuid.UUID, request: DecisionRequest, by: str) -> Any: ...
 
 
 class Facts(Protocol):
@@ -345,7 +345,7 @@ def create_web(
         except ValidationError:
             return RedirectResponse(f"/proposals/{proposal_id}?error=choose", status_code=303)
         try:
-            await matching.decide(proposal_id, decision)
+            await matching.decide(proposal_id, decision, session.account_id)
         except MatchingRefused as refused:
             log.info("decision_refused", proposal_id=str(proposal_id), status=refused.status)
             return RedirectResponse(

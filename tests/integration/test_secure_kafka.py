@@ -75,6 +75,7 @@ PROCESSES = (
     "notifications-worker",
     "coordinator-worker",
     "coordinator-web",
+    "circles-worker",
 )
 
 
