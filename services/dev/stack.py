@@ -44,6 +44,8 @@ class DevSettings(RuntimeSettings):
     matching_api_port: int = 8081
     web_port: int = 8082
     smtp_port: int = 8025
+    partner_metrics_port: int = 8083
+    """The partner API's /metrics (and probes) listener: never its public port."""
 
 
 @dataclass
@@ -114,8 +116,9 @@ class DevStack:
         self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
         self.mailbox.start()
         env = self._environment(bootstrap)
+        own = {"referrals-api": {"CIRCLES_HEALTH_PORT": str(s.partner_metrics_port)}}
         for name in WORKERS + APIS:
-            managed = Managed(name, self.data / "logs" / f"{name}.log", env)
+            managed = Managed(name, self.data / "logs" / f"{name}.log", {**env, **own.get(name, {})})
             managed.start()
             self.processes.append(managed)
         self._wait_until_ready()
@@ -142,6 +145,7 @@ class DevStack:
             "CIRCLES_SMTP_PORT": str(s.smtp_port),
             "CIRCLES_COORDINATOR_EMAIL": COORDINATOR_EMAIL,
             "CIRCLES_SESSION_TIMEOUT_S": "10",
+            "CIRCLES_WEBHOOK_ALLOW_LOOPBACK_HTTP": "true",  # agencies' test receivers on this machine
         }
 
     def _wait_until_ready(self, seconds: float = 180) -> None:
