@@ -108,6 +108,7 @@ class DevStack:
             topic_prefix=s.topic_prefix,
             kek_file=s.kek_file.resolve() if s.kek_file else None,
             kek_inline=s.kek is not None,
+            webhook_allow_loopback_http=True,  # as its processes (below): agencies' test receivers
         )
         write_record(self.data, record)
         asyncio.run(create_topics(bootstrap, TOPICS, prefix=s.topic_prefix))
