@@ -76,6 +76,7 @@ class ReferralStatus(StrEnum):
     PROPOSED = "proposed"
     AWAITING_VOLUNTEERS = "awaiting_volunteers"
     CIRCLE_FORMED = "circle_formed"
+    CIRCLE_ENDED = "circle_ended"
     WITHDRAWN = "withdrawn"
 
 

@@ -13,6 +13,11 @@ from enum import StrEnum
 from schemas.envelope import Event
 from schemas.events.accounts import SessionEnded
 from schemas.events.agencies import AgencyKeyRotated, AgencyRegistered
+from schemas.events.circles import (
+    CIRCLE_COMMANDS,
+    CIRCLE_FACTS,
+    CircleEnded,
+)
 from schemas.events.coordinator import CoordinatorAccountSet
 from schemas.events.matching import (
     CircleFormed,
@@ -81,6 +86,7 @@ class Service(StrEnum):
     MATCHING = "matching"
     NOTIFICATIONS = "notifications"
     COORDINATOR = "coordinator"
+    CIRCLES = "circles"
     PARTNER_AGENCIES = "partner-agencies"
 
 
@@ -100,6 +106,9 @@ class TopicSpec:
     personal_data: bool = False
     dead_letter: bool = False
     holds_keys: bool = False
+    writers: tuple[Service, ...] = ()
+    """Services that write it besides its owner, as front ends of the owner (the partner API writes an
+    agency's acknowledgement of a concern to the circles service's commands)."""
     purged_by_consumers: bool = False
     """Its consumers delete the records they have committed past (DeleteRecords): plain personal data."""
 
@@ -129,7 +138,13 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-def _keys_topic(name: str, owner: Service, subjects: str, cli: CliAccess = CliAccess.NONE) -> TopicSpec:
+def _keys_topic(
+    name: str,
+    owner: Service,
+    subjects: str,
+    cli: CliAccess = CliAccess.NONE,
+    readers: tuple[Service, ...] = (),
+) -> TopicSpec:
     """``cli``: where the ``circles`` command seals these subjects' personal fields, it writes (and reads)
     their data keys too; ``ONLY_WRITER`` when only the command seals them, so the owner only opens."""
     return TopicSpec(
@@ -142,14 +157,20 @@ def _keys_topic(name: str, owner: Service, subjects: str, cli: CliAccess = CliAc
             f"Private: the data keys sealing the personal fields of {subjects}, wrapped by the "
             "key-encryption key. A tombstone destroys a key, and with it those fields everywhere."
         ),
-        consumers=(owner,),
+        consumers=(owner, *readers),
         cli=cli,
         holds_keys=True,
     )
 
 
 REFERRAL_KEYS = _keys_topic(
-    "circles.referrals.keys.v1", Service.REFERRALS, "referrals (subjects referral:<id>)"
+    "circles.referrals.keys.v1",
+    Service.REFERRALS,
+    "referrals (subjects referral:<id>), and their circles' minutes and concern summaries",
+    # the circles service and `circles circle meeting|minutes|concern` seal minutes and concern summaries
+    # with the referral's key (which exists from the submission on; erasure destroys it)
+    cli=CliAccess.WRITE,
+    readers=(Service.CIRCLES,),
 )
 VOLUNTEER_KEYS = _keys_topic(
     "circles.volunteers.keys.v1",
@@ -192,8 +213,10 @@ REFERRALS_INBOUND = TopicSpec(
     retention_ms=7 * DAY_MS,
     segment_ms=HOUR_MS,
     description=(
-        "Submissions produced by agency systems that prefer Kafka to HTTP; validated like a POST. Plain "
-        "personal data: the referrals worker deletes each record once it has committed past it."
+        "Submissions produced by agency systems that prefer Kafka to HTTP; validated like a POST. Each is "
+        "signed with its agency's Kafka signing key (header circles-signature: HMAC-SHA256 over ce_id, "
+        "ce_source, ce_type, ce_time and the value's SHA-256; see docs/architecture.md), or dead-lettered. "
+        "Plain personal data: the referrals worker deletes each record once it has committed past it."
     ),
     events=(InboundSubmission,),
     consumers=(Service.REFERRALS,),
@@ -231,7 +254,7 @@ REFERRAL_EVENTS = TopicSpec(
     retention_ms=30 * DAY_MS,
     description="Minimised referral events for other services: submitted, assessed, withdrawn, erased.",
     events=(ReferralSubmitted, ReferralAssessed, ReferralWithdrawn, ReferralErased),
-    consumers=(Service.MATCHING, Service.NOTIFICATIONS, Service.COORDINATOR),
+    consumers=(Service.MATCHING, Service.NOTIFICATIONS, Service.COORDINATOR, Service.CIRCLES),
 )
 REFERRAL_ACCESS = TopicSpec(
     name="circles.referrals.access.v1",
@@ -318,6 +341,7 @@ MATCHING_INBOX = TopicSpec(
         ReferralWithdrawn,
         ReferralErased,
         MatchDecided,
+        CircleEnded,
         *VOLUNTEERS.events,
     ),
     consumers=(Service.MATCHING,),
@@ -353,7 +377,7 @@ MATCHING_EVENTS = TopicSpec(
     retention_ms=30 * DAY_MS,
     description="Proposals, deferrals, cancellations, circles formed and volunteer reminders.",
     events=(MatchProposed, MatchDeferred, ProposalCancelled, CircleFormed, VolunteerReminderDue),
-    consumers=(Service.REFERRALS, Service.NOTIFICATIONS, Service.COORDINATOR),
+    consumers=(Service.REFERRALS, Service.NOTIFICATIONS, Service.COORDINATOR, Service.CIRCLES),
     cli=CliAccess.READ,  # the outcome of `circles proposal accept|reject`
 )
 NOTIFICATION_REQUESTS = TopicSpec(
@@ -447,6 +471,54 @@ COORDINATOR_DEAD_LETTERS = TopicSpec(
     description="Private: messages that could not be delivered, for the coordinator and the report.",
     consumers=(Service.COORDINATOR,),
 )
+CIRCLES_COMMANDS = TopicSpec(
+    name="circles.circles.commands.v1",
+    owner=Service.CIRCLES,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.DELETE,
+    retention_ms=7 * DAY_MS,
+    description=(
+        "Private: changes to circles after formation (meetings, minutes, concerns, acknowledgements, "
+        "reviews, extensions, endings), from the CLI, the pages and the partner API. Minutes and concern "
+        "summaries are sealed under the referral's data key."
+    ),
+    events=CIRCLE_COMMANDS,
+    consumers=(Service.CIRCLES,),
+    cli=CliAccess.WRITE,  # `circles circle meeting|minutes|concern|review|end`
+    writers=(Service.REFERRALS,),  # the partner API's acknowledgement of a concern
+    personal_data=True,
+)
+CIRCLES_STATE = TopicSpec(
+    name="circles.circles.state.v1",
+    owner=Service.CIRCLES,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.COMPACT,
+    description=(
+        "Private: the circles worker's table of circles (meetings, minutes, concerns, reviews, ending, "
+        "recently applied commands) as a changelog; minutes and summaries sealed under the referral's key."
+    ),
+    consumers=(Service.CIRCLES,),
+    cli=CliAccess.READ,  # `circles circle list|show` read the table whole
+    personal_data=True,
+)
+CIRCLES_EVENTS = TopicSpec(
+    name="circles.circles.events.v1",
+    owner=Service.CIRCLES,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.DELETE,
+    retention_ms=30 * DAY_MS,
+    description=(
+        "Facts of circles after formation: activated, meetings, minutes submitted or overdue, concerns "
+        "raised, acknowledged or escalated, reviews, extensions, endings. Ids, dates and states only: never "
+        "minutes or a concern's summary."
+    ),
+    events=CIRCLE_FACTS,
+    consumers=(Service.MATCHING, Service.REFERRALS),  # and, as they learn them: notifications, coordinator
+    cli=CliAccess.READ,  # the outcome of `circles circle ...`
+)
 
 _PRIMARY: tuple[TopicSpec, ...] = (
     REFERRAL_KEYS,
@@ -474,6 +546,9 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     COORDINATOR_SESSIONS,
     COORDINATOR_REFERRALS,
     COORDINATOR_DEAD_LETTERS,
+    CIRCLES_COMMANDS,
+    CIRCLES_STATE,
+    CIRCLES_EVENTS,
 )
 
 

@@ -32,7 +32,13 @@ from services.runtime.kafka import create_topics
 from services.runtime.settings import RuntimeSettings
 from services.runtime.stack_record import LOCAL_DATA_DIR, StackRecord, remove_record, write_record
 
-WORKERS = ["referrals-worker", "matching-worker", "notifications-worker", "coordinator-worker"]
+WORKERS = [
+    "referrals-worker",
+    "matching-worker",
+    "notifications-worker",
+    "coordinator-worker",
+    "circles-worker",
+]
 APIS = ["referrals-api", "matching-api", "coordinator-web"]
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
 
@@ -214,7 +220,7 @@ class DevStack:
             f"  Emails             SMTP 127.0.0.1:{self.settings.smtp_port}, kept in {self.data / 'mail'}",
             f"  Logs               {self.data / 'logs'}/<process>.log",
             "",
-            "Demo agencies and their API keys (also in the credentials file):",
+            "Demo agencies and their API keys (also in the credentials file, with their Kafka signing keys):",
             *(f"  {agency:<28} {key}" for agency, key in sorted(keys.items())),
             "",
             "Submit a referral as MAPPA (a new agency_reference each time):",

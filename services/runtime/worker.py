@@ -299,6 +299,9 @@ class Item:
 
 Handler = Callable[[UnitOfWork, Envelope, Event], Awaitable[None]]
 BatchHandler = Callable[[UnitOfWork, list[Item]], Awaitable[None]]
+Authenticator = Callable[[Envelope, Any], Awaitable[None]]
+"""Checks a decoded record's origin from its raw bytes and headers (e.g. a signature); raises
+``ProcessingError`` to dead-letter it before its handler sees it."""
 
 
 @dataclass
@@ -311,6 +314,7 @@ class _Route:
     batch_handler: BatchHandler | None = None
     seal_dead_letters: str | None = None
     dead_letter_subject: Callable[[Any], str | None] | None = None
+    authenticate: Authenticator | None = None
     processed: int = 0
     dead_lettered: int = 0
 
@@ -379,6 +383,7 @@ class StreamWorker:
         *,
         seal_dead_letters: str | None = None,
         dead_letter_subject: Callable[[Any], str | None] | None = None,
+        authenticate: Authenticator | None = None,
     ) -> None:
         """Records of ``spec`` go one by one to ``handler``; a refused record is dead-lettered.
 
@@ -386,13 +391,15 @@ class StreamWorker:
         dead letter is sealed whole, under the data key of the subject ``dead_letter_subject(record)`` names
         (so that erasing that subject destroys the dead letter too), else under a key of its own
         (``<kind>:<uuid>``). On such a topic nothing arrives sealed: a record with a field that looks sealed
-        is dead-lettered, not skipped as an erased subject's would be."""
+        is dead-lettered, not skipped as an erased subject's would be.
+        ``authenticate``: for a topic written by others, checks each record's origin before ``handler``."""
         self.routes[self._topic(spec)] = self._new_route(
             spec,
             known,
             handler=handler,
             seal_dead_letters=seal_dead_letters,
             dead_letter_subject=dead_letter_subject,
+            authenticate=authenticate,
         )
 
     def route_batch(
@@ -677,6 +684,8 @@ class StreamWorker:
         ):
             savepoint = uow.savepoint()
             try:
+                if route.authenticate is not None:
+                    await route.authenticate(envelope, record)
                 await route.handler(uow, envelope, event)
             except TRANSIENT:
                 raise
