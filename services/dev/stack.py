@@ -50,6 +50,8 @@ class DevSettings(RuntimeSettings):
     matching_api_port: int = 8081
     web_port: int = 8082
     smtp_port: int = 8025
+    partner_metrics_port: int = 8083
+    """The partner API's /metrics (and probes) listener: never its public port."""
 
 
 @dataclass
@@ -116,6 +118,7 @@ class DevStack:
             topic_prefix=s.topic_prefix,
             kek_file=s.kek_file.resolve() if s.kek_file else None,
             kek_inline=s.kek is not None,
+            webhook_allow_loopback_http=True,  # as its processes (below): agencies' test receivers
         )
         write_record(self.data, record)
         began = time.monotonic()
@@ -127,8 +130,9 @@ class DevStack:
         self.mailbox.start()
         env = self._environment(bootstrap)
         began = time.monotonic()
+        own = {"referrals-api": {"CIRCLES_HEALTH_PORT": str(s.partner_metrics_port)}}
         for name in WORKERS + APIS:
-            managed = Managed(name, self.data / "logs" / f"{name}.log", env)
+            managed = Managed(name, self.data / "logs" / f"{name}.log", {**env, **own.get(name, {})})
             managed.start()
             self.processes.append(managed)
         self._wait_until_ready()
@@ -156,6 +160,7 @@ class DevStack:
             "CIRCLES_SMTP_PORT": str(s.smtp_port),
             "CIRCLES_COORDINATOR_EMAIL": COORDINATOR_EMAIL,
             "CIRCLES_SESSION_TIMEOUT_S": "10",
+            "CIRCLES_WEBHOOK_ALLOW_LOOPBACK_HTTP": "true",  # agencies' test receivers on this machine
         }
 
     def _wait_until_ready(self, seconds: float = 180) -> None:
