@@ -450,3 +450,36 @@ def test_the_agency_follows_its_circle_reads_and_acknowledges_concerns_and_hears
         everything += [r.value or b"" for r in stack.records(topic)]
     for secret in (SUMMARY, MINUTES, "passed to the offender manager"):
         assert not any(secret.encode() in value for value in everything), secret
+
+
+def test_an_erased_referral_takes_its_circle_and_concern_summaries_with_it(stack: Stack) -> None:
+    referral_id = formed_circle(stack, MAPPA, "MAPPA-C-ERASE")
+    concern_id = raise_concern(stack, referral_id, MAPPA, ConcernLevel.ROUTINE)
+    with stack.client(MAPPA) as mappa:
+        wait_until(
+            lambda: mappa.get(f"/v1/concerns/{concern_id}").json().get("summary") == SUMMARY,
+            what="the concern readable",
+        )
+        run_cli(stack.env, "erase", "referral", str(referral_id), "--reason", "DSR-TEST-1")
+        wait_until(
+            lambda: mappa.get(f"/v1/concerns/{concern_id}").status_code == 404, what="the concern gone"
+        )
+        # a fact still on its way after the erasure does not bring the circle back
+        stack.publish(
+            ReviewRecorded(
+                **fact_base(referral_id, MAPPA),
+                review_id=uuid.uuid4(),
+                held_on=date.today(),
+                next_review_due=date.today() + timedelta(days=90),
+            )
+        )
+        wait_drained(stack.bootstrap, stack.prefix, "referrals")
+        view = mappa.get(f"/v1/referrals/{referral_id}").json()
+        assert view["erased_at"] is not None and view["circle"] is None
+        assert str(concern_id) not in mappa.get("/v1/concerns").text
+    tombstones = [
+        r
+        for r in stack.records(REFERRALS_CIRCLES.name)
+        if r.key == str(referral_id).encode() and r.value is None
+    ]
+    assert tombstones, "the circle's entry is deleted from the table's changelog"
