@@ -166,8 +166,9 @@ REFERRAL_KEYS = _keys_topic(
     "circles.referrals.keys.v1",
     Service.REFERRALS,
     "referrals (subjects referral:<id>), and their circles' minutes and concern summaries",
-    # the circles service seals and opens minutes and concern summaries with the referral's key (which
-    # exists from the submission on; erasure destroys it)
+    # the circles service and `circles circle meeting|minutes|concern` seal minutes and concern summaries
+    # with the referral's key (which exists from the submission on; erasure destroys it)
+    cli=CliAccess.WRITE,
     readers=(Service.CIRCLES,),
 )
 VOLUNTEER_KEYS = _keys_topic(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from services.circles.commands import circle
 from services.coordinator.commands import coordinator
 from services.dev.stack import dev
 from services.matching.commands import proposal, volunteer
@@ -26,6 +27,7 @@ main.add_command(dev)
 main.add_command(agency)
 main.add_command(volunteer)
 main.add_command(proposal)
+main.add_command(circle)
 main.add_command(coordinator)
 main.add_command(notifications)
 main.add_command(ops)

@@ -15,7 +15,7 @@ import itertools
 from datetime import datetime
 
 from schemas.envelope import Envelope, Event
-from schemas.events.circles import CircleFact, RaiseConcern
+from schemas.events.circles import CircleEnded, CircleFact, RaiseConcern
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, ProposalCancelled
 from schemas.events.referrals import (
     EraseReferral,
@@ -183,9 +183,13 @@ class ReferralsWorker:
         self._apply(uow, key, change, envelope)
 
     async def on_circle_fact(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
-        """A circle's fact: the agency's view of its circle (and concerns) follows it."""
+        """The circles service's facts: an ended circle ends the referral's journey (status circle_ended);
+        and the agency's view of its circle (and its concerns) follows each fact."""
         assert isinstance(event, CircleFact)
         key = str(event.referral_id)
+        if isinstance(event, CircleEnded):
+            change = on_matching_event(uow.get(self.table, key), event, envelope.id, envelope.time)
+            self._apply(uow, key, change, envelope)
         if self._erased(uow, key):
             return
         entry = circles.apply_fact(uow.get(self.circles, key), event)

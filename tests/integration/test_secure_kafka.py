@@ -72,6 +72,7 @@ PROCESSES = (
     "notifications-worker",
     "coordinator-worker",
     "coordinator-web",
+    "circles-worker",
 )
 
 
