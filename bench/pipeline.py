@@ -171,7 +171,7 @@ class Round:
 
     async def record(self, submission: Submission) -> Record:
         """The submission's record as an agency system produces it (see ``bench.workload``)."""
-        return await submission.record(self.sealer)
+        return await submission.record(self.sealer, signing_keys=self.stack.signing_keys)
 
     async def send(self, record: Record) -> asyncio.Future[Any]:
         key, value, headers = record

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from schemas.envelope import Event
+from schemas.events.accounts import SessionEnded
 from schemas.events.agencies import AgencyKeyRotated, AgencyRegistered
 from schemas.events.circles import (
     CIRCLE_COMMANDS,
@@ -212,8 +213,10 @@ REFERRALS_INBOUND = TopicSpec(
     retention_ms=7 * DAY_MS,
     segment_ms=HOUR_MS,
     description=(
-        "Submissions produced by agency systems that prefer Kafka to HTTP; validated like a POST. Plain "
-        "personal data: the referrals worker deletes each record once it has committed past it."
+        "Submissions produced by agency systems that prefer Kafka to HTTP; validated like a POST. Each is "
+        "signed with its agency's Kafka signing key (header circles-signature: HMAC-SHA256 over ce_id, "
+        "ce_source, ce_type, ce_time and the value's SHA-256; see docs/architecture.md), or dead-lettered. "
+        "Plain personal data: the referrals worker deletes each record once it has committed past it."
     ),
     events=(InboundSubmission,),
     consumers=(Service.REFERRALS,),
@@ -449,6 +452,21 @@ COORDINATOR_ACCOUNTS = TopicSpec(
     personal_data=True,
 )
 
+COORDINATOR_SESSIONS = TopicSpec(
+    name="circles.coordinator.sessions.v1",
+    owner=Service.COORDINATOR,
+    key="session",
+    partitions=1,
+    cleanup=Cleanup.DELETE,
+    retention_ms=2 * DAY_MS,  # longer than any session lives (at most 24 hours)
+    segment_ms=HOUR_MS,
+    description=(
+        "Private: coordinator sessions ended before their expiry (signed out), by a digest of the session "
+        "id; every coordinator page process reads it whole (no consumer group) and refuses them."
+    ),
+    events=(SessionEnded,),
+)
+
 COORDINATOR_REFERRALS = TopicSpec(
     name="circles.coordinator.referrals.v1",
     owner=Service.COORDINATOR,
@@ -541,6 +559,7 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     NOTIFICATION_PROGRESS,
     NOTIFICATION_EVENTS,
     COORDINATOR_ACCOUNTS,
+    COORDINATOR_SESSIONS,
     COORDINATOR_REFERRALS,
     COORDINATOR_DEAD_LETTERS,
     CIRCLES_COMMANDS,

@@ -28,6 +28,10 @@ class CoordinatorAccount(Contract):
     ]
     password: PasswordHash
     disabled: bool = False
+    sessions_since: AwareDatetime | None = Field(
+        default=None,
+        description="Sessions issued before this are over (set when disabled or its password is reset)",
+    )
     created_at: AwareDatetime
     updated_at: AwareDatetime
 

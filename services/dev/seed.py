@@ -209,6 +209,9 @@ async def seed(
     )
     keys.update({agency.agency_id: agency.api_key for agency in created})
     credentials.values["agencies"] = keys
+    signing = dict(credentials.values.get("kafka_signing_keys", {}))
+    signing.update({agency.agency_id: agency.kafka_signing_key for agency in created})
+    credentials.values["kafka_signing_keys"] = signing  # for trying a signed Kafka submission (README)
     credentials.save()
     if "coordinator_password" not in credentials.values:
         password = generated_password()

@@ -215,7 +215,7 @@ class DevStack:
             f"  Emails             SMTP 127.0.0.1:{self.settings.smtp_port}, kept in {self.data / 'mail'}",
             f"  Logs               {self.data / 'logs'}/<process>.log",
             "",
-            "Demo agencies and their API keys (also in the credentials file):",
+            "Demo agencies and their API keys (also in the credentials file, with their Kafka signing keys):",
             *(f"  {agency:<28} {key}" for agency, key in sorted(keys.items())),
             "",
             "Submit a referral as MAPPA (a new agency_reference each time):",

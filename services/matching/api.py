@@ -16,12 +16,13 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Request, Security
+from fastapi import Depends, FastAPI, Header, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from schemas.common import VolunteerId
+from schemas.common import SLUG_PATTERN, VolunteerId
 from schemas.coordinator_api import (
+    ACTING_ACCOUNT_HEADER,
     AvailabilityUpdate,
     ConflictDeclaration,
     DatedRecord,
@@ -77,11 +78,20 @@ def create_api(
     install_problem_handlers(app)
     bearer = HTTPBearer(auto_error=False, description="The coordinator API token")
 
-    async def coordinator(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> str:
+    async def coordinator(
+        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
+        account: str | None = Header(
+            default=None,
+            alias=ACTING_ACCOUNT_HEADER,
+            pattern=SLUG_PATTERN,
+            description="The coordinator account acting (the page's signed-in account): who decided",
+        ),
+    ) -> str:
+        """Who acts: the account the token's holder (the coordinator page) names, else the holder itself."""
         offered = credentials.credentials if credentials else ""
         if not token or not hmac.compare_digest(offered.encode(), token.encode()):
             raise _Unauthorized()
-        return "coordinator"
+        return account or "coordinator"
 
     class _Unauthorized(Exception):
         pass
@@ -215,7 +225,10 @@ class KafkaBackend:
     def __init__(self, settings: MatchingSettings) -> None:
         bootstrap = settings.bootstrap_servers()
         prefix = settings.topic_prefix
-        self.sealer = build_sealer(settings, ["volunteer", "decision"], client_id="circles-matching-api-keys")
+        # a request waits for each acknowledgement in turn: no lingering before a send (as the partner API)
+        self.sealer = build_sealer(
+            settings, ["volunteer", "decision"], client_id="circles-matching-api-keys", linger_ms=0
+        )
         self.live = LiveMatchingState(bootstrap, load_policy(settings.matching_policy), self.sealer, prefix)
         self.metrics = Metrics(SERVICE)
         self.publisher = Publisher(
@@ -225,6 +238,7 @@ class KafkaBackend:
             metrics=self.metrics,
             sealer=self.sealer,
             timeout_s=settings.publish_timeout_s,
+            linger_ms=0,
         )
         self.volunteers = volunteer_watcher(bootstrap, prefix)
         self.decisions = decision_watcher(bootstrap, prefix)

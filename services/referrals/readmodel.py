@@ -2,21 +2,34 @@
 
 Referral records come from the worker's state topic (compacted; the worker is their single writer).
 Submissions this API process has just accepted, and the worker has not applied yet, are held as
-``Pending`` so that a GET straight after a POST finds the referral ("received") instead of a 404.
+``Pending`` so that a GET straight after a POST finds the referral ("received") instead of a 404. A
+pending version goes when the worker's record catches up with it, or when the worker refuses its command
+(a dead letter on the commands' dead-letter topic carrying the command's id: an amendment of a referral
+withdrawn or erased meanwhile through another channel), so the API shows the worker's record again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
 
 from schemas.common import ReferralStatus
 from schemas.partner_api import Decision, HistoryEntry
-from schemas.topics import REFERRALS_STATE
+from schemas.topics import REFERRALS_COMMANDS, REFERRALS_STATE
 from services.protection.sealer import Sealer
 from services.referrals.domain.referral import ReferralEntry, ReferralRecord
 from services.runtime.kafka import CompactedView
+from services.runtime.kafka_security import security_options
+from services.runtime.logs import get_logger
+from services.runtime.supervision import supervise
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,8 @@ class Pending:
     updated_at: datetime
     decision: Decision | None = None
     history: tuple[HistoryEntry, ...] = ()
+    command_id: str | None = None
+    """The id (``ce_id``) of the command that made this version: its dead letter clears it."""
 
 
 Referral = ReferralRecord | Pending
@@ -54,6 +69,19 @@ class ReferralIndex:
     def add_pending(self, pending: Pending) -> None:
         self._pending[pending.referral_id] = pending
         self._by_agency.setdefault(pending.agency_id, set()).add(pending.referral_id)
+
+    def refused(self, referral_id: uuid.UUID, command_id: str) -> bool:
+        """The worker refused the command ``command_id``: the version it would have made is not pending."""
+        pending = self._pending.get(referral_id)
+        if pending is None or pending.command_id != command_id:
+            return False
+        del self._pending[referral_id]
+        if referral_id not in self._records:  # a refused first submission leaves nothing to show
+            self._by_agency.get(pending.agency_id, set()).discard(referral_id)
+        return True
+
+    def pending(self) -> int:
+        return len(self._pending)
 
     def get(self, referral_id: uuid.UUID) -> Referral | None:
         return self._pending.get(referral_id) or self._records.get(referral_id)
@@ -100,3 +128,61 @@ class ReferralReadModel:
 
     async def stop(self) -> None:
         await self.view.stop()
+
+
+class RefusalReader:
+    """Follows the commands' dead-letter topic from its end: each command the worker refused clears the
+    version it left pending in ``index`` (only this process's commands are pending here)."""
+
+    def __init__(self, bootstrap_servers: str, index: ReferralIndex, prefix: str = "") -> None:
+        self.index = index
+        self.topic = prefix + REFERRALS_COMMANDS.dlq
+        self._options: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": "circles-referrals-api-refusals",
+            "group_id": None,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "latest",
+        }
+        self._consumer: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(self.topic, **self._options, **security_options())
+        await self._consumer.start()
+        async with asyncio.timeout(30):
+            while not self._consumer.assignment():
+                await self._consumer.getmany(timeout_ms=50)
+        for tp in self._consumer.assignment():
+            await self._consumer.position(tp)  # from the end as it is now: later commands' refusals
+        self._task = supervise(f"refusals:{self.topic}", self._step)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _step(self) -> None:
+        for records in (await self._consumer.getmany(timeout_ms=500)).values():
+            for record in records:
+                refusal_of(self.index, record.key, record.headers)
+
+
+def refusal_of(index: ReferralIndex, key: bytes | None, headers: Any) -> bool:
+    """Apply one dead letter of a command (its key is the referral id, ``ce_id`` the command's id)."""
+    command_id = next(
+        (bytes(value).decode() for name, value in headers or () if name == "ce_id" and value), None
+    )
+    if key is None or command_id is None:
+        return False
+    try:
+        referral_id = uuid.UUID(key.decode())
+    except ValueError:
+        return False
+    cleared = index.refused(referral_id, command_id)
+    if cleared:
+        log.info("pending_version_refused", referral_id=str(referral_id))
+    return cleared

@@ -191,8 +191,11 @@ class Publisher:
         metrics: Metrics | None = None,
         timeout_s: float | None = None,
         sealer: Codec | None = None,
+        linger_ms: int | None = None,
     ) -> None:
-        """``sealer``: the codec of a process holding data keys (``services.protection``'s ``Sealer``)."""
+        """``sealer``: the codec of a process holding data keys (``services.protection``'s ``Sealer``).
+        ``linger_ms``: the producer's (default ``producer()``'s); 0 for a request handler that waits for
+        each acknowledgement in turn (an API), where lingering only adds to every request's latency."""
         self.source = source
         self.prefix = prefix
         self.metrics = metrics
@@ -202,10 +205,13 @@ class Publisher:
         self.codec = sealer or PLAIN
         self._bootstrap = bootstrap_servers
         self._producer: Any = None
+        self._overrides: dict[str, Any] = {} if linger_ms is None else {"linger_ms": linger_ms}
 
     async def start(self) -> None:
         client_id = self.source.strip("/").replace("/", "-")
-        self._producer = RenewingProducer(lambda: producer(self._bootstrap, client_id=client_id), client_id)
+        self._producer = RenewingProducer(
+            lambda: producer(self._bootstrap, client_id=client_id, **self._overrides), client_id
+        )
         await self._producer.start()
 
     async def stop(self) -> None:
