@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from schemas.envelope import Event
+from schemas.envelope import Event, decode
 from schemas.events.circles import (
     AcknowledgeConcern,
     CircleActivated,
@@ -119,9 +119,18 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from running(kafka_bootstrap, tmp_path_factory.mktemp("circles-partner"), ())
+
+
+@pytest.fixture
+def live(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
+    """With the real circles worker: the facts are its own."""
+    yield from running(kafka_bootstrap, tmp_path, ("circles-worker",))
+
+
+def running(kafka_bootstrap: str, data: Path, more: tuple[str, ...]) -> Iterator[Stack]:
     prefix = f"t{uuid.uuid4().hex[:10]}."
     asyncio.run(create_topics(kafka_bootstrap, TOPICS, prefix=prefix))
-    data: Path = tmp_path_factory.mktemp("circles-partner")
     smtp, hooks = SmtpSink().start(), WebhookSink().start()
     port = free_port()
     env = service_env(
@@ -152,12 +161,13 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         ]
         created = json.loads(run_cli(env, *args).stdout)
         keys[agency_id], secrets[agency_id] = created["api_key"], created["webhook_secret"]
-    names = ("referrals-worker", "referrals-api", "notifications-worker")
+    names = ("referrals-worker", "referrals-api", "notifications-worker", *more)
     processes = [ServiceProcess(name, env).start() for name in names]
     api = f"http://127.0.0.1:{port}"
     try:
-        processes[0].wait_for_log("worker_ready")
-        processes[2].wait_for_log("worker_ready")
+        for process in processes:
+            if process.process.endswith("worker"):
+                process.wait_for_log("worker_ready")
         processes[1].wait_http(f"{api}/ready")
         yield Stack(env, prefix, kafka_bootstrap, api, keys, secrets, smtp, hooks, processes)
         for process in processes:
@@ -483,3 +493,81 @@ def test_an_erased_referral_takes_its_circle_and_concern_summaries_with_it(stack
         if r.key == str(referral_id).encode() and r.value is None
     ]
     assert tombstones, "the circle's entry is deleted from the table's changelog"
+
+
+def test_with_the_circles_worker_a_concern_raised_by_the_cli_is_read_and_acknowledged_over_the_api(
+    live: Stack, tmp_path: Path
+) -> None:
+    """The whole loop: the coordinator raises an urgent concern with the CLI; the agency is told (webhook,
+    email), reads the summary and acknowledges it over the API; the circles worker accepts the partner API's
+    command (the concern will not be escalated) and its fact confirms the acknowledgement."""
+    with live.client(MAPPA) as mappa:
+        response = mappa.post("/v1/referrals", json=submission_body(agency_reference="MAPPA-LIVE-1"))
+        referral_id = uuid.UUID(response.json()["referral_id"])
+        wait_until(
+            lambda: mappa.get(f"/v1/referrals/{referral_id}").json()["status"] == "eligible",
+            what="the referral assessed",
+        )
+        formed = sample(CircleFormed).model_copy(
+            update={"referral_id": referral_id, "agency_id": MAPPA, "formed_at": datetime.now(UTC)}
+        )
+        live.publish(formed, source="/circles/matching/worker")
+        wait_until(
+            lambda: mappa.get(f"/v1/referrals/{referral_id}").json()["circle"] is not None,
+            what="the circle activated by the circles worker",
+        )
+        summary_file = tmp_path / "summary.txt"
+        summary_file.write_text(SUMMARY)
+        circle = circle_id_of(referral_id)
+        raised = json.loads(
+            run_cli(
+                live.env,
+                "circle",
+                "concern",
+                circle,
+                "--level",
+                "urgent",
+                "--summary-file",
+                str(summary_file),
+                "--json",
+            ).stdout
+        )
+        concern_id = raised["concern_id"]
+        wait_until(
+            lambda: mappa.get(f"/v1/concerns/{concern_id}").json().get("summary") == SUMMARY,
+            what="the summary readable over the API",
+        )
+        acknowledged = mappa.post(f"/v1/concerns/{concern_id}/acknowledgement", json={"note": "seen"})
+        assert acknowledged.status_code == 200 and acknowledged.json()["state"] == "acknowledged"
+
+        def confirmed() -> list[ConcernAcknowledged]:
+            return [
+                event
+                for event in (
+                    decode(r.value, r.headers, EVENT_TYPES)[1] for r in live.records(CIRCLES_EVENTS.name)
+                )
+                if isinstance(event, ConcernAcknowledged)
+            ]
+
+        wait_until(lambda: len(confirmed()) == 1, what="the circles worker's ConcernAcknowledged")
+        (fact,) = confirmed()
+        assert str(fact.concern_id) == concern_id and fact.acknowledged_by == MAPPA
+        assert fact.acknowledged_at == datetime.fromisoformat(acknowledged.json()["acknowledged_at"])
+        shown = json.loads(run_cli(live.env, "circle", "show", circle, "--json").stdout)
+        assert [c["state"] for c in shown["concerns"]] == ["acknowledged"]
+        assert live.records(CIRCLES_COMMANDS.dlq) == []  # the partner API's command was taken
+        assert mappa.get("/v1/concerns?state=open").json()["concerns"] == []
+
+    wait_until(
+        lambda: any(json.loads(d.body)["event_type"] == "concern_raised" for d in live.hooks.received(MAPPA)),
+        what="the concern's webhook",
+    )
+    wait_until(
+        lambda: (
+            {m.recipients for m in live.smtp.received(template="concern_raised")}
+            == {(MAPPA_MAIL,), (COORDINATOR,)}
+        ),
+        what="the urgent concern's emails",
+    )
+    messages = [d.body for d in live.hooks.received()] + [m.raw for m in live.smtp.received()]
+    assert not any(SUMMARY.encode() in body for body in messages)
