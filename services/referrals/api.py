@@ -248,7 +248,7 @@ def _view(referral: Referral, base_url: str, circles: CircleIndex) -> ReferralVi
         submitted_at=referral.submitted_at,
         updated_at=referral.updated_at,
         erased_at=referral.erased_at if isinstance(referral, ReferralRecord) else None,
-        circle=circle_rules.circle_view(entry, circles.acknowledged_here()),
+        circle=circle_rules.circle_view(entry, circles.acknowledged_here()) if entry is not None else None,
         links=_links(base_url, referral.referral_id),
     )
 
