@@ -48,7 +48,14 @@ from services.matching.settings import MatchingSettings
 from services.matching.views import LiveMatchingState, MatchingState
 from services.protection.sealer import build_sealer
 from services.runtime import supervision
-from services.runtime.http import install_metrics, install_probes, install_problem_handlers, problem
+from services.runtime.http import (
+    API_POLICY,
+    Hardened,
+    install_metrics,
+    install_probes,
+    install_problem_handlers,
+    problem,
+)
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
@@ -217,6 +224,7 @@ def create_api(
 
     install_probes(app, ready)
 
+    app.add_middleware(Hardened, policy=API_POLICY)  # security headers; no-store: volunteers are personal
     install_metrics(app, metrics or Metrics(SERVICE))
     return app
 
