@@ -250,6 +250,20 @@ REFERRALS_STATE = TopicSpec(
     consumers=(Service.REFERRALS,),
     personal_data=True,
 )
+REFERRALS_CIRCLES = TopicSpec(
+    name="circles.referrals.circles.v1",
+    owner=Service.REFERRALS,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.COMPACT,
+    description=(
+        "Private: the referrals worker's table of its referrals' circles (changelog), read by its API: built "
+        "from the circles facts, with each concern's summary (from the circles commands) sealed under the "
+        "referral's key for the owning agency."
+    ),
+    consumers=(Service.REFERRALS,),
+    personal_data=True,
+)
 REFERRAL_EVENTS = TopicSpec(
     name="circles.referrals.events.v1",
     owner=Service.REFERRALS,
@@ -490,7 +504,8 @@ CIRCLES_COMMANDS = TopicSpec(
         "summaries are sealed under the referral's data key."
     ),
     events=CIRCLE_COMMANDS,
-    consumers=(Service.CIRCLES,),
+    # the referrals service reads a raised concern's sealed summary, for the agency's GET of it
+    consumers=(Service.CIRCLES, Service.REFERRALS),
     cli=CliAccess.WRITE,  # `circles circle meeting|minutes|concern|review|end`
     writers=(Service.REFERRALS,),  # the partner API's acknowledgement of a concern
     personal_data=True,
@@ -525,8 +540,9 @@ CIRCLES_EVENTS = TopicSpec(
     consumers=(
         Service.MATCHING,
         Service.REFERRALS,
+        Service.NOTIFICATIONS,
         Service.COORDINATOR,
-    ),  # and, as it learns them: notifications
+    ),
     cli=CliAccess.READ,  # the outcome of `circles circle ...`
 )
 COORDINATOR_RECORDS = TopicSpec(
@@ -568,6 +584,7 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     REFERRALS_INBOUND,
     REFERRALS_COMMANDS,
     REFERRALS_STATE,
+    REFERRALS_CIRCLES,
     REFERRAL_EVENTS,
     REFERRAL_ACCESS,
     VOLUNTEER_COMMANDS,

@@ -155,7 +155,18 @@ class ReassessReferral(_ReferralCommand):
     as_of: date
 
 
-AccessAction = Literal["submit", "amend", "withdraw", "get", "history", "list", "erase"]
+AccessAction = Literal[
+    "submit",
+    "amend",
+    "withdraw",
+    "get",
+    "history",
+    "list",
+    "erase",
+    "concerns",
+    "concern",
+    "acknowledge_concern",
+]
 
 
 class ReferralAccessed(Event):

@@ -28,6 +28,11 @@ WEBHOOK_TEMPLATES = frozenset(
         "referral_withdrawn",
         "circle_formed",
         "circle_formed_outer_circle",
+        "meeting_recorded",
+        "concern_raised",
+        "concern_escalated",
+        "review_recorded",
+        "circle_ended",
     }
 )
 """Messages an agency's system can be sent; the coordinator is told by email."""
@@ -67,6 +72,7 @@ def template_names() -> list[str]:
 def _variables(context: NotificationContext) -> dict[str, Any]:
     values = {name: getattr(context, name) for name in NotificationContext.model_fields}
     values["status"] = context.status.value if context.status else None
+    values["level"] = context.level.value if context.level else None
     values["failed_channel"] = context.failed_channel.value if context.failed_channel else None
     return values
 
@@ -103,7 +109,12 @@ def webhook_body(entry: DeliveryEntry) -> bytes:
         "link": context.link,
     }
     if context.due_on is not None:
-        body["reassess_on"] = context.due_on.isoformat()
+        due = "next_review_due" if entry.template == "review_recorded" else "reassess_on"
+        body[due] = context.due_on.isoformat()
     if context.circle_id is not None:
         body["circle_id"] = str(context.circle_id)
+    if context.concern_id is not None:  # its id, level and link: never its summary
+        body["concern_id"] = str(context.concern_id)
+    if context.level is not None:
+        body["level"] = context.level.value
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()

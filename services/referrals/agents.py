@@ -5,6 +5,8 @@ Agents (thin adapters around ``domain.referral``):
 * inbound Kafka submissions → the agency's signature verified (``domain.inbound_signature``: ``ce_source``
   alone proves nothing, every agency system shares one Kafka principal), validated like a POST, a command;
 * matching events → the referral's status and history;
+* circles facts (and the summaries of the concerns raised, from the circles commands) → the table of the
+  referrals' circles that the partner API reads (``domain.circles``);
 * a timer purges the inbound topic of the submissions already processed (``purge``).
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 
 from schemas.common import SLUG_PATTERN
 from schemas.envelope import Envelope, Event
-from schemas.events.circles import CircleEnded
+from schemas.events.circles import CircleEnded, CircleFact, RaiseConcern
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, ProposalCancelled
 from schemas.events.referrals import (
     EraseReferral,
@@ -29,15 +31,18 @@ from schemas.events.referrals import (
 )
 from schemas.partner_api import ReferralSubmission
 from schemas.topics import (
+    CIRCLES_COMMANDS,
     CIRCLES_EVENTS,
     MATCHING_EVENTS,
     REFERRAL_EVENTS,
+    REFERRALS_CIRCLES,
     REFERRALS_COMMANDS,
     REFERRALS_INBOUND,
     REFERRALS_STATE,
 )
 from services.protection.sealer import build_sealer
 from services.referrals.agencies import AgencyDirectory
+from services.referrals.domain import circles
 from services.referrals.domain.inbound_signature import SignatureRefused, verify
 from services.referrals.domain.policy import load_policy
 from services.referrals.domain.referral import (
@@ -102,6 +107,9 @@ class ReferralsWorker:
         self.worker = StreamWorker(SERVICE, settings, self.sealer)
         self.table = self.worker.table("referrals", ReferralEntry, REFERRALS_STATE, subject="referral")
         self.table.index(REASSESS_INDEX, _reassess_text, ReassessmentView)
+        self.circles = self.worker.table(
+            "circles", circles.CircleEntry, REFERRALS_CIRCLES, subject="referral"
+        )
         self.commands_topic = prefix + REFERRALS_COMMANDS.name
         self.events_topic = prefix + REFERRAL_EVENTS.name
         self.agencies = AgencyDirectory(settings.bootstrap_servers(), prefix)
@@ -115,7 +123,8 @@ class ReferralsWorker:
             authenticate=self.authenticate_inbound,
         )
         self.worker.route(MATCHING_EVENTS, self.on_matching_event)
-        self.worker.route(CIRCLES_EVENTS, self.on_circle_event)
+        self.worker.route(CIRCLES_EVENTS, self.on_circle_fact)
+        self.worker.route(CIRCLES_COMMANDS, self.on_circle_command)
         self.worker.timer(settings.reassess_interval_s, self.reassess_due)
         self.purger = InboundPurger(
             settings.bootstrap_servers(), self.worker.group_id, prefix + REFERRALS_INBOUND.name
@@ -162,6 +171,8 @@ class ReferralsWorker:
             raise ProcessingError(f"UnknownReferral: {refusal}") from None
         if change.entry is not None:
             await uow.write_through(self.table, key, change.entry)
+        if uow.get(self.circles, key) is not None:
+            await uow.write_through(self.circles, key, None)  # its concerns' summaries go with it
         destroyed = await self.sealer.destroy(event.data_subject())
         if change.entry is not None:
             log.info("referral_erased", referral_id=key, reason=event.reason, data_keys=destroyed)
@@ -220,13 +231,35 @@ class ReferralsWorker:
         change = on_matching_event(uow.get(self.table, key), event, envelope.id, envelope.time)
         self._apply(uow, key, change, envelope)
 
-    async def on_circle_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
-        """The circles service's facts: an ended circle ends the referral's journey (status circle_ended)."""
-        if not isinstance(event, CircleEnded):
+    async def on_circle_fact(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        """The circles service's facts: an ended circle ends the referral's journey (status circle_ended);
+        and the agency's view of its circle (and its concerns) follows each fact."""
+        assert isinstance(event, CircleFact)
+        key = str(event.referral_id)
+        if isinstance(event, CircleEnded):
+            change = on_matching_event(uow.get(self.table, key), event, envelope.id, envelope.time)
+            self._apply(uow, key, change, envelope)
+        if self._erased(uow, key):
+            return
+        entry = circles.apply_fact(uow.get(self.circles, key), event)
+        if entry is not None:
+            uow.put(self.circles, key, entry)
+
+    async def on_circle_command(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        """Of the circles commands, only a raised concern's summary is kept (for its agency to read);
+        minutes and everything else are the circles service's own."""
+        if not isinstance(event, RaiseConcern):
             return
         key = str(event.referral_id)
-        change = on_matching_event(uow.get(self.table, key), event, envelope.id, envelope.time)
-        self._apply(uow, key, change, envelope)
+        if self._erased(uow, key):
+            return
+        entry = circles.add_summary(uow.get(self.circles, key), event)
+        if entry is not None:
+            uow.put(self.circles, key, entry)
+
+    def _erased(self, uow: UnitOfWork, key: str) -> bool:
+        referral: ReferralEntry | None = uow.get(self.table, key)
+        return referral is not None and referral.record is not None and referral.record.erased
 
     def _apply(self, uow: UnitOfWork, key: str, change: Change, cause: Envelope) -> None:
         for event_id, event in change.events:

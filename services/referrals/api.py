@@ -33,8 +33,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from schemas.common import ReferralStatus
 from schemas.envelope import Envelope, Event
 from schemas.events.agencies import AgencyRecord
+from schemas.events.circles import AcknowledgeConcern, ConcernState
 from schemas.events.referrals import AccessAction, SubmitReferral, WithdrawReferral
 from schemas.partner_api import (
+    Acknowledgement,
+    ConcernDetail,
+    ConcernList,
+    ConcernView,
     FieldError,
     Links,
     MappaPanelView,
@@ -49,6 +54,8 @@ from schemas.partner_api import (
 from services.protection.sealer import build_sealer
 from services.referrals.access import Access, AccessLog
 from services.referrals.agencies import AgencyDirectory
+from services.referrals.circleview import CircleIndex, CirclesReadModel
+from services.referrals.domain import circles as circle_rules
 from services.referrals.domain.referral import ReferralRecord, referral_id_for
 from services.referrals.panels import MappaPanels
 from services.referrals.ratelimit import RateLimiter
@@ -64,6 +71,7 @@ from services.runtime.http import (
     install_problem_handlers,
     problem,
 )
+from services.runtime.ids import derive_id
 from services.runtime.kafka import Publisher
 from services.runtime.locks import KeyedLocks
 from services.runtime.logs import get_logger, log_context
@@ -239,16 +247,18 @@ def withdrawn(referral: Referral) -> bool:
     return referral.status is ReferralStatus.WITHDRAWN
 
 
-def _view(referral: Referral, base_url: str) -> ReferralView:
+def _view(referral: Referral, base_url: str, circles: CircleIndex) -> ReferralView:
+    entry = circles.circle_of(referral.referral_id, referral.agency_id)
     return ReferralView(
         referral_id=referral.referral_id,
         agency_reference=referral.agency_reference,
-        status=referral.status,
+        status=circle_rules.referral_status(referral.status, entry),
         version=referral.version,
         decision=referral.decision,
         submitted_at=referral.submitted_at,
         updated_at=referral.updated_at,
         erased_at=referral.erased_at if isinstance(referral, ReferralRecord) else None,
+        circle=circle_rules.circle_view(entry, circles.acknowledged_here()) if entry is not None else None,
         links=_links(base_url, referral.referral_id),
     )
 
@@ -278,6 +288,7 @@ def create_api(
     authenticator: Authenticator,
     index: ReferralIndex,
     publisher: CommandPublisher,
+    circles: CircleIndex | None = None,
     access_log: AccessRecorder,
     base_url: str,
     clock: Clock | None = None,
@@ -293,13 +304,14 @@ def create_api(
     listener (``build_api``). ``panels``: the MAPPA panels the scheme was asked to attend about a referral
     (the coordinator's records)."""
     clock = clock or SystemClock()
+    circles = circles if circles is not None else CircleIndex()
     app = FastAPI(
         title="Circles partner API",
         version="1.0.0",
         summary="Submit and follow referrals to the Humberside Circles of Support and Accountability scheme.",
         description=(
             "Authenticate with `Authorization: Bearer <agency API key>`. The agency is taken from the key. "
-            "An agency sees only the referrals it submitted. "
+            "An agency sees only the referrals it submitted, and only their circles and concerns. "
             "Errors are `application/problem+json` (RFC 9457)."
         ),
         openapi_url="/openapi.json",
@@ -531,7 +543,7 @@ def create_api(
         referral = index.owned_by(referral_id, agency_of(request).agency_id)
         if referral is None:
             return not_found()
-        return _view(referral, base_url).model_copy(update={"mappa_panels": panels(referral_id)})
+        return _view(referral, base_url, circles).model_copy(update={"mappa_panels": panels(referral_id)})
 
     @app.get(
         "/v1/referrals/{referral_id}/history",
@@ -550,12 +562,88 @@ def create_api(
     @app.get("/v1/referrals", response_model=ReferralList, dependencies=[bearer], responses=ERROR_RESPONSES)
     async def list_referrals(request: Request, status: ReferralStatus | None = None) -> Any:
         """This agency's referrals, newest first, optionally with one status."""
-        referrals = [
-            r for r in index.of_agency(agency_of(request).agency_id) if status is None or r.status is status
+        views = [_view(r, base_url, circles) for r in index.of_agency(agency_of(request).agency_id)]
+        views = [v for v in views if status is None or v.status is status]
+        views.sort(key=lambda v: v.submitted_at, reverse=True)
+        touches(request, "list", *(v.referral_id for v in views))
+        return ReferralList(referrals=views)
+
+    concern_errors: dict[int | str, dict[str, Any]] = {
+        **ERROR_RESPONSES,
+        404: {"model": Problem, "description": "No such concern, or another agency's"},
+    }
+
+    def concern_not_found() -> JSONResponse:
+        return problem(404, "Not Found", "No concern with that id for your agency.")
+
+    @app.get("/v1/concerns", response_model=ConcernList, dependencies=[bearer], responses=ERROR_RESPONSES)
+    async def list_concerns(request: Request, state: ConcernState | None = None) -> Any:
+        """Concerns raised in this agency's circles, newest first, optionally in one state (`open`: not
+        acknowledged yet). The summaries are read one at a time (`GET /v1/concerns/{concern_id}`)."""
+        found = circles.concerns_of(agency_of(request).agency_id)
+        views = [
+            circle_rules.concern_view(entry, c, base_url, circles.acknowledged_at(c.concern_id))
+            for entry, c in found
         ]
-        referrals.sort(key=lambda r: r.submitted_at, reverse=True)
-        touches(request, "list", *(r.referral_id for r in referrals))
-        return ReferralList(referrals=[_view(r, base_url) for r in referrals])
+        views = [v for v in views if state is None or v.state is state]
+        views.sort(key=lambda v: (v.raised_at, str(v.concern_id)), reverse=True)
+        touches(request, "concerns", *sorted({v.referral_id for v in views}))
+        return ConcernList(concerns=views)
+
+    @app.get(
+        "/v1/concerns/{concern_id}",
+        response_model=ConcernDetail,
+        dependencies=[bearer],
+        responses=concern_errors,
+    )
+    async def get_concern(concern_id: uuid.UUID, request: Request) -> Any:
+        """One concern with its summary (to the referring agency only)."""
+        found = circles.concern_of(concern_id, agency_of(request).agency_id)
+        if found is None:
+            touches(request, "concern")
+            return concern_not_found()
+        entry, concern = found
+        touches(request, "concern", entry.referral_id)
+        at = circles.acknowledged_at(concern_id)
+        return circle_rules.concern_view(entry, concern, base_url, at, with_summary=True)
+
+    @app.post(
+        "/v1/concerns/{concern_id}/acknowledgement",
+        response_model=ConcernView,
+        dependencies=[bearer],
+        responses=concern_errors,
+    )
+    async def acknowledge_concern(concern_id: uuid.UUID, body: Acknowledgement, request: Request) -> Any:
+        """Acknowledge a concern: its state becomes `acknowledged` (an urgent one is no longer escalated).
+        Acknowledging again answers the same and changes nothing."""
+        agency = agency_of(request)
+        found = circles.concern_of(concern_id, agency.agency_id)
+        if found is None:
+            touches(request, "acknowledge_concern")
+            return concern_not_found()
+        entry, concern = found
+        touches(request, "acknowledge_concern", entry.referral_id)
+        async with locks.hold(concern_id):
+            if concern.acknowledged_at is None and circles.acknowledged_at(concern_id) is None:
+                now = clock.now()
+                command = AcknowledgeConcern(
+                    command_id=derive_id(concern_id, "acknowledge"),  # the same on a retry
+                    referral_id=entry.referral_id,
+                    requested_by=f"agency:{agency.agency_id}",
+                    requested_at=now,
+                    concern_id=concern_id,
+                    agency_id=agency.agency_id,
+                    note=body.note,
+                )
+                await publisher.publish_command(command, correlation_of(request))
+                circles.acknowledge(concern_id, now)
+                log.info(
+                    "concern_acknowledged",
+                    concern_id=str(concern_id),
+                    referral_id=str(entry.referral_id),
+                    agency_id=agency.agency_id,
+                )
+        return circle_rules.concern_view(entry, concern, base_url, circles.acknowledged_at(concern_id))
 
     install_probes(app, ready)
 
@@ -616,6 +704,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
     sealer = build_sealer(settings, ["referral"], client_id="circles-referrals-api-keys", linger_ms=0)
     read_model = ReferralReadModel(bootstrap, sealer, prefix)
     mappa_panels = MappaPanels(bootstrap, prefix)
+    circles = CirclesReadModel(bootstrap, sealer, prefix)
     refusals = RefusalReader(bootstrap, read_model.index, prefix)
     metrics = Metrics(SERVICE)
     publisher = Publisher(
@@ -646,11 +735,13 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         await directory.start()
         await read_model.start()
         await mappa_panels.view.start()
+        await circles.start()
         await refusals.start()
         async with asyncio.timeout(120):
             await directory.view.sync()
             await read_model.view.sync()
             await mappa_panels.view.sync()
+            await circles.view.sync()
         started["ready"] = True
         log.info("api_ready", referrals=len(read_model.index))
         try:
@@ -658,6 +749,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         finally:
             await mappa_panels.view.stop()
             await refusals.stop()
+            await circles.stop()
             await read_model.stop()
             await directory.stop()
             await sealer.stop()
@@ -668,6 +760,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         authenticator=directory,
         index=read_model.index,
         publisher=KafkaCommandPublisher(publisher),
+        circles=circles.index,
         access_log=AccessLog(publisher),
         base_url=settings.base_url(),
         clock=clock_from_setting(settings.clock),
