@@ -20,17 +20,15 @@ costs is in the figures.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.latency import percentiles_ms
-from bench.pipeline import Round
+from bench.pipeline import Round, from_the_end, stop_following
 from bench.profile import Spy, idle, stacks, top_functions
 from bench.workload import Submission
 from schemas.topics import REFERRAL_EVENTS
@@ -51,25 +49,11 @@ class Decisions:
     _task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        topic = self.prefix + REFERRAL_EVENTS.name
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
-        )
-        await self._consumer.start()
-        partitions = [TopicPartition(topic, p) for p in range(REFERRAL_EVENTS.partitions)]
-        self._consumer.assign(partitions)
-        await self._consumer.seek_to_end(*partitions)
-        for tp in partitions:
-            await self._consumer.position(tp)
+        self._consumer = await from_the_end(self.bootstrap, self.prefix, REFERRAL_EVENTS)
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await stop_following(self._task, self._consumer)
 
     async def _run(self) -> None:
         while True:

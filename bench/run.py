@@ -51,7 +51,6 @@ QUICK = {
     "runs": 2,
     "partner_paced": 50,
     "partner_flat_out": 500,
-    "startup_dev_up": False,
     "baseline_messages": 30_000,
     "encryption_referrals": 1_000,
     "e2e_referrals": 1_000,
@@ -353,8 +352,8 @@ def run_startup(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     for entry in found:
         say(f"  {entry['name']}: {entry['values']}")
     if args.startup_dev_up:
-        say("startup: `circles dev up` on a fresh data directory (seeding), then again twice")
-        found += startup.dev_up_measurements(work / "dev-up", restarts=max(2, args.runs - 1))
+        say(f"startup: `circles dev up` on a fresh data directory (seeding), then again {args.runs} times")
+        found += startup.dev_up_measurements(work / "dev-up", restarts=args.runs)
         for entry in found[-2:]:
             say(f"  {entry['name']}: {entry['values']}")
     return found

@@ -61,8 +61,9 @@ def help_measurements(runs: int) -> list[dict[str, Any]]:
     ]
 
 
-def dev_up(data_dir: Path, seconds: float = 900) -> float:
-    """``circles dev up`` until it says it is running (seconds), then Ctrl-C and wait for it to stop."""
+def dev_up(data_dir: Path, seconds: float = 900) -> tuple[float, str]:
+    """``circles dev up`` until it says it is running (seconds, and the steps' times it printed), then Ctrl-C
+    and wait for it to stop."""
     env = {
         **os.environ,
         "CIRCLES_DATA_DIR": str(data_dir),
@@ -82,11 +83,14 @@ def dev_up(data_dir: Path, seconds: float = 900) -> float:
         start_new_session=True,
     )
     assert process.stdout is not None
+    steps = ""
     try:
         for line in iter(process.stdout.readline, b""):
             log.write(line)
+            if line.startswith(b"Started: "):
+                steps = line.decode().strip().removeprefix("Started: ").rstrip(".")
             if RUNNING.encode() in line:
-                return round(time.monotonic() - started, 1)
+                return round(time.monotonic() - started, 1), steps
             if time.monotonic() - started > seconds:
                 break
         raise RuntimeError(f"circles dev up did not get running within {seconds:.0f} s (see {log.name})")
@@ -102,11 +106,13 @@ def dev_up(data_dir: Path, seconds: float = 900) -> float:
 
 def dev_up_measurements(data_dir: Path, restarts: int) -> list[dict[str, Any]]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    first = dev_up(data_dir)
+    first, first_steps = dev_up(data_dir)
     again = [dev_up(data_dir) for _ in range(restarts)]
     return [
-        measurement("dev_up_first_s", "s", [first], []),
-        measurement("dev_up_again_s", "s", again, [], first_s=first),
+        measurement("dev_up_first_s", "s", [first], [first_steps]),
+        measurement(
+            "dev_up_again_s", "s", [s for s, _ in again], [steps for _, steps in again], first_s=first
+        ),
     ]
 
 

@@ -90,6 +90,8 @@ class DevStack:
         self.processes: list[Managed] = []
         self.mailbox: Any = None
         self.credentials = Credentials.load(self.data / "credentials.json")
+        self.took: dict[str, float] = {}
+        """Seconds each step of the start took (``broker``, ``topics``, ``processes``, ``sample data``)."""
 
     def urls(self) -> dict[str, str]:
         s = self.settings
@@ -105,8 +107,10 @@ class DevStack:
         s = self.settings
         if s.kek is None and s.kek_file is None and not (self.data / "kek.json").exists():
             add_kek(self.data / "kek.json")  # the processes' (and the CLI's) default key-encryption key file
+        began = time.monotonic()
         self.broker = local_kafka().LocalKafka(data_dir=self.data / "kafka")
         bootstrap: str = self.broker.start()
+        self.took["broker"] = time.monotonic() - began
         # What the `circles` commands run from this folder read to find the stack (stack_record.py).
         record = StackRecord(
             bootstrap_servers=bootstrap,
@@ -117,18 +121,22 @@ class DevStack:
             webhook_allow_loopback_http=True,  # as its processes (below): agencies' test receivers
         )
         write_record(self.data, record)
+        began = time.monotonic()
         asyncio.run(create_topics(bootstrap, TOPICS, prefix=s.topic_prefix))
+        self.took["topics"] = time.monotonic() - began
         from services.dev.mailbox import Mailbox  # a development dependency
 
         self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
         self.mailbox.start()
         env = self._environment(bootstrap)
+        began = time.monotonic()
         own = {"referrals-api": {"CIRCLES_HEALTH_PORT": str(s.partner_metrics_port)}}
         for name in WORKERS + APIS:
             managed = Managed(name, self.data / "logs" / f"{name}.log", {**env, **own.get(name, {})})
             managed.start()
             self.processes.append(managed)
         self._wait_until_ready()
+        self.took["processes"] = time.monotonic() - began
         return bootstrap
 
     def _environment(self, bootstrap: str) -> dict[str, str]:
@@ -187,6 +195,7 @@ class DevStack:
         marker = self.data / "seeded"
         if marker.exists():
             return
+        began = time.monotonic()
         urls = self.urls()
         done = asyncio.run(
             seed(
@@ -200,6 +209,7 @@ class DevStack:
             )
         )
         marker.write_text(json.dumps({"seeded_at": time.time()}))
+        self.took["sample data"] = time.monotonic() - began
         for line in done:
             click.echo(f"  sample data: {line}")
 
@@ -284,6 +294,8 @@ def up(no_seed: bool) -> None:
         bootstrap = stack.start()
         if not no_seed:
             stack.seed_once()
+        steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in stack.took.items())
+        click.echo(f"Started: {steps}.")
         click.echo(stack.summary(bootstrap))
         stack.supervise()
     except local_kafka().KafkaSetupError as error:

@@ -10,24 +10,18 @@ withdrawn or erased meanwhile through another channel), so the API shows the wor
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from aiokafka import AIOKafkaConsumer
 
 from schemas.common import ReferralStatus
 from schemas.partner_api import Decision, HistoryEntry
 from schemas.topics import REFERRALS_COMMANDS, REFERRALS_STATE
 from services.protection.sealer import Sealer
 from services.referrals.domain.referral import ReferralEntry, ReferralRecord
-from services.runtime.kafka import CompactedView
-from services.runtime.kafka_security import security_options
+from services.runtime.kafka import CompactedView, TopicTail
 from services.runtime.logs import get_logger
-from services.runtime.supervision import supervise
 
 log = get_logger(__name__)
 
@@ -130,45 +124,17 @@ class ReferralReadModel:
         await self.view.stop()
 
 
-class RefusalReader:
+class RefusalReader(TopicTail):
     """Follows the commands' dead-letter topic from its end: each command the worker refused clears the
     version it left pending in ``index`` (only this process's commands are pending here)."""
 
     def __init__(self, bootstrap_servers: str, index: ReferralIndex, prefix: str = "") -> None:
+        topic = prefix + REFERRALS_COMMANDS.dlq
+        super().__init__(bootstrap_servers, [topic], "circles-referrals-api-refusals", f"refusals:{topic}")
         self.index = index
-        self.topic = prefix + REFERRALS_COMMANDS.dlq
-        self._options: dict[str, Any] = {
-            "bootstrap_servers": bootstrap_servers,
-            "client_id": "circles-referrals-api-refusals",
-            "group_id": None,
-            "enable_auto_commit": False,
-            "auto_offset_reset": "latest",
-        }
-        self._consumer: Any = None
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(self.topic, **self._options, **security_options())
-        await self._consumer.start()
-        async with asyncio.timeout(30):
-            while not self._consumer.assignment():
-                await self._consumer.getmany(timeout_ms=50)
-        for tp in self._consumer.assignment():
-            await self._consumer.position(tp)  # from the end as it is now: later commands' refusals
-        self._task = supervise(f"refusals:{self.topic}", self._step)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
-
-    async def _step(self) -> None:
-        for records in (await self._consumer.getmany(timeout_ms=500)).values():
-            for record in records:
-                refusal_of(self.index, record.key, record.headers)
+    def on_record(self, topic: str, record: Any) -> None:
+        refusal_of(self.index, record.key, record.headers)
 
 
 def refusal_of(index: ReferralIndex, key: bytes | None, headers: Any) -> bool:

@@ -261,6 +261,7 @@ def test_the_pipeline_runs_with_each_service_signed_in_as_itself(stack: Stack) -
         "matching": 1,
         "notifications": 1,
         "coordinator": 1,
+        "circles": 1,
     }
     assert status.topic(REFERRALS_COMMANDS.name).last_event_age_s is not None
 
@@ -268,7 +269,13 @@ def test_the_pipeline_runs_with_each_service_signed_in_as_itself(stack: Stack) -
 def test_the_coordinator_page_sees_offsets_but_not_other_services_private_topics(stack: Stack) -> None:
     with using(stack.secure.security("circles-coordinator")):
         status = asyncio.run(pipeline_status(stack.secure.bootstrap, stack.prefix))
-    assert {s.service for s in status.services} == {"referrals", "matching", "notifications", "coordinator"}
+    assert {s.service for s in status.services} == {
+        "referrals",
+        "matching",
+        "notifications",
+        "coordinator",
+        "circles",
+    }
     commands = status.topic(REFERRALS_COMMANDS.name)
     assert commands.end_offset >= 1 and commands.last_event_age_s is None  # described, never read
     assert status.topic(REFERRAL_EVENTS.name).last_event_age_s is not None  # the coordinator consumes it
@@ -409,7 +416,8 @@ def test_a_service_may_not_read_unconsumed_topics_or_others_data_keys_nor_join_a
 ) -> None:
     with pytest.raises(TopicAuthorizationFailedError):
         asyncio.run(_consume_once(stack, "circles-notifications", REFERRALS_COMMANDS.name))
-    for user in ("circles-matching", "circles-ops"):  # nor another service's data keys
+    # nor another service's data keys (the command line seals minutes and concern summaries with them)
+    for user in ("circles-matching", "circles-notifications"):
         with pytest.raises(TopicAuthorizationFailedError):
             asyncio.run(_consume_once(stack, user, REFERRAL_KEYS.name))
     with pytest.raises(GroupAuthorizationFailedError):
