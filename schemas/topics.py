@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from schemas.envelope import Event
+from schemas.events.accounts import SessionEnded
 from schemas.events.agencies import AgencyKeyRotated, AgencyRegistered
 from schemas.events.circles import (
     CIRCLE_COMMANDS,
     CIRCLE_FACTS,
     CircleEnded,
 )
-from schemas.events.coordinator import CoordinatorAccountSet
+from schemas.events.coordinator import CoordinatorAccountSet, VolunteerAccountSet
 from schemas.events.matching import (
     CircleFormed,
     MatchDecided,
@@ -168,7 +169,9 @@ REFERRAL_KEYS = _keys_topic(
     "referrals (subjects referral:<id>), and their circles' minutes and concern summaries",
     # the circles service seals and opens minutes and concern summaries with the referral's key (which
     # exists from the submission on; erasure destroys it)
-    readers=(Service.CIRCLES,),
+    # and the coordinator's pages seal the minutes and summaries a volunteer or the coordinator types (they
+    # only read: a referral without its key was erased, and its circle takes nothing more)
+    readers=(Service.CIRCLES, Service.COORDINATOR),
 )
 VOLUNTEER_KEYS = _keys_topic(
     "circles.volunteers.keys.v1",
@@ -434,6 +437,50 @@ COORDINATOR_ACCOUNTS = TopicSpec(
     personal_data=True,
 )
 
+COORDINATOR_SESSIONS = TopicSpec(
+    name="circles.coordinator.sessions.v1",
+    owner=Service.COORDINATOR,
+    key="session",
+    partitions=1,
+    cleanup=Cleanup.DELETE,
+    retention_ms=2 * DAY_MS,  # longer than any session lives (at most 24 hours)
+    segment_ms=HOUR_MS,
+    description=(
+        "Private: coordinator sessions ended before their expiry (signed out), by a digest of the session "
+        "id; every coordinator page process reads it whole (no consumer group) and refuses them."
+    ),
+    events=(SessionEnded,),
+)
+
+VOLUNTEER_ACCOUNTS = TopicSpec(
+    name="circles.coordinator.volunteer-accounts.v1",
+    owner=Service.COORDINATOR,
+    key="volunteer_id",
+    partitions=1,
+    cleanup=Cleanup.COMPACT,
+    description=(
+        "Volunteer accounts for the volunteers' page (volunteer id and scrypt password hash only), created "
+        "by the coordinator from the command line or the coordinator page."
+    ),
+    events=(VolunteerAccountSet,),
+    consumers=(Service.COORDINATOR,),
+    cli=CliAccess.WRITE,  # `circles volunteer account add`, beside the coordinator page
+)
+VOLUNTEER_SESSIONS = TopicSpec(
+    name="circles.coordinator.volunteer-sessions.v1",
+    owner=Service.COORDINATOR,
+    key="session",
+    partitions=1,
+    cleanup=Cleanup.DELETE,
+    retention_ms=2 * DAY_MS,  # longer than any session lives (at most 24 hours)
+    segment_ms=HOUR_MS,
+    description=(
+        "Private: volunteer sessions ended before their expiry (signed out), by a digest of the session id; "
+        "every volunteers' page process reads it whole (no consumer group) and refuses them."
+    ),
+    events=(SessionEnded,),
+)
+
 COORDINATOR_REFERRALS = TopicSpec(
     name="circles.coordinator.referrals.v1",
     owner=Service.COORDINATOR,
@@ -452,6 +499,19 @@ COORDINATOR_DEAD_LETTERS = TopicSpec(
     description="Private: messages that could not be delivered, for the coordinator and the report.",
     consumers=(Service.COORDINATOR,),
 )
+COORDINATOR_CIRCLES = TopicSpec(
+    name="circles.coordinator.circles.v1",
+    owner=Service.COORDINATOR,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.COMPACT,
+    description=(
+        "Private: the coordinator's view of each circle after formation (meetings, minutes status, reviews, "
+        "concerns, ending) from the circles facts, as a changelog; read whole by the coordinator's and the "
+        "volunteers' pages. Ids, dates and states only."
+    ),
+    consumers=(Service.COORDINATOR,),
+)
 CIRCLES_COMMANDS = TopicSpec(
     name="circles.circles.commands.v1",
     owner=Service.CIRCLES,
@@ -467,7 +527,8 @@ CIRCLES_COMMANDS = TopicSpec(
     events=CIRCLE_COMMANDS,
     consumers=(Service.CIRCLES,),
     cli=CliAccess.WRITE,  # `circles circle meeting|minutes|concern|review|end`
-    writers=(Service.REFERRALS,),  # the partner API's acknowledgement of a concern
+    # the partner API's acknowledgement of a concern; the coordinator's and the volunteers' pages
+    writers=(Service.REFERRALS, Service.COORDINATOR),
     personal_data=True,
 )
 CIRCLES_STATE = TopicSpec(
@@ -497,7 +558,7 @@ CIRCLES_EVENTS = TopicSpec(
         "minutes or a concern's summary."
     ),
     events=CIRCLE_FACTS,
-    consumers=(Service.MATCHING,),  # and, as they learn them: referrals, notifications, coordinator
+    consumers=(Service.MATCHING, Service.COORDINATOR),  # and, as they learn them: referrals, notifications
     cli=CliAccess.READ,  # the outcome of `circles circle ...`
 )
 
@@ -524,8 +585,12 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     NOTIFICATION_PROGRESS,
     NOTIFICATION_EVENTS,
     COORDINATOR_ACCOUNTS,
+    COORDINATOR_SESSIONS,
+    VOLUNTEER_ACCOUNTS,
+    VOLUNTEER_SESSIONS,
     COORDINATOR_REFERRALS,
     COORDINATOR_DEAD_LETTERS,
+    COORDINATOR_CIRCLES,
     CIRCLES_COMMANDS,
     CIRCLES_STATE,
     CIRCLES_EVENTS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from services.coordinator.commands import coordinator
+from services.coordinator.commands import coordinator, volunteer_account
 from services.dev.stack import dev
 from services.matching.commands import proposal, volunteer
 from services.notifications.commands import notifications
@@ -24,6 +24,7 @@ def main() -> None:
 
 main.add_command(dev)
 main.add_command(agency)
+volunteer.add_command(volunteer_account)
 main.add_command(volunteer)
 main.add_command(proposal)
 main.add_command(coordinator)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from schemas.common import AgeBand, Gender, LocalAuthority, Outcome, Reason, RiskLevel
 from schemas.envelope import Event
+from schemas.events.accounts import SessionEnded
 from schemas.events.agencies import AgencyKeyRotated, AgencyKind, AgencyRecord, AgencyRegistered, ApiKeyHash
 from schemas.events.circles import (
     AcknowledgeConcern,
@@ -37,7 +38,13 @@ from schemas.events.circles import (
     SubmitMinutes,
     circle_id_of,
 )
-from schemas.events.coordinator import CoordinatorAccount, CoordinatorAccountSet, PasswordHash
+from schemas.events.coordinator import (
+    CoordinatorAccount,
+    CoordinatorAccountSet,
+    PasswordHash,
+    VolunteerAccount,
+    VolunteerAccountSet,
+)
 from schemas.events.matching import (
     ChosenVolunteer,
     CircleFormed,
@@ -226,7 +233,23 @@ def _samples() -> dict[type[Event], Event]:
                 updated_at=NOW,
             )
         ),
+        VolunteerAccountSet(
+            account=VolunteerAccount(
+                volunteer_id="vol-hull-01",
+                password=PasswordHash(n=16384, r=8, p=1, salt="00", hash="ab" * 32),
+                created_by="coordinator",
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        ),
         AgencyKeyRotated(agency=agency),
+        SessionEnded(
+            account_kind="coordinator",
+            account_id="coordinator",
+            session="cd" * 32,
+            ended_at=NOW,
+            expires_at=NOW,
+        ),
         InboundSubmission.model_validate(submission_body()),
         SubmitReferral(
             referral_id=REFERRAL_ID,

@@ -1,17 +1,22 @@
-"""The coordinator worker: keeps what the page and the report read, from public events: each referral's
-progress (``services.referral_progress``) and the messages that could not be delivered."""
+"""The coordinator worker: keeps what the pages and the report read, from public events: each referral's
+progress (``services.referral_progress``), the messages that could not be delivered, and each circle after
+its formation (``domain.circles``, from the circles service's facts)."""
 
 from __future__ import annotations
 
 from schemas.envelope import Envelope, Event
+from schemas.events.circles import CircleFact
 from schemas.events.notifications import NotificationDeadLettered
 from schemas.topics import (
+    CIRCLES_EVENTS,
+    COORDINATOR_CIRCLES,
     COORDINATOR_DEAD_LETTERS,
     COORDINATOR_REFERRALS,
     MATCHING_EVENTS,
     NOTIFICATION_EVENTS,
     REFERRAL_EVENTS,
 )
+from services.coordinator.domain import circles
 from services.coordinator.domain.facts import DeadLetterFact, dead_letter
 from services.coordinator.settings import CoordinatorSettings
 from services.referral_progress.progress import ReferralProgress, apply
@@ -27,7 +32,9 @@ class CoordinatorWorker:
         self.dead_letters = self.worker.table("dead-letters", DeadLetterFact, COORDINATOR_DEAD_LETTERS)
         self.worker.route(REFERRAL_EVENTS, self.on_referral_event)
         self.worker.route(MATCHING_EVENTS, self.on_referral_event)
+        self.circles = self.worker.table("circles", circles.CircleView, COORDINATOR_CIRCLES)
         self.worker.route(NOTIFICATION_EVENTS, self.on_notification_event)
+        self.worker.route(CIRCLES_EVENTS, self.on_circle_event)
 
     async def on_referral_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
         referral_id = getattr(event, "referral_id", None)
@@ -42,3 +49,12 @@ class CoordinatorWorker:
     async def on_notification_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
         if isinstance(event, NotificationDeadLettered):
             uow.put(self.dead_letters, str(event.notification_id), dead_letter(event))
+
+    async def on_circle_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        if not isinstance(event, CircleFact):
+            return
+        key = str(event.referral_id)
+        current = uow.get(self.circles, key)
+        view = circles.apply(current, event)
+        if view is not None and view != current:
+            uow.put(self.circles, key, view)

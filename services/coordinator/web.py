@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import math
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -22,16 +25,23 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from fastapi import FastAPI, Form, Request
+from aiokafka.errors import KafkaError
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from schemas.coordinator_api import DecisionRequest, ProposalView, VolunteerView
-from schemas.events.coordinator import CoordinatorAccount
-from services.coordinator.accounts import AccountDirectory
+from schemas.events.circles import CoreMemberAttendance, EndReason
+from schemas.events.coordinator import CoordinatorAccount, PasswordHash
+from services.accounts.sessions import EndedSessions, LocalSessions, still_valid
+from services.accounts.throttle import SignInThrottle, ThrottleLimits
+from services.coordinator.accounts import AccountDirectory, AccountExists
+from services.coordinator.circle_commands import CircleCommands, CircleErased, KafkaCommandSink
+from services.coordinator.domain.circles import CircleView, in_order
 from services.coordinator.domain.facts import DeadLetterFact
+from services.coordinator.domain.passwords import generated_password, hash_password
 from services.coordinator.domain.queue import QUEUE_ORDER, queue
 from services.coordinator.domain.report import (
     COLOURS,
@@ -43,9 +53,10 @@ from services.coordinator.domain.report import (
 )
 from services.coordinator.matching_client import MatchingClient, MatchingRefused, MatchingUnavailable
 from services.coordinator.operations import OperationsMonitor, OperationsView
-from services.coordinator.sessions import COOKIE, Session, SessionSigner
+from services.coordinator.sessions import COOKIE, Session, SessionSigner, coordinator_sessions
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.views import CoordinatorViews
+from services.coordinator.volunteer_accounts import VolunteerAccountDirectory
 from services.matching.domain.policy import load_policy
 from services.referral_progress.progress import ReferralProgress
 from services.referral_progress.service_levels import ServiceLevels
@@ -62,8 +73,22 @@ SERVICE = "coordinator-web"
 DUE_SOON_DAYS = 60
 
 
+class _SignInFirst(Exception):
+    """No session on a page: the exception handler redirects to the sign-in page."""
+
+
+class _NotSignedIn(Exception):
+    """No session on a fragment, file or stream: 401."""
+
+
 class Accounts(Protocol):
-    def sign_in(self, account_id: str, password: str) -> CoordinatorAccount | None: ...
+    def sign_in(self, account_id: str, password: str) -> CoordinatorAccount | None:
+        """Blocking (scrypt): called in a worker thread, never on the event loop."""
+        ...
+
+    def get(self, account_id: str) -> CoordinatorAccount | None:
+        """The account as last set (disabled or not), for the session check on every request."""
+        ...
 
 
 class Matching(Protocol):
@@ -76,6 +101,24 @@ class Matching(Protocol):
 class Facts(Protocol):
     def referrals(self) -> list[ReferralProgress]: ...
     def dead_letters(self) -> list[DeadLetterFact]: ...
+
+
+class Circles(Protocol):
+    def circles(self) -> list[CircleView]: ...
+    def circle(self, circle_id: str) -> CircleView | None: ...
+
+
+class NoCircles:
+    def circles(self) -> list[CircleView]:
+        return []
+
+    def circle(self, circle_id: str) -> CircleView | None:
+        return None
+
+
+class VolunteerAccounts(Protocol):
+    def ids(self) -> set[str]: ...
+    async def add(self, volunteer_id: str, password: PasswordHash, created_by: str) -> Any: ...
 
 
 class OpenProposals:
@@ -110,7 +153,14 @@ def create_web(
     operations: Callable[[], OperationsView | None] = lambda: None,
     lifespan: Any = None,
     ready: Callable[[], bool] = lambda: True,
+    sign_in_limits: ThrottleLimits | None = None,
+    sessions: EndedSessions | None = None,
+    circles: Circles | None = None,
+    commands: CircleCommands | None = None,
+    volunteer_accounts: VolunteerAccounts | None = None,
 ) -> FastAPI:
+    """``sessions``: where ended sessions are recorded and looked up (the sessions topic, shared by every
+    page process); without it, this process alone (tests)."""
     app = FastAPI(
         title="Circles coordinator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
@@ -121,9 +171,17 @@ def create_web(
     )
     templates.env.filters["day"] = lambda day: day.strftime("%-d %b %Y") if day else ""
     open_proposals = OpenProposals(matching)
+    throttle = SignInThrottle(sign_in_limits or ThrottleLimits())
+    ended_sessions: EndedSessions = sessions or LocalSessions()
+    circle_source: Circles = circles or NoCircles()
 
     def session_of(request: Request) -> Session | None:
-        return signer.read(request.cookies.get(COOKIE))
+        """The request's session, checked on the server side: signed, unexpired, its account enabled, not
+        ended by a sign-out, a disabling or a password reset."""
+        session = signer.read(request.cookies.get(COOKIE))
+        if session is None or not still_valid(session, accounts.get(session.account_id), ended_sessions):
+            return None
+        return session
 
     def page(
         request: Request, name: str, session: Session | None, status: int = 200, **context: Any
@@ -132,8 +190,27 @@ def create_web(
             request, name, {"session": session, "now": clock.now(), **context}, status_code=status
         )
 
-    def sign_in_first(request: Request) -> RedirectResponse:
+    def signed_in(request: Request) -> Session:
+        """Every page's session check, as a dependency: the session, or a redirect to the sign-in page."""
+        session = session_of(request)
+        if session is None:
+            raise _SignInFirst()
+        return session
+
+    def signed_in_quietly(request: Request) -> Session:
+        """The same for what scripts fetch (fragments, files, the live stream): 401, no redirect."""
+        session = session_of(request)
+        if session is None:
+            raise _NotSignedIn()
+        return session
+
+    @app.exception_handler(_SignInFirst)
+    async def sign_in_first(request: Request, _: _SignInFirst) -> Response:
         return RedirectResponse(f"/sign-in?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(_NotSignedIn)
+    async def not_signed_in(_: Request, __: _NotSignedIn) -> Response:
+        return Response(status_code=401)
 
     def csrf_ok(session: Session, token: str) -> bool:
         return bool(token) and token == session.csrf
@@ -154,19 +231,25 @@ def create_web(
         password: str = Form(""),
         next: str = Form("/proposals"),
     ) -> Response:
-        found = accounts.sign_in(account.strip(), password)
-        if found is None:
-            log.info("sign_in_refused")
-            return page(
-                request,
-                "sign_in.html",
-                None,
-                status=401,
-                title="Sign in",
-                next=_local_path(next),
-                error="The account name or password is not right.",
-                account=account,
+        account_id, client = account.strip(), _client_of(request)
+        logged = {"account_id": _loggable(account_id), "client": client}
+        refused_page = functools.partial(
+            page, request, "sign_in.html", None, title="Sign in", next=_local_path(next), account=account
+        )
+        wait = throttle.retry_after(account_id, client, time.monotonic())
+        if wait:
+            log.warning("sign_in_throttled", retry_after_s=wait, **logged)
+            throttled = refused_page(
+                status=429, error=f"Too many failed sign-ins. Try again in {_in_words(wait)}."
             )
+            throttled.headers["Retry-After"] = str(wait)
+            return throttled
+        found = await asyncio.to_thread(accounts.sign_in, account_id, password)  # scrypt: off the loop
+        if found is None:
+            throttle.failed(account_id, client, time.monotonic())
+            log.info("sign_in_refused", **logged)
+            return refused_page(status=401, error="The account name or password is not right.")
+        throttle.succeeded(account_id)
         cookie, _ = signer.issue(found.account_id, found.display_name)
         response = RedirectResponse(_local_path(next), status_code=303)
         response.set_cookie(
@@ -178,15 +261,18 @@ def create_web(
             secure=secure_cookies,
             path="/",
         )
-        log.info("signed_in", account_id=found.account_id)
+        log.info("signed_in", account_id=found.account_id, client=client)
         return response
 
     @app.post("/sign-out")
     async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
+        """Ends the session on the server side (every page process refuses its cookie), then in the browser"""
         session = session_of(request)
         response = RedirectResponse("/sign-in", status_code=303)
         if session is not None and csrf_ok(session, csrf_token):
+            await ended_sessions.end(session)
             response.delete_cookie(COOKIE, path="/")
+            log.info("signed_out", account_id=session.account_id)
         return response
 
     @app.get("/")
@@ -197,10 +283,7 @@ def create_web(
         return {v.volunteer_id: v.name for v in await matching.volunteers()}
 
     @app.get("/proposals", response_class=HTMLResponse)
-    async def proposals_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def proposals_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         try:
             listed = await matching.proposals()
         except MatchingUnavailable:
@@ -217,11 +300,8 @@ def create_web(
         )
 
     @app.get("/proposals/list", response_class=HTMLResponse)
-    async def proposals_fragment(request: Request) -> Response:
+    async def proposals_fragment(request: Request, session: Session = Depends(signed_in_quietly)) -> Response:
         """The inbox table alone, for the live update."""
-        session = session_of(request)
-        if session is None:
-            return Response(status_code=401)
         try:
             open_ones = await matching.proposals("open")
         except MatchingUnavailable:
@@ -230,11 +310,12 @@ def create_web(
 
     @app.get("/proposals/{proposal_id}", response_class=HTMLResponse)
     async def proposal_page(
-        request: Request, proposal_id: uuid.UUID, decided: str = "", error: str = ""
+        request: Request,
+        proposal_id: uuid.UUID,
+        decided: str = "",
+        error: str = "",
+        session: Session = Depends(signed_in),
     ) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
         try:
             proposal = await matching.proposal(proposal_id)
             names = await volunteer_names()
@@ -272,10 +353,8 @@ def create_web(
         note: str = Form(""),
         csrf_token: str = Form(""),
         set_aside: list[str] = Form(default=[]),  # noqa: B008
+        session: Session = Depends(signed_in),
     ) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
         if not csrf_ok(session, csrf_token):
             return page(
                 request,
@@ -311,10 +390,7 @@ def create_web(
         return RedirectResponse(f"/proposals/{proposal_id}?decided={decision.outcome}", status_code=303)
 
     @app.get("/volunteers", response_class=HTMLResponse)
-    async def volunteers_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def volunteers_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         try:
             volunteers = await matching.volunteers()
         except MatchingUnavailable:
@@ -328,13 +404,11 @@ def create_web(
             volunteers=volunteers,
             today=today,
             due_soon=DUE_SOON_DAYS,
+            accounts=volunteer_accounts.ids() if volunteer_accounts is not None else None,
         )
 
     @app.get("/referrals", response_class=HTMLResponse)
-    async def referrals_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def referrals_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         rows = queue(facts.referrals(), clock.now(), levels)
         return page(
             request,
@@ -347,10 +421,7 @@ def create_web(
         )
 
     @app.get("/target", response_class=HTMLResponse)
-    async def target_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def target_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         start, end, label = target_year_of(scheme_today(clock.now()), target_year_starts_month)
         circles = sorted(
             (
@@ -389,10 +460,12 @@ def create_web(
         )
 
     @app.get("/report", response_class=HTMLResponse)
-    async def report_page(request: Request, start: str = "", end: str = "") -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def report_page(
+        request: Request,
+        start: str = "",
+        end: str = "",
+        session: Session = Depends(signed_in),
+    ) -> Response:
         try:
             report = report_for(start, end, await matching.volunteers())
         except (ValueError, ValidationError):
@@ -420,9 +493,12 @@ def create_web(
         )
 
     @app.get("/report.csv")
-    async def report_csv_file(request: Request, start: str = "", end: str = "") -> Response:
-        if session_of(request) is None:
-            return Response(status_code=401)
+    async def report_csv_file(
+        request: Request,
+        start: str = "",
+        end: str = "",
+        _: Session = Depends(signed_in_quietly),
+    ) -> Response:
         report = report_for(start, end, await matching.volunteers())
         name = f"circles-report-{report.period.start}-{report.period.end}.csv"
         return PlainTextResponse(
@@ -432,37 +508,254 @@ def create_web(
         )
 
     @app.get("/report.svg")
-    async def report_svg_file(request: Request, start: str = "", end: str = "") -> Response:
-        if session_of(request) is None:
-            return Response(status_code=401)
+    async def report_svg_file(
+        request: Request,
+        start: str = "",
+        end: str = "",
+        _: Session = Depends(signed_in_quietly),
+    ) -> Response:
         report = report_for(start, end, await matching.volunteers())
         svg = templates.get_template("report_chart.svg.j2").render(
             report=report, chart=chart(report), colours=COLOURS
         )
         return Response(svg, media_type="image/svg+xml")
 
+    def form_expired(request: Request, session: Session) -> HTMLResponse:
+        return page(
+            request,
+            "error.html",
+            session,
+            status=403,
+            title="Form expired",
+            message="This form has expired or did not come from this page. Reload it and try again.",
+        )
+
+    @app.get("/circles", response_class=HTMLResponse)
+    async def circles_page(
+        request: Request, status: str = "active", session: Session = Depends(signed_in)
+    ) -> Response:
+        now = clock.now()
+        today = scheme_today(now)
+        shown = "ended" if status == "ended" else "active"
+        listed = in_order((c for c in circle_source.circles() if c.status == shown), now, today)
+        counts = {
+            kind: sum(1 for c in circle_source.circles() if c.status == kind) for kind in ("active", "ended")
+        }
+        return page(
+            request,
+            "circles.html",
+            session,
+            title="Ended circles" if shown == "ended" else "Active circles",
+            circles=listed,
+            shown=shown,
+            counts=counts,
+            references=_references(facts.referrals()),
+            today=today,
+        )
+
+    @app.get("/circles/{circle_id}", response_class=HTMLResponse)
+    async def circle_page(
+        request: Request,
+        circle_id: str,
+        done: str = "",
+        session: Session = Depends(signed_in),
+    ) -> Response:
+        circle = circle_source.circle(circle_id)
+        if circle is None:
+            return page(request, "not_found.html", session, status=404, title="Circle not found")
+        return circle_detail(request, session, circle, done=done)
+
+    def circle_detail(
+        request: Request,
+        session: Session,
+        circle: CircleView,
+        *,
+        done: str = "",
+        errors: dict[str, list[str]] | None = None,
+        form: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> HTMLResponse:
+        now = clock.now()
+        reference = _references(facts.referrals()).get(circle.referral_id, circle.circle_id)
+        return page(
+            request,
+            "circle.html",
+            session,
+            status=status,
+            title=f"Circle for referral {reference}",
+            circle=circle,
+            today=scheme_today(now),
+            done=done,
+            errors=errors or {},
+            form=form or {},
+            attendance=[a.value for a in CoreMemberAttendance],
+            reasons=[r.value for r in EndReason],
+        )
+
+    async def circle_command(
+        request: Request,
+        session: Session,
+        circle_id: str,
+        csrf_token: str,
+        what: str,
+        form: dict[str, str],
+        build: Callable[[CircleCommands, CircleView], Any],
+    ) -> Response:
+        if not csrf_ok(session, csrf_token):
+            return form_expired(request, session)
+        circle = circle_source.circle(circle_id)
+        if circle is None:
+            return page(request, "not_found.html", session, status=404, title="Circle not found")
+        if commands is None:
+            return page(request, "unavailable.html", session, status=503, title="Circles are not answering")
+        try:
+            await build(commands, circle)
+        except ValidationError as invalid:
+            return circle_detail(
+                request, session, circle, errors={what: field_errors(invalid)}, form=form, status=422
+            )
+        except CircleErased as erased:
+            return circle_detail(
+                request, session, circle, errors={what: [str(erased)]}, form=form, status=409
+            )
+        except KafkaError:
+            return page(request, "unavailable.html", session, status=503, title="Circles are not answering")
+        log.info(
+            "circle_command_requested", what=what, circle_id=circle.circle_id, account_id=session.account_id
+        )
+        return RedirectResponse(f"/circles/{circle.circle_id}?done={what}", status_code=303)
+
+    @app.post("/circles/{circle_id}/meeting")
+    async def record_meeting(
+        request: Request,
+        circle_id: str,
+        held_on: str = Form(""),
+        attendance: str = Form(""),
+        volunteers: list[str] = Form(default=[]),  # noqa: B008
+        csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
+    ) -> Response:
+        form = {"held_on": held_on, "attendance": attendance}
+        return await circle_command(
+            request,
+            session,
+            circle_id,
+            csrf_token,
+            "meeting",
+            form,
+            lambda c, circle: c.meeting(
+                circle.referral_id,
+                f"coordinator:{session.account_id}",
+                held_on=_date_or_raw(held_on),
+                attendance=attendance,
+                volunteer_ids=[v for v in volunteers if v in circle.volunteer_ids],
+            ),
+        )
+
+    @app.post("/circles/{circle_id}/review")
+    async def record_review(
+        request: Request,
+        circle_id: str,
+        held_on: str = Form(""),
+        csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
+    ) -> Response:
+        return await circle_command(
+            request,
+            session,
+            circle_id,
+            csrf_token,
+            "review",
+            {"review_held_on": held_on},
+            lambda c, circle: c.review(
+                circle.referral_id, f"coordinator:{session.account_id}", held_on=_date_or_raw(held_on)
+            ),
+        )
+
+    @app.post("/circles/{circle_id}/end")
+    async def end_circle(
+        request: Request,
+        circle_id: str,
+        outcome: str = Form(""),
+        reason: str = Form(""),
+        ended_on: str = Form(""),
+        csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
+    ) -> Response:
+        form = {"outcome": outcome, "reason": reason, "ended_on": ended_on}
+        return await circle_command(
+            request,
+            session,
+            circle_id,
+            csrf_token,
+            "end",
+            form,
+            lambda c, circle: c.end(
+                circle.referral_id,
+                f"coordinator:{session.account_id}",
+                outcome=outcome,
+                reason=(reason or None) if outcome == "ended_early" else None,
+                ended_on=_date_or_raw(ended_on),
+            ),
+        )
+
+    @app.post("/volunteers/{volunteer_id}/account", response_class=HTMLResponse)
+    async def add_volunteer_account(
+        request: Request,
+        volunteer_id: str,
+        csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
+    ) -> Response:
+        """A volunteer's account for the volunteers' page; its one-time password is shown once, here."""
+        if not csrf_ok(session, csrf_token):
+            return form_expired(request, session)
+        if volunteer_accounts is None:
+            return page(request, "unavailable.html", session, status=503, title="Accounts are not answering")
+        try:
+            known = {v.volunteer_id for v in await matching.volunteers()}
+        except MatchingUnavailable:
+            return await unavailable(request, session)
+        if volunteer_id not in known:
+            return page(request, "not_found.html", session, status=404, title="Volunteer not found")
+        password = generated_password()
+        try:
+            hashed = await asyncio.to_thread(hash_password, password)
+            await volunteer_accounts.add(volunteer_id, hashed, session.account_id)
+        except AccountExists as exists:
+            return page(
+                request, "error.html", session, status=409, title="Account exists", message=str(exists)
+            )
+        except KafkaError:
+            return page(request, "unavailable.html", session, status=503, title="Accounts are not answering")
+        log.info("volunteer_account_created", volunteer_id=volunteer_id, account_id=session.account_id)
+        response = page(
+            request,
+            "volunteer_account.html",
+            session,
+            title="Volunteer account created",
+            volunteer_id=volunteer_id,
+            password=password,
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     @app.get("/operations", response_class=HTMLResponse)
-    async def operations_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def operations_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         return page(request, "operations.html", session, title="Operations", ops=operations())
 
     @app.get("/operations/fragment", response_class=HTMLResponse)
-    async def operations_fragment(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return Response(status_code=401)
+    async def operations_fragment(
+        request: Request,
+        session: Session = Depends(signed_in_quietly),
+    ) -> Response:
         ops = operations()
         if ops is None:
             return Response(status_code=204)
         return page(request, "_operations.html", session, ops=ops)
 
     @app.get("/live")
-    async def live(request: Request) -> Response:
+    async def live(request: Request, _: Session = Depends(signed_in_quietly)) -> Response:
         """Server-Sent Events: ``proposals`` whenever the set of open proposals changes."""
-        if session_of(request) is None:
-            return Response(status_code=401)
 
         async def stream() -> AsyncIterator[str]:
             last: tuple[str, ...] | None = None
@@ -482,6 +775,48 @@ def create_web(
     return app
 
 
+def _references(progress: list[ReferralProgress]) -> dict[uuid.UUID, str]:
+    """Each referral's agency reference, to name its circle on the page."""
+    return {p.referral_id: p.agency_reference for p in progress if p.agency_reference}
+
+
+def _date_or_raw(text: str) -> date | str:
+    """A form's date, or the text as typed (the command's validation then says what is wrong with it)."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return text
+
+
+def field_errors(invalid: ValidationError) -> list[str]:
+    """Every field error of a refused command, in words for the page."""
+    found = []
+    for error in invalid.errors():
+        where = ".".join(str(part) for part in error["loc"] if part not in ("body",))
+        found.append(f"{where.replace('_', ' ')}: {error['msg']}" if where else str(error["msg"]))
+    return found
+
+
+def _client_of(request: Request) -> str:
+    """The client's address as the server sees it (behind a proxy, uvicorn's ``--forwarded-allow-ips``
+    decides whether ``X-Forwarded-For`` is believed; a header the proxy did not set never is)."""
+    return request.client.host if request.client else "unknown"
+
+
+_ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def _loggable(account_id: str) -> str:
+    """An account id as typed, for the log, only if it could be one: a password typed into the account
+    field (it happens) never reaches the log."""
+    return account_id if _ACCOUNT_ID.match(account_id) else "(not an account id)"
+
+
+def _in_words(seconds: int) -> str:
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def _local_path(path: str) -> str:
     """Only redirect within this site (no open redirects)."""
     return path if path.startswith("/") and not path.startswith("//") else "/proposals"
@@ -491,7 +826,10 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     """The page wired to Kafka (accounts, projection) and to the matching API."""
     bootstrap = settings.bootstrap_servers()
     accounts = AccountDirectory(settings)
+    sessions = coordinator_sessions(settings)
     views = CoordinatorViews(bootstrap, settings.topic_prefix)
+    sink = KafkaCommandSink(settings, "/circles/coordinator/web")
+    volunteer_accounts = VolunteerAccountDirectory(settings)
     monitor = OperationsMonitor(bootstrap, settings.topic_prefix, settings.operations_poll_s)
     matching = MatchingClient(settings.matching_api_url, settings.coordinator_api_token)
     policy = load_policy(settings.matching_policy)
@@ -504,7 +842,10 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await accounts.start()
+        await sessions.start()
         await views.start()
+        await sink.start()
+        await volunteer_accounts.start()
         await monitor.start()
         started["ready"] = True
         log.info("web_ready", referrals=len(views.referrals()))
@@ -513,21 +854,30 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
         finally:
             await matching.close()
             await monitor.stop()
+            await volunteer_accounts.stop()
+            await sink.stop()
             await views.stop()
+            await sessions.stop()
             await accounts.stop()
 
+    clock = clock_from_setting(settings.clock)
     app = create_web(
         accounts=accounts,
         matching=matching,
         facts=views,
+        circles=views,
+        commands=CircleCommands(sink, clock),
+        volunteer_accounts=volunteer_accounts,
         signer=SessionSigner(settings.session_secret, settings.session_hours),
-        clock=clock_from_setting(settings.clock),
+        clock=clock,
         levels=settings.service_levels(),
         yearly_target=policy.yearly_target,
         target_year_starts_month=policy.target_year_starts_month,
         secure_cookies=settings.secure_cookies,
         operations=monitor.view,
         lifespan=lifespan,
+        sign_in_limits=settings.sign_in_limits(),
+        sessions=sessions,
         ready=lambda: supervision.healthy() and started["ready"],
     )
     install_metrics(app, Metrics(SERVICE))  # /metrics, as every process has (Prometheus scrapes it)

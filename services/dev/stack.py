@@ -39,7 +39,7 @@ WORKERS = [
     "coordinator-worker",
     "circles-worker",
 ]
-APIS = ["referrals-api", "matching-api", "coordinator-web"]
+APIS = ["referrals-api", "matching-api", "coordinator-web", "volunteers-web"]
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
 
 
@@ -49,6 +49,7 @@ class DevSettings(RuntimeSettings):
     api_port: int = 8080
     matching_api_port: int = 8081
     web_port: int = 8082
+    volunteers_web_port: int = 8083
     smtp_port: int = 8025
 
 
@@ -95,6 +96,7 @@ class DevStack:
             "partner": f"http://127.0.0.1:{s.api_port}",
             "matching": f"http://127.0.0.1:{s.matching_api_port}",
             "coordinator": f"http://127.0.0.1:{s.web_port}",
+            "volunteers": f"http://127.0.0.1:{s.volunteers_web_port}",
         }
 
     def start(self) -> str:
@@ -138,6 +140,7 @@ class DevStack:
             "CIRCLES_API_PORT": str(s.api_port),
             "CIRCLES_MATCHING_API_PORT": str(s.matching_api_port),
             "CIRCLES_WEB_PORT": str(s.web_port),
+            "CIRCLES_VOLUNTEERS_WEB_PORT": str(s.volunteers_web_port),
             "CIRCLES_MATCHING_API_URL": urls["matching"],
             "CIRCLES_PARTNER_API_URL": urls["partner"],
             "CIRCLES_COORDINATOR_URL": urls["coordinator"],
@@ -148,7 +151,13 @@ class DevStack:
             "CIRCLES_SMTP_PORT": str(s.smtp_port),
             "CIRCLES_COORDINATOR_EMAIL": COORDINATOR_EMAIL,
             "CIRCLES_SESSION_TIMEOUT_S": "10",
+            # the file is absent (the real time) but while the sample data moves it (seed_circles.py)
+            "CIRCLES_CLOCK": os.environ.get("CIRCLES_CLOCK", f"file:{self.clock_file}"),
         }
+
+    @property
+    def clock_file(self) -> Path:
+        return self.data / "clock"
 
     def _wait_until_ready(self, seconds: float = 180) -> None:
         deadline = time.monotonic() + seconds
@@ -192,6 +201,7 @@ class DevStack:
                 partner_api=urls["partner"],
                 matching_api=urls["matching"],
                 today=today_utc(),
+                clock_file=None if "CIRCLES_CLOCK" in os.environ else self.clock_file,
             )
         )
         marker.write_text(json.dumps({"seeded_at": time.time()}))
@@ -211,6 +221,9 @@ class DevStack:
             f"  Partner API        {urls['partner']}   OpenAPI: {urls['partner']}/openapi.json",
             f"  Coordinator page   {urls['coordinator']}   sign in as coordinator / "
             f"{self.credentials.values.get('coordinator_password', '?')}",
+            f"  Volunteers' page   {urls['volunteers']}   sign in as "
+            f"{self.credentials.values.get('volunteer_id', '?')} / "
+            f"{self.credentials.values.get('volunteer_password', '?')}",
             f"  Matching API       {urls['matching']}   (bearer token in {self.credentials.path})",
             f"  Emails             SMTP 127.0.0.1:{self.settings.smtp_port}, kept in {self.data / 'mail'}",
             f"  Logs               {self.data / 'logs'}/<process>.log",

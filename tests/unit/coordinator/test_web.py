@@ -41,6 +41,9 @@ class Accounts:
             ACCOUNT if account_id == "coordinator" and verify_password(password, ACCOUNT.password) else None
         )
 
+    def get(self, account_id: str) -> CoordinatorAccount | None:
+        return ACCOUNT if account_id == "coordinator" else None
+
 
 def proposal(status: str = "open", attempt: int = 1, referral: uuid.UUID | None = None) -> ProposalView:
     return ProposalView(
