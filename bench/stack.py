@@ -26,7 +26,13 @@ from services.runtime.kafka import create_topics
 from services.runtime.settings import RuntimeSettings
 from tests.processes import ServiceProcess, free_port
 
-WORKERS = ("referrals-worker", "matching-worker", "notifications-worker", "coordinator-worker")
+WORKERS = (
+    "referrals-worker",
+    "matching-worker",
+    "notifications-worker",
+    "coordinator-worker",
+    "circles-worker",
+)
 APIS = ("referrals-api", "matching-api", "coordinator-web")
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
 

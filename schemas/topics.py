@@ -167,10 +167,11 @@ REFERRAL_KEYS = _keys_topic(
     "circles.referrals.keys.v1",
     Service.REFERRALS,
     "referrals (subjects referral:<id>), and their circles' minutes and concern summaries",
-    # the circles service seals and opens minutes and concern summaries with the referral's key (which
-    # exists from the submission on; erasure destroys it)
-    # and the coordinator's pages seal the minutes and summaries a volunteer or the coordinator types (they
-    # only read: a referral without its key was erased, and its circle takes nothing more)
+    # the circles service, `circles circle meeting|minutes|concern` and the coordinator's pages (the minutes
+    # and summaries a volunteer or the coordinator types) seal minutes and concern summaries with the
+    # referral's key (which exists from the submission on; erasure destroys it; the pages only read it: a
+    # referral without its key was erased, and its circle takes nothing more)
+    cli=CliAccess.WRITE,
     readers=(Service.CIRCLES, Service.COORDINATOR),
 )
 VOLUNTEER_KEYS = _keys_topic(
@@ -558,7 +559,11 @@ CIRCLES_EVENTS = TopicSpec(
         "minutes or a concern's summary."
     ),
     events=CIRCLE_FACTS,
-    consumers=(Service.MATCHING, Service.COORDINATOR),  # and, as they learn them: referrals, notifications
+    consumers=(
+        Service.MATCHING,
+        Service.REFERRALS,
+        Service.COORDINATOR,
+    ),  # and, as it learns them: notifications
     cli=CliAccess.READ,  # the outcome of `circles circle ...`
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from services.circles.commands import circle
 from services.coordinator.commands import coordinator, volunteer_account
 from services.dev.stack import dev
 from services.matching.commands import proposal, volunteer
@@ -27,6 +28,7 @@ main.add_command(agency)
 volunteer.add_command(volunteer_account)
 main.add_command(volunteer)
 main.add_command(proposal)
+main.add_command(circle)
 main.add_command(coordinator)
 main.add_command(notifications)
 main.add_command(ops)

@@ -101,6 +101,8 @@ REFERRAL_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 PROPOSAL_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")
 
 
+MINUTES_SENTINEL = "Invented minutes of a synthetic circle meeting"
+SUMMARY_SENTINEL = "Invented summary of a synthetic concern"
 PERSONAL_SENTINELS = (
     "Testy",
     "Fictionalperson",
@@ -110,6 +112,8 @@ PERSONAL_SENTINELS = (
     "ada.placeholder@example.org",
     "01482 000000",
     "Invented notes for a synthetic test referral",
+    MINUTES_SENTINEL,
+    SUMMARY_SENTINEL,
 )
 """The distinctive personal values of ``submission_body()``: none may appear in any log or message."""
 
@@ -380,8 +384,6 @@ def _samples() -> dict[type[Event], Event]:
 
 MEETING_ID = uuid.UUID("00000000-0000-4000-8000-000000000003")
 CONCERN_ID = uuid.UUID("00000000-0000-4000-8000-000000000004")
-MINUTES_SENTINEL = "Invented minutes of a synthetic circle meeting"
-SUMMARY_SENTINEL = "Invented summary of a synthetic concern"
 
 
 def _circle_samples() -> list[Event]:

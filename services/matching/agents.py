@@ -121,6 +121,8 @@ class MatchingWorker:
                 emitted = matching.on_decided(event, envelope.id, envelope.time)
             elif isinstance(event, VolunteerEvent):
                 emitted = matching.on_volunteer(event.volunteer, envelope.id, envelope.time)
+            elif isinstance(event, CircleEnded):
+                emitted = matching.on_circle_ended(event, envelope.id, envelope.time)
             else:
                 raise ProcessingError(f"{event.event_type} does not belong in the matching inbox")
         except DecisionRefused as refused:

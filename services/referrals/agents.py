@@ -13,6 +13,7 @@ import itertools
 from datetime import datetime
 
 from schemas.envelope import Envelope, Event
+from schemas.events.circles import CircleEnded
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, ProposalCancelled
 from schemas.events.referrals import (
     EraseReferral,
@@ -23,6 +24,7 @@ from schemas.events.referrals import (
 )
 from schemas.partner_api import ReferralSubmission
 from schemas.topics import (
+    CIRCLES_EVENTS,
     MATCHING_EVENTS,
     REFERRAL_EVENTS,
     REFERRALS_COMMANDS,
@@ -83,6 +85,7 @@ class ReferralsWorker:
         self.worker.route(REFERRALS_COMMANDS, self.on_command)
         self.worker.route(REFERRALS_INBOUND, self.on_inbound, seal_dead_letters="inbound")
         self.worker.route(MATCHING_EVENTS, self.on_matching_event)
+        self.worker.route(CIRCLES_EVENTS, self.on_circle_event)
         self.worker.timer(settings.reassess_interval_s, self.reassess_due)
         self.purger = InboundPurger(
             settings.bootstrap_servers(), self.worker.group_id, prefix + REFERRALS_INBOUND.name
@@ -164,6 +167,14 @@ class ReferralsWorker:
     async def on_matching_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
         if not isinstance(event, MatchProposed | MatchDeferred | CircleFormed | ProposalCancelled):
             return  # volunteer reminders are not about referrals
+        key = str(event.referral_id)
+        change = on_matching_event(uow.get(self.table, key), event, envelope.id, envelope.time)
+        self._apply(uow, key, change, envelope)
+
+    async def on_circle_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        """The circles service's facts: an ended circle ends the referral's journey (status circle_ended)."""
+        if not isinstance(event, CircleEnded):
+            return
         key = str(event.referral_id)
         change = on_matching_event(uow.get(self.table, key), event, envelope.id, envelope.time)
         self._apply(uow, key, change, envelope)

@@ -73,6 +73,7 @@ PROCESSES = (
     "notifications-worker",
     "coordinator-worker",
     "coordinator-web",
+    "circles-worker",
 )
 
 

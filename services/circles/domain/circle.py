@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -142,6 +142,7 @@ class Circle(_State):
         default=None, description="The referral was erased: minutes and summaries are gone, nothing applies"
     )
     applied: list[uuid.UUID] = Field(default=[], description="Recently applied command ids")
+    correlation_id: str | None = Field(default=None, description="The referral's, for the facts of timers")
     next_deadline: AwareDatetime | None = Field(
         default=None, description="The earliest minutes due or escalation pending (the timer's index)"
     )
@@ -228,7 +229,13 @@ def _with_deadline(circle: Circle) -> Circle:
 # -- formation ---------------------------------------------------------------------------------------------
 
 
-def activate(current: Circle | None, event: CircleFormed, cause_id: uuid.UUID, periods: Periods) -> Change:
+def activate(
+    current: Circle | None,
+    event: CircleFormed,
+    cause_id: uuid.UUID,
+    periods: Periods,
+    correlation_id: str | None = None,
+) -> Change:
     """A formed circle is active from its formation date; formed again (a replay): nothing changes."""
     if current is not None:
         return Change(None)
@@ -243,6 +250,7 @@ def activate(current: Circle | None, event: CircleFormed, cause_id: uuid.UUID, p
         formed_at=event.formed_at,
         planned_end_on=add_months(formed_on, periods.planned_months),
         next_review_due=add_months(formed_on, periods.review_every_months),
+        correlation_id=correlation_id,
     )
     fact = CircleActivated(
         **_fact_base(circle),
@@ -562,6 +570,14 @@ def erase(circle: Circle | None, erased_at: datetime) -> Change:
         update={"meetings": meetings, "concerns": concerns, "erased_at": erased_at, "next_deadline": None}
     )
     return Change(erased)
+
+
+def without_personal(data: dict[str, Any]) -> Circle:
+    """A stored circle (its JSON) read without opening: its minutes and summaries left out (for a circle
+    whose referral's key is destroyed, they are noise)."""
+    meetings = [{**m, "minutes": None} for m in data.get("meetings", [])]
+    concerns = [{**c, "summary": None} for c in data.get("concerns", [])]
+    return Circle.model_validate({**data, "meetings": meetings, "concerns": concerns})
 
 
 # -- reading -----------------------------------------------------------------------------------------------

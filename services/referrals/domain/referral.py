@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from schemas.common import PERSONAL, AgencyId, Contract, Outcome, ReferralStatus
 from schemas.envelope import Event
+from schemas.events.circles import CircleEnded
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, ProposalCancelled
 from schemas.events.referrals import (
     EraseReferral,
@@ -443,6 +444,10 @@ def _follow(
     elif isinstance(event, CircleFormed):
         summary = f"Circle formed with {len(event.volunteer_ids)} volunteers."
         new_status = ReferralStatus.CIRCLE_FORMED
+    elif isinstance(event, CircleEnded):
+        reason = f" ({event.reason})" if event.reason is not None else ""
+        summary = f"Circle ended {event.outcome}{reason} on {event.ended_on.isoformat()}."
+        new_status = ReferralStatus.CIRCLE_ENDED
     else:
         summary = f"The open proposal was cancelled ({event.reason})."
         new_status = status
@@ -458,7 +463,9 @@ def _apply_parked(record: ReferralRecord, parked: list[ParkedEvent]) -> Referral
     for item in parked:
         if not record.has_event(item.event_id):
             event = EVENT_TYPES[item.type].model_validate(item.data)
-            assert isinstance(event, MatchProposed | MatchDeferred | CircleFormed | ProposalCancelled)
+            assert isinstance(
+                event, MatchProposed | MatchDeferred | CircleFormed | ProposalCancelled | CircleEnded
+            )
             record = _follow(record, event, item.event_id, item.time)
     return record
 

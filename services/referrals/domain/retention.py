@@ -12,11 +12,12 @@ from datetime import date, datetime
 from pydantic import Field
 
 from schemas.common import Contract, ReferralStatus
+from schemas.events.circles import CircleEnded
 from schemas.events.matching import CircleFormed
 from schemas.events.referrals import ReferralWithdrawn
 from services.referrals.domain.referral import ReferralRecord, scheme_today
 
-CLOSING_EVENTS = {ReferralWithdrawn.event_type, CircleFormed.event_type}
+CLOSING_EVENTS = {ReferralWithdrawn.event_type, CircleFormed.event_type, CircleEnded.event_type}
 
 
 class RetentionPolicy(Contract):
@@ -28,7 +29,7 @@ def closed_on(record: ReferralRecord) -> date | None:
     """The day the referral closed (None while it is open)."""
     if record.status is ReferralStatus.INELIGIBLE and record.decision is not None:
         return scheme_today(record.decision.decided_at)
-    if record.status in {ReferralStatus.WITHDRAWN, ReferralStatus.CIRCLE_FORMED}:
+    if record.status in {ReferralStatus.WITHDRAWN, ReferralStatus.CIRCLE_FORMED, ReferralStatus.CIRCLE_ENDED}:
         closing = [entry.time for entry in record.history if entry.type in CLOSING_EVENTS]
         return scheme_today(max(closing) if closing else record.updated_at)
     return None
