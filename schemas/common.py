@@ -104,9 +104,10 @@ NOT_BLANK = f"[^{WHITE_SPACE}]"
 text of white space only is empty; the documents say so with this pattern (``minLength`` alone would call it
 valid)."""
 
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Slug = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$"),
+    StringConstraints(pattern=SLUG_PATTERN),
     Field(description="lower-case letters, digits and hyphens"),
 ]
 AgencyId = Slug

@@ -32,7 +32,7 @@ class CoordinatorSettings(RuntimeSettings, ServiceLevelSettings):
     operations_poll_s: float = Field(default=5.0, gt=0, description="How often the operations page samples")
     matching_policy: Path = Field(default=DEFAULT_POLICY, description="The yearly target comes from it")
     volunteers_web_host: str = "127.0.0.1"
-    volunteers_web_port: int = Field(default=8083, description="The volunteers' page")
+    volunteers_web_port: int = Field(default=8084, description="The volunteers' page")
     meeting_every_days: int = Field(
         default=7,
         ge=1,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,7 +29,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from starlette.middleware.base import RequestResponseEndpoint
 
 from schemas.events.circles import ConcernLevel, CoreMemberAttendance
 from schemas.events.coordinator import VolunteerAccount
@@ -44,7 +44,7 @@ from services.coordinator.web import _client_of, _date_or_raw, _in_words, _logga
 from services.referral_progress.workdays import local, scheme_today
 from services.runtime import supervision
 from services.runtime.clock import Clock, clock_from_setting
-from services.runtime.http import install_metrics, install_probes
+from services.runtime.http import PAGE_POLICY, Hardened, install_metrics, install_probes
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
 
@@ -52,17 +52,8 @@ log = get_logger(__name__)
 HERE = Path(__file__).resolve().parent
 SERVICE = "volunteers-web"
 HOME = "/circles"
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
-        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
+MAX_FORM_BODY = 256 * 1024
+"""Minutes run to 20,000 characters (URL-encoded, up to about 180 KiB): more is refused with 413 unread."""
 
 
 class _SignInFirst(Exception):
@@ -108,6 +99,12 @@ def create_volunteers_web(
         title="Circles volunteers", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     app.mount("/static", StaticFiles(directory=HERE / "volunteers_static"), name="static")
+    app.add_middleware(
+        Hardened,
+        policy=PAGE_POLICY,
+        no_store=lambda path: not path.startswith("/static/"),  # every page may show personal data
+        max_body=MAX_FORM_BODY,
+    )
     templates = Jinja2Templates(directory=HERE / "volunteers_templates")
     templates.env.filters["when"] = lambda moment: (
         local(moment).strftime("%-d %b %Y, %H:%M") if moment else ""
@@ -115,15 +112,6 @@ def create_volunteers_web(
     templates.env.filters["day"] = lambda day: day.strftime("%a %-d %b %Y") if day else ""
     throttle = SignInThrottle(sign_in_limits or ThrottleLimits())
     ended_sessions: EndedSessions = sessions or LocalSessions()
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path != "/static" and not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
 
     def session_of(request: Request) -> Session | None:
         session = signer.read(request.cookies.get(VOLUNTEER_COOKIE))
@@ -210,7 +198,11 @@ def create_volunteers_web(
     async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
         session = session_of(request)
         response = RedirectResponse("/sign-in", status_code=303)
-        if session is not None and csrf_token and csrf_token == session.csrf:
+        if (
+            session is not None
+            and csrf_token
+            and hmac.compare_digest(csrf_token.encode(), session.csrf.encode())
+        ):
             await ended_sessions.end(session)
             response.delete_cookie(VOLUNTEER_COOKIE, path="/")
             log.info("signed_out", account_id=session.account_id, kind=VOLUNTEER_KIND)
@@ -285,7 +277,7 @@ def create_volunteers_web(
         form: dict[str, str],
         send: Callable[[CircleCommands, CircleView], Awaitable[Any]],
     ) -> Response:
-        if not csrf_token or csrf_token != session.csrf:
+        if not csrf_token or not hmac.compare_digest(csrf_token.encode(), session.csrf.encode()):
             return page(
                 request,
                 "message.html",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hmac
 import json
 import math
 import re
@@ -63,7 +64,7 @@ from services.referral_progress.service_levels import ServiceLevels
 from services.referral_progress.workdays import local, scheme_today
 from services.runtime import supervision
 from services.runtime.clock import Clock, clock_from_setting
-from services.runtime.http import install_metrics, install_probes
+from services.runtime.http import PAGE_POLICY, Hardened, install_metrics, install_probes
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
 
@@ -71,6 +72,9 @@ log = get_logger(__name__)
 HERE = Path(__file__).resolve().parent
 SERVICE = "coordinator-web"
 DUE_SOON_DAYS = 60
+MAX_FORM_BODY = 64 * 1024
+"""The largest form the page takes, whole (a decision with its note is a few KiB): 413 beyond it, before
+the form is parsed (the framework's own limit is per field)."""
 
 
 class _SignInFirst(Exception):
@@ -95,7 +99,7 @@ class Matching(Protocol):
     async def proposals(self, status: str | None = None) -> list[ProposalView]: ...
     async def proposal(self, proposal_id: uuid.UUID) -> ProposalView | None: ...
     async def volunteers(self) -> list[VolunteerView]: ...
-    async def decide(self, proposal_id: uuid.UUID, request: DecisionRequest) -> Any: ...
+    async def decide(self, proposal_id: uuid.UUID, request: DecisionRequest, by: str) -> Any: ...
 
 
 class Facts(Protocol):
@@ -165,6 +169,12 @@ def create_web(
         title="Circles coordinator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(
+        Hardened,
+        policy=PAGE_POLICY,
+        no_store=lambda path: not path.startswith("/static/"),  # every page may show personal data
+        max_body=MAX_FORM_BODY,
+    )
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["when"] = lambda moment: (
         local(moment).strftime("%-d %b %Y, %H:%M") if moment else ""
@@ -213,7 +223,8 @@ def create_web(
         return Response(status_code=401)
 
     def csrf_ok(session: Session, token: str) -> bool:
-        return bool(token) and token == session.csrf
+        """In constant time: how long a refusal takes tells nothing of how much of the token was right."""
+        return bool(token) and hmac.compare_digest(token.encode(), session.csrf.encode())
 
     async def unavailable(request: Request, session: Session) -> HTMLResponse:
         return page(request, "unavailable.html", session, status=503, title="Matching is not answering")
@@ -373,7 +384,7 @@ def create_web(
         except ValidationError:
             return RedirectResponse(f"/proposals/{proposal_id}?error=choose", status_code=303)
         try:
-            await matching.decide(proposal_id, decision)
+            await matching.decide(proposal_id, decision, session.account_id)
         except MatchingRefused as refused:
             log.info("decision_refused", proposal_id=str(proposal_id), status=refused.status)
             return RedirectResponse(

@@ -49,8 +49,10 @@ class DevSettings(RuntimeSettings):
     api_port: int = 8080
     matching_api_port: int = 8081
     web_port: int = 8082
-    volunteers_web_port: int = 8083
+    volunteers_web_port: int = 8084
     smtp_port: int = 8025
+    partner_metrics_port: int = 8083
+    """The partner API's /metrics (and probes) listener: never its public port."""
 
 
 @dataclass
@@ -114,6 +116,7 @@ class DevStack:
             topic_prefix=s.topic_prefix,
             kek_file=s.kek_file.resolve() if s.kek_file else None,
             kek_inline=s.kek is not None,
+            webhook_allow_loopback_http=True,  # as its processes (below): agencies' test receivers
         )
         write_record(self.data, record)
         asyncio.run(create_topics(bootstrap, TOPICS, prefix=s.topic_prefix))
@@ -122,8 +125,9 @@ class DevStack:
         self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
         self.mailbox.start()
         env = self._environment(bootstrap)
+        own = {"referrals-api": {"CIRCLES_HEALTH_PORT": str(s.partner_metrics_port)}}
         for name in WORKERS + APIS:
-            managed = Managed(name, self.data / "logs" / f"{name}.log", env)
+            managed = Managed(name, self.data / "logs" / f"{name}.log", {**env, **own.get(name, {})})
             managed.start()
             self.processes.append(managed)
         self._wait_until_ready()
@@ -153,6 +157,7 @@ class DevStack:
             "CIRCLES_SESSION_TIMEOUT_S": "10",
             # the file is absent (the real time) but while the sample data moves it (seed_circles.py)
             "CIRCLES_CLOCK": os.environ.get("CIRCLES_CLOCK", f"file:{self.clock_file}"),
+            "CIRCLES_WEBHOOK_ALLOW_LOOPBACK_HTTP": "true",  # agencies' test receivers on this machine
         }
 
     @property

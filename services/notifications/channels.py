@@ -23,6 +23,10 @@ import aiosmtplib
 from services.notifications.domain.delivery import DeliveryEntry
 from services.notifications.rendering import Rendered
 from services.notifications.settings import NotificationsSettings
+from services.runtime.destinations import DestinationRefused, GuardedResolver, check_url
+from services.runtime.logs import get_logger
+
+log = get_logger(__name__)
 
 SIGNATURE_HEADER = "X-Circles-Signature"
 EVENT_ID_HEADER = "X-Circles-Event-Id"
@@ -68,10 +72,11 @@ class WebhookSender:
     def __init__(self, settings: NotificationsSettings) -> None:
         self.timeout = aiohttp.ClientTimeout(total=settings.webhook_timeout_s)
         self.limit = settings.send_concurrency
+        self.destinations = settings.destinations()
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.limit)
+        connector = aiohttp.TCPConnector(limit=self.limit, resolver=GuardedResolver(self.destinations))
         self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
 
     async def stop(self) -> None:
@@ -90,6 +95,11 @@ class WebhookSender:
             SIGNATURE_HEADER: signature(secret, body, int(time.time())),
             EVENT_ID_HEADER: event_id,
         }
+        try:
+            check_url(url, self.destinations)
+        except DestinationRefused as refused:
+            log.warning("webhook_destination_refused", refused=str(refused))
+            return SendResult(ok=False, error="destination_refused", permanent=True)
         accepted = False
         try:
             async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
@@ -104,7 +114,11 @@ class WebhookSender:
             error = SendResult(ok=False, error="timeout")
         except aiohttp.InvalidURL:
             error = SendResult(ok=False, error="invalid_url", permanent=True)
-        except (aiohttp.ClientConnectorError, aiohttp.ClientOSError):
+        except (aiohttp.ClientConnectorError, aiohttp.ClientOSError) as failed:
+            cause = getattr(failed, "os_error", None)
+            if isinstance(cause, DestinationRefused):  # the name resolved to a refused address
+                log.warning("webhook_destination_refused", refused=str(cause))
+                return SendResult(ok=False, error="destination_refused", permanent=True)
             error = SendResult(ok=False, error="connection_failed")
         except aiohttp.ServerDisconnectedError:
             error = SendResult(ok=False, error="http_disconnected")

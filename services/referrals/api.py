@@ -55,10 +55,18 @@ from services.referrals.readmodel import Pending, Referral, ReferralIndex, Refer
 from services.referrals.settings import ReferralsSettings
 from services.runtime import supervision
 from services.runtime.clock import Clock, SystemClock, clock_from_setting
-from services.runtime.http import install_metrics, install_probes, install_problem_handlers, problem
+from services.runtime.http import (
+    API_POLICY,
+    Hardened,
+    install_metrics,
+    install_probes,
+    install_problem_handlers,
+    problem,
+)
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger, log_context
 from services.runtime.metrics import Metrics
+from services.runtime.probes import ProbeServer
 
 log = get_logger(__name__)
 CORRELATION_HEADER = "x-correlation-id"
@@ -271,7 +279,10 @@ def create_api(
     lifespan: Callable[[FastAPI], Any] | None = None,
     ready: Callable[[], bool] = lambda: True,
     metrics: Metrics | None = None,
+    metrics_route: bool = True,
 ) -> FastAPI:
+    """``metrics_route=False``: no ``/metrics`` on this (public) app; the process serves it on its own
+    listener (``build_api``)."""
     clock = clock or SystemClock()
     app = FastAPI(
         title="Circles partner API",
@@ -530,7 +541,8 @@ def create_api(
         limiter=limiter or RateLimiter(per_minute=0, burst=0),
         max_body=max_body,
     )
-    install_metrics(app, metrics or Metrics(SERVICE))
+    app.add_middleware(Hardened, policy=API_POLICY)  # security headers; no-store: referrals are personal
+    install_metrics(app, metrics or Metrics(SERVICE), route=metrics_route)
     return app
 
 
@@ -584,9 +596,19 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         timeout_s=settings.publish_timeout_s,
     )
     started = {"ready": False}
+    probes = ProbeServer(
+        settings.health_host,
+        settings.health_port,
+        metrics,
+        lambda: (ready(), "ready" if ready() else "starting"),
+    )
+
+    def ready() -> bool:
+        return supervision.healthy() and started["ready"]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await probes.start()  # /metrics (and probes) on their own listener, never the public port
         await publisher.start()
         await sealer.start()
         await directory.start()
@@ -603,6 +625,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
             await directory.stop()
             await sealer.stop()
             await publisher.stop()
+            await probes.stop()
 
     return create_api(
         authenticator=directory,
@@ -614,6 +637,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         max_body=settings.max_body_bytes,
         lifespan=lifespan,
-        ready=lambda: supervision.healthy() and started["ready"],
+        ready=ready,
         metrics=metrics,
+        metrics_route=False,
     )

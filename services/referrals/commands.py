@@ -22,7 +22,8 @@ from services.referrals.demo import DEMO_AGENCIES
 from services.referrals.domain.retention import closed_on, due
 from services.referrals.erasure import WAIT_SECONDS, ErasureDesk, Result
 from services.referrals.settings import ReferralsSettings
-from services.runtime.cli_support import CliError, bootstrap, echo_json, operator, prefix, run
+from services.runtime.cli_support import CliError, bootstrap, echo_json, operator, prefix, run, settings
+from services.runtime.destinations import DestinationRefused, check_url
 
 
 def _show(credentials: Credentials, as_json: bool, what: str) -> None:
@@ -70,6 +71,11 @@ def add(
     as_json: bool,
 ) -> None:
     """Register an agency and print its API key once."""
+    if webhook_url:
+        try:  # https, and no address of this host or a private network unless the settings allow
+            check_url(webhook_url, settings().destinations())
+        except DestinationRefused as refused:
+            raise CliError(f"--webhook-url: {refused}") from None
     try:
         credentials = run(
             register_agency(

@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import json
 import os
+import re
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -62,6 +63,16 @@ def operator() -> str:
         return f"cli:{getpass.getuser()}"
     except OSError:  # no name for this uid (a bare container)
         return f"cli:uid-{os.getuid()}"
+
+
+def os_user_id() -> str:
+    """The OS user running the command as an id (``cli-<user>``, lower-case letters, digits and hyphens)."""
+    try:
+        user = getpass.getuser()
+    except OSError:  # no name for this uid (a bare container)
+        user = f"uid-{os.getuid()}"
+    slug = re.sub(r"[^a-z0-9-]+", "-", user.lower()).strip("-") or "unknown"
+    return f"cli-{slug}"[:63]
 
 
 def echo_json(value: Any) -> None:

@@ -156,6 +156,8 @@ def test_security_headers_on_every_answer(web) -> None:
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "DENY"
     assert client.get("/sign-in").headers["cache-control"] == "no-store"
+    too_large = client.post(f"/circles/circle-{MINE}/meeting", data={"minutes": "x" * 300_000})
+    assert too_large.status_code == 413
 
 
 def test_record_a_meeting_with_minutes_and_raise_a_concern(web) -> None:

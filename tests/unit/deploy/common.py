@@ -132,6 +132,20 @@ def listening_port(process: str, environment: dict[str, str]) -> int:
     return port
 
 
+METRICS_APART = {"referrals-api": "health_port"}
+"""Processes whose /metrics is not on their (public) port: the partner API serves it on its probe listener
+(issue 14, finding 7)."""
+
+
+def metrics_port(process: str, environment: dict[str, str]) -> int:
+    """Where Prometheus scrapes the process: its HTTP port, or its own metrics listener."""
+    if process not in METRICS_APART:
+        return listening_port(process, environment)
+    port: int = getattr(settings_from(process, environment), METRICS_APART[process])
+    assert port, f"{process} would serve /metrics on a random port: set it"
+    return port
+
+
 def max_useful_replicas(process: str) -> int:
     """Beyond the partitions of the topics its group consumes, a worker replica gets nothing to do."""
     return max(spec.partitions for spec in consumed_topics(WORKER_SERVICE[process]))

@@ -26,6 +26,7 @@ from tests.unit.deploy.common import (
     interpolate,
     interpolation_variables,
     listening_port,
+    metrics_port,
     needs_the_kek,
 )
 
@@ -129,7 +130,8 @@ def test_readiness_and_metrics_use_the_port_the_process_listens_on(name: str) ->
     assert f"'http://127.0.0.1:{port}/ready'" in " ".join(service["healthcheck"]["test"])
     prometheus = yaml.safe_load((COMPOSE / "prometheus.yml").read_text())
     (job,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == name]
-    assert job["dns_sd_configs"] == [{"names": [name], "type": "A", "port": port}]
+    scraped = metrics_port(process_of(service), environment(service))
+    assert job["dns_sd_configs"] == [{"names": [name], "type": "A", "port": scraped}]
     assert job.get("metrics_path", "/metrics") == "/metrics"
     for published in service.get("ports", []):
         assert published == f"127.0.0.1:{port}:{port}", "publish on the host's loopback only"

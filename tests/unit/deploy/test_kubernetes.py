@@ -29,6 +29,7 @@ from tests.unit.deploy.common import (
     env_names,
     listening_port,
     max_useful_replicas,
+    metrics_port,
     needs_the_kek,
     settings_from,
 )
@@ -248,7 +249,8 @@ def test_probes_and_metrics_use_the_port_the_process_listens_on(workload: dict[s
     port = listening_port(process, environment(workload))
     spec = container(workload)
     ports = {p["name"]: p["containerPort"] for p in spec["ports"]}
-    assert list(ports.values()) == [port]
+    scraped = metrics_port(process, environment(workload))
+    assert list(ports.values()) == ([port] if scraped == port else [port, scraped])
 
     def probe_port(probe: str) -> int:
         target = spec[probe]["httpGet"]["port"]
@@ -260,7 +262,7 @@ def test_probes_and_metrics_use_the_port_the_process_listens_on(workload: dict[s
     annotations = workload["spec"]["template"]["metadata"]["annotations"]
     assert annotations == {
         "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(port),
+        "prometheus.io/port": str(scraped),
         "prometheus.io/path": "/metrics",
     }
     assert {"cpu", "memory"} <= set(spec["resources"]["requests"]) and "memory" in spec["resources"]["limits"]
