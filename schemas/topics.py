@@ -215,8 +215,10 @@ REFERRALS_INBOUND = TopicSpec(
     retention_ms=7 * DAY_MS,
     segment_ms=HOUR_MS,
     description=(
-        "Submissions produced by agency systems that prefer Kafka to HTTP; validated like a POST. Plain "
-        "personal data: the referrals worker deletes each record once it has committed past it."
+        "Submissions produced by agency systems that prefer Kafka to HTTP; validated like a POST. Each is "
+        "signed with its agency's Kafka signing key (header circles-signature: HMAC-SHA256 over ce_id, "
+        "ce_source, ce_type, ce_time and the value's SHA-256; see docs/architecture.md), or dead-lettered. "
+        "Plain personal data: the referrals worker deletes each record once it has committed past it."
     ),
     events=(InboundSubmission,),
     consumers=(Service.REFERRALS,),

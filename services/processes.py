@@ -1,37 +1,38 @@
 """Every process type of the system, by name: ``circles run <name>`` starts one in the foreground.
 
 The run command, the tests and the deployment manifests all start processes through this one list.
+Each process imports what it needs when it starts: the list itself is cheap to import (``circles --help``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-import uvicorn
 
-from services.runtime.logs import configure_logging
-from services.runtime.worker import run_worker
+def serve(app: Any, host: str, port: int, graceful_s: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=graceful_s
+    )
 
 
 def referrals_api() -> None:
     from services.referrals.api import build_api
     from services.referrals.settings import ReferralsSettings
+    from services.runtime.logs import configure_logging
 
     settings = ReferralsSettings()
     configure_logging("referrals-api", settings.log_level)
-    uvicorn.run(
-        build_api(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    serve(build_api(settings), settings.api_host, settings.api_port, 10)
 
 
 def referrals_worker() -> None:
     from services.referrals.agents import ReferralsWorker
     from services.referrals.settings import ReferralsSettings
+    from services.runtime.logs import configure_logging
+    from services.runtime.worker import run_worker
 
     settings = ReferralsSettings()
     configure_logging("referrals-worker", settings.log_level)
@@ -41,6 +42,8 @@ def referrals_worker() -> None:
 def matching_worker() -> None:
     from services.matching.agents import MatchingWorker
     from services.matching.settings import MatchingSettings
+    from services.runtime.logs import configure_logging
+    from services.runtime.worker import run_worker
 
     settings = MatchingSettings()
     configure_logging("matching-worker", settings.log_level)
@@ -50,22 +53,18 @@ def matching_worker() -> None:
 def matching_api() -> None:
     from services.matching.api import build_api
     from services.matching.settings import MatchingSettings
+    from services.runtime.logs import configure_logging
 
     settings = MatchingSettings()
     configure_logging("matching-api", settings.log_level)
-    uvicorn.run(
-        build_api(settings),
-        host=settings.matching_api_host,
-        port=settings.matching_api_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    serve(build_api(settings), settings.matching_api_host, settings.matching_api_port, 10)
 
 
 def coordinator_worker() -> None:
     from services.coordinator.agents import CoordinatorWorker
     from services.coordinator.settings import CoordinatorSettings
+    from services.runtime.logs import configure_logging
+    from services.runtime.worker import run_worker
 
     settings = CoordinatorSettings()
     configure_logging("coordinator-worker", settings.log_level)
@@ -75,6 +74,8 @@ def coordinator_worker() -> None:
 def notifications_worker() -> None:
     from services.notifications.agents import NotificationsWorker
     from services.notifications.settings import NotificationsSettings
+    from services.runtime.logs import configure_logging
+    from services.runtime.worker import run_worker
 
     settings = NotificationsSettings()
     configure_logging("notifications-worker", settings.log_level)
@@ -84,6 +85,8 @@ def notifications_worker() -> None:
 def circles_worker() -> None:
     from services.circles.agents import CirclesWorker
     from services.circles.settings import CirclesSettings
+    from services.runtime.logs import configure_logging
+    from services.runtime.worker import run_worker
 
     settings = CirclesSettings()
     configure_logging("circles-worker", settings.log_level)
@@ -93,33 +96,21 @@ def circles_worker() -> None:
 def coordinator_web() -> None:
     from services.coordinator.settings import CoordinatorSettings
     from services.coordinator.web import build_web
+    from services.runtime.logs import configure_logging
 
     settings = CoordinatorSettings()
     configure_logging("coordinator-web", settings.log_level)
-    uvicorn.run(
-        build_web(settings),
-        host=settings.web_host,
-        port=settings.web_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    serve(build_web(settings), settings.web_host, settings.web_port, 5)
 
 
 def volunteers_web() -> None:
     from services.coordinator.settings import CoordinatorSettings
     from services.coordinator.volunteers_web import build_volunteers_web
+    from services.runtime.logs import configure_logging
 
     settings = CoordinatorSettings()
     configure_logging("volunteers-web", settings.log_level)
-    uvicorn.run(
-        build_volunteers_web(settings),
-        host=settings.volunteers_web_host,
-        port=settings.volunteers_web_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    serve(build_volunteers_web(settings), settings.volunteers_web_host, settings.volunteers_web_port, 5)
 
 
 PROCESSES: dict[str, Callable[[], None]] = {

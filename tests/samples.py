@@ -6,12 +6,13 @@ type in the catalogue, so a new event cannot be added without a sample.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from schemas.common import AgeBand, Gender, LocalAuthority, Outcome, Reason, RiskLevel
-from schemas.envelope import Event
+from schemas.envelope import Envelope, Event
 from schemas.events.accounts import SessionEnded
 from schemas.events.agencies import AgencyKeyRotated, AgencyKind, AgencyRecord, AgencyRegistered, ApiKeyHash
 from schemas.events.circles import (
@@ -492,3 +493,26 @@ def sample(kind: type[E]) -> E:
 
 def sample_event(event_type: str) -> Event:
     return SAMPLES[EVENT_TYPES[event_type]]
+
+
+def inbound_record(
+    agency_id: str, signing_key: str | None, body: dict[str, Any], correlation_id: str
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Key, value and headers of an inbound submission as an agency system writes it: CloudEvents headers
+    naming ``agency_id`` in ``ce_source``, signed with ``signing_key`` (None: unsigned). ``body`` need not be
+    valid: the value is its JSON as given."""
+    from services.referrals.domain.inbound_signature import signed_headers
+
+    envelope = Envelope(
+        id=uuid.uuid4(),
+        type=InboundSubmission.event_type,
+        source=f"/agencies/{agency_id}",
+        time=datetime.now(UTC),
+        correlationid=correlation_id,
+        subject=str(body.get("agency_reference", "")) or None,
+    )
+    value = json.dumps(body, ensure_ascii=False).encode()
+    headers = envelope.headers()
+    if signing_key is not None:
+        headers = signed_headers(signing_key, headers, value)
+    return str(body.get("agency_reference", "")).encode(), value, headers

@@ -1,9 +1,9 @@
 """Synthetic sample data for `circles dev up`: invented people only.
 
 The demonstration agencies (with their API keys), a coordinator account, a volunteer pool across the four
-local authorities, two circles and their life so far (``seed_circles``: meetings, overdue minutes, an open
-concern, an ending, a volunteers' page account), and a handful of referrals from each kind of agency, some
-ineligible or deferred, sent through the partner API exactly as an agency would.
+local authorities, and a handful of referrals from each kind of agency, some ineligible or deferred, sent
+through the partner API exactly as an agency would; then two sample circles (``seed_circles``) and a
+volunteers' page account for a volunteer of the active one (``seed_volunteers``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import httpx
 
 from services.coordinator.accounts import add_account
 from services.coordinator.domain.passwords import generated_password
-from services.dev.seed_circles import circle_bodies, seed_circles
+from services.dev.seed_circles import seed_circles
+from services.dev.seed_volunteers import volunteer_account
 from services.referrals.agencies import list_agencies, register_agency
 from services.referrals.demo import DEMO_AGENCIES
 from services.runtime.settings import RuntimeSettings
@@ -188,7 +189,6 @@ async def seed(
     partner_api: str,
     matching_api: str,
     today: date,
-    clock_file: Path | None = None,
 ) -> list[str]:
     """Everything a first start needs; returns what it did, one line each. Safe to run again."""
     bootstrap, prefix = settings.bootstrap_servers(), settings.topic_prefix
@@ -212,6 +212,9 @@ async def seed(
     )
     keys.update({agency.agency_id: agency.api_key for agency in created})
     credentials.values["agencies"] = keys
+    signing = dict(credentials.values.get("kafka_signing_keys", {}))
+    signing.update({agency.agency_id: agency.kafka_signing_key for agency in created})
+    credentials.values["kafka_signing_keys"] = signing  # for trying a signed Kafka submission (README)
     credentials.save()
     if "coordinator_password" not in credentials.values:
         password = generated_password()
@@ -228,24 +231,6 @@ async def seed(
         # Each request waits for the matching worker: several volunteers at once, each one's steps in order.
         await _at_most(SEED_CONCURRENCY, [_add_volunteer(client, volunteer, today) for volunteer in missing])
         done.append(f"{len(VOLUNTEERS)} volunteers in the pool")
-    if "volunteer_password" not in credentials.values:
-        # before the other referrals: the clock moves ahead for a moment while minutes go overdue
-        account = await seed_circles(
-            settings,
-            partner_api=partner_api,
-            matching_api=matching_api,
-            agency_key=keys["mappa-humberside"],
-            coordinator_token=token,
-            bodies=circle_bodies(today, sample_referral),
-            clock_file=clock_file,
-        )
-        credentials.values["volunteer_id"] = account["volunteer_id"]
-        credentials.values["volunteer_password"] = account["password"]
-        credentials.save()
-        done.append(
-            "2 circles: one active with meetings, overdue minutes and an open urgent concern; one ended early"
-        )
-        done.append(f"volunteers' page account for {account['volunteer_id']}")
     async with httpx.AsyncClient(base_url=partner_api, timeout=60) as client:
         referrals = demo_referrals(today)
         for response in await asyncio.gather(
@@ -256,6 +241,16 @@ async def seed(
         ):
             response.raise_for_status()
         done.append(f"{len(referrals)} sample referrals submitted through the partner API")
+    async with httpx.AsyncClient(
+        base_url=matching_api, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as client:
+        done += await seed_circles(settings, client)
+    if "volunteer_password" not in credentials.values:
+        account = await volunteer_account(settings)
+        if account is not None:
+            credentials.values["volunteer_id"], credentials.values["volunteer_password"] = account
+            credentials.save()
+            done.append(f"a volunteers' page account for {account[0]}, a volunteer of the active circle")
     return done
 
 

@@ -91,6 +91,8 @@ class DevStack:
         self.processes: list[Managed] = []
         self.mailbox: Any = None
         self.credentials = Credentials.load(self.data / "credentials.json")
+        self.took: dict[str, float] = {}
+        """Seconds each step of the start took (``broker``, ``topics``, ``processes``, ``sample data``)."""
 
     def urls(self) -> dict[str, str]:
         s = self.settings
@@ -107,8 +109,10 @@ class DevStack:
         s = self.settings
         if s.kek is None and s.kek_file is None and not (self.data / "kek.json").exists():
             add_kek(self.data / "kek.json")  # the processes' (and the CLI's) default key-encryption key file
+        began = time.monotonic()
         self.broker = local_kafka().LocalKafka(data_dir=self.data / "kafka")
         bootstrap: str = self.broker.start()
+        self.took["broker"] = time.monotonic() - began
         # What the `circles` commands run from this folder read to find the stack (stack_record.py).
         record = StackRecord(
             bootstrap_servers=bootstrap,
@@ -119,18 +123,22 @@ class DevStack:
             webhook_allow_loopback_http=True,  # as its processes (below): agencies' test receivers
         )
         write_record(self.data, record)
+        began = time.monotonic()
         asyncio.run(create_topics(bootstrap, TOPICS, prefix=s.topic_prefix))
+        self.took["topics"] = time.monotonic() - began
         from services.dev.mailbox import Mailbox  # a development dependency
 
         self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
         self.mailbox.start()
         env = self._environment(bootstrap)
         own = {"referrals-api": {"CIRCLES_HEALTH_PORT": str(s.partner_metrics_port)}}
+        began = time.monotonic()
         for name in WORKERS + APIS:
             managed = Managed(name, self.data / "logs" / f"{name}.log", {**env, **own.get(name, {})})
             managed.start()
             self.processes.append(managed)
         self._wait_until_ready()
+        self.took["processes"] = time.monotonic() - began
         return bootstrap
 
     def _environment(self, bootstrap: str) -> dict[str, str]:
@@ -155,14 +163,8 @@ class DevStack:
             "CIRCLES_SMTP_PORT": str(s.smtp_port),
             "CIRCLES_COORDINATOR_EMAIL": COORDINATOR_EMAIL,
             "CIRCLES_SESSION_TIMEOUT_S": "10",
-            # the file is absent (the real time) but while the sample data moves it (seed_circles.py)
-            "CIRCLES_CLOCK": os.environ.get("CIRCLES_CLOCK", f"file:{self.clock_file}"),
             "CIRCLES_WEBHOOK_ALLOW_LOOPBACK_HTTP": "true",  # agencies' test receivers on this machine
         }
-
-    @property
-    def clock_file(self) -> Path:
-        return self.data / "clock"
 
     def _wait_until_ready(self, seconds: float = 180) -> None:
         deadline = time.monotonic() + seconds
@@ -196,6 +198,7 @@ class DevStack:
         marker = self.data / "seeded"
         if marker.exists():
             return
+        began = time.monotonic()
         urls = self.urls()
         done = asyncio.run(
             seed(
@@ -206,10 +209,10 @@ class DevStack:
                 partner_api=urls["partner"],
                 matching_api=urls["matching"],
                 today=today_utc(),
-                clock_file=None if "CIRCLES_CLOCK" in os.environ else self.clock_file,
             )
         )
         marker.write_text(json.dumps({"seeded_at": time.time()}))
+        self.took["sample data"] = time.monotonic() - began
         for line in done:
             click.echo(f"  sample data: {line}")
 
@@ -233,7 +236,7 @@ class DevStack:
             f"  Emails             SMTP 127.0.0.1:{self.settings.smtp_port}, kept in {self.data / 'mail'}",
             f"  Logs               {self.data / 'logs'}/<process>.log",
             "",
-            "Demo agencies and their API keys (also in the credentials file):",
+            "Demo agencies and their API keys (also in the credentials file, with their Kafka signing keys):",
             *(f"  {agency:<28} {key}" for agency, key in sorted(keys.items())),
             "",
             "Submit a referral as MAPPA (a new agency_reference each time):",
@@ -297,6 +300,8 @@ def up(no_seed: bool) -> None:
         bootstrap = stack.start()
         if not no_seed:
             stack.seed_once()
+        steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in stack.took.items())
+        click.echo(f"Started: {steps}.")
         click.echo(stack.summary(bootstrap))
         stack.supervise()
     except local_kafka().KafkaSetupError as error:

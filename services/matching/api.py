@@ -233,7 +233,10 @@ class KafkaBackend:
     def __init__(self, settings: MatchingSettings) -> None:
         bootstrap = settings.bootstrap_servers()
         prefix = settings.topic_prefix
-        self.sealer = build_sealer(settings, ["volunteer", "decision"], client_id="circles-matching-api-keys")
+        # a request waits for each acknowledgement in turn: no lingering before a send (as the partner API)
+        self.sealer = build_sealer(
+            settings, ["volunteer", "decision"], client_id="circles-matching-api-keys", linger_ms=0
+        )
         self.live = LiveMatchingState(bootstrap, load_policy(settings.matching_policy), self.sealer, prefix)
         self.metrics = Metrics(SERVICE)
         self.publisher = Publisher(
@@ -243,6 +246,7 @@ class KafkaBackend:
             metrics=self.metrics,
             sealer=self.sealer,
             timeout_s=settings.publish_timeout_s,
+            linger_ms=0,
         )
         self.volunteers = volunteer_watcher(bootstrap, prefix)
         self.decisions = decision_watcher(bootstrap, prefix)

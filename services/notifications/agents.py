@@ -182,9 +182,12 @@ class NotificationsWorker:
             return
         sends = [self._prepare(pending) for pending, _ in todo]  # the CPU work, before any message goes
         await asyncio.gather(*(uow.write_through(self.log, str(p.notification_id), p) for p, _ in todo))
-        results = await asyncio.gather(
-            *(self._send(pending, send) for (pending, _), send in zip(todo, sends, strict=True))
-        )
+        try:
+            results = await asyncio.gather(
+                *(self._send(pending, send) for (pending, _), send in zip(todo, sends, strict=True))
+            )
+        finally:
+            await self.mailer.close()  # the batch's SMTP connections, each reused for message after message
         self.journal.sync()
         now = self.clock.now()
         for (pending, cause), result in zip(todo, results, strict=True):

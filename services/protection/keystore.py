@@ -44,8 +44,17 @@ class KeyStore:
     """One keys topic as one process sees it; ``writer`` processes may create and destroy keys."""
 
     def __init__(
-        self, bootstrap_servers: str, topic: str, keks: KeyEncryptionKeys, *, client_id: str = "circles-keys"
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        keks: KeyEncryptionKeys,
+        *,
+        client_id: str = "circles-keys",
+        linger_ms: int | None = None,
     ) -> None:
+        """``linger_ms``: the key writer's (default ``producer()``'s); 0 in an API, where a request waits
+        for its new key's acknowledgement."""
+        self._overrides: dict[str, int] = {} if linger_ms is None else {"linger_ms": linger_ms}
         self.topic = topic
         self._keks = keks
         self._bootstrap = bootstrap_servers
@@ -64,7 +73,7 @@ class KeyStore:
 
     async def start(self) -> None:
         self._producer = RenewingProducer(
-            lambda: producer(self._bootstrap, client_id="circles-keys"), "circles-keys"
+            lambda: producer(self._bootstrap, client_id="circles-keys", **self._overrides), "circles-keys"
         )
         await self._producer.start()
         await self._view.start()

@@ -147,15 +147,22 @@ class Sealer:
             await store.sync()
 
 
-def build_sealer(settings: RuntimeSettings, kinds: Iterable[str], client_id: str = "circles-keys") -> Sealer:
-    """A sealer over the keys topics of ``kinds`` (``referral``, ``volunteer``, ``coordinator``)."""
+def build_sealer(
+    settings: RuntimeSettings,
+    kinds: Iterable[str],
+    client_id: str = "circles-keys",
+    *,
+    linger_ms: int | None = None,
+) -> Sealer:
+    """A sealer over the keys topics of ``kinds`` (``referral``, ``volunteer``, ``coordinator``);
+    ``linger_ms`` for its key writers (see ``KeyStore``)."""
     keks, prefix, bootstrap = keks_of(settings), settings.topic_prefix, settings.bootstrap_servers()
     by_topic: dict[str, KeyStore] = {}
     stores = {}
     for kind in kinds:
         topic = prefix + SUBJECT_KEYS[kind].name
         if topic not in by_topic:
-            by_topic[topic] = KeyStore(bootstrap, topic, keks, client_id=client_id)
+            by_topic[topic] = KeyStore(bootstrap, topic, keks, client_id=client_id, linger_ms=linger_ms)
         stores[kind] = by_topic[topic]
     return Sealer(stores)
 

@@ -2,7 +2,8 @@
 
 Agents (thin adapters around ``domain.referral``):
 * commands (from the API, the inbound agent and the re-assessment timer) → record + referral events;
-* inbound Kafka submissions → validated like a POST, then a command;
+* inbound Kafka submissions → the agency's signature verified (``domain.inbound_signature``: ``ce_source``
+  alone proves nothing, every agency system shares one Kafka principal), validated like a POST, a command;
 * matching events → the referral's status and history;
 * a timer purges the inbound topic of the submissions already processed (``purge``).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
+from typing import Any
 
 from schemas.envelope import Envelope, Event
 from schemas.events.circles import CircleEnded
@@ -33,6 +35,7 @@ from schemas.topics import (
 )
 from services.protection.sealer import build_sealer
 from services.referrals.agencies import AgencyDirectory
+from services.referrals.domain.inbound_signature import SignatureRefused, verify
 from services.referrals.domain.policy import load_policy
 from services.referrals.domain.referral import (
     Change,
@@ -83,7 +86,12 @@ class ReferralsWorker:
         self.agencies = AgencyDirectory(settings.bootstrap_servers(), prefix)
         self.worker.resource(self.agencies.start, self.agencies.stop)
         self.worker.route(REFERRALS_COMMANDS, self.on_command)
-        self.worker.route(REFERRALS_INBOUND, self.on_inbound, seal_dead_letters="inbound")
+        self.worker.route(
+            REFERRALS_INBOUND,
+            self.on_inbound,
+            seal_dead_letters="inbound",
+            authenticate=self.authenticate_inbound,
+        )
         self.worker.route(MATCHING_EVENTS, self.on_matching_event)
         self.worker.route(CIRCLES_EVENTS, self.on_circle_event)
         self.worker.timer(settings.reassess_interval_s, self.reassess_due)
@@ -137,16 +145,35 @@ class ReferralsWorker:
             log.info("referral_erased", referral_id=key, reason=event.reason, data_keys=destroyed)
         self._apply(uow, key, Change(None, change.events), envelope)
 
-    async def on_inbound(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
-        """A submission an agency system produced to Kafka: the same validation as a POST, then a command."""
-        assert isinstance(event, InboundSubmission)
-        agency_id = envelope.source.removeprefix("/agencies/")
-        if agency_id == envelope.source or not agency_id:
-            raise ProcessingError("ce_source must be /agencies/<agency id>")
-        if self.agencies.get(agency_id) is None:
+    async def authenticate_inbound(self, envelope: Envelope, record: Any) -> None:
+        """The agency ``ce_source`` names must have signed the record with its own key, or it is refused."""
+        agency_id = _agency_of(envelope)
+        key = await self._signing_key(agency_id, fresh=False)
+        try:
+            verify(agency_id, key, record.headers or (), record.value)
+        except SignatureRefused as refused:
+            fresher = await self._signing_key(agency_id, fresh=True)  # the key rotated a moment ago?
+            if fresher == key:
+                raise ProcessingError(f"signature refused: {refused}") from None
+            try:
+                verify(agency_id, fresher, record.headers or (), record.value)
+            except SignatureRefused as again:
+                raise ProcessingError(f"signature refused: {again}") from None
+
+    async def _signing_key(self, agency_id: str, *, fresh: bool) -> str | None:
+        agency = self.agencies.get(agency_id)
+        if fresh or agency is None:  # registered, or its key rotated, a moment ago?
             await self.agencies.view.sync()
-            if self.agencies.get(agency_id) is None:
-                raise ProcessingError(f"unknown agency {agency_id!r} in ce_source")
+            agency = self.agencies.get(agency_id)
+        if agency is None:
+            raise ProcessingError(f"unknown agency {agency_id!r} in ce_source")
+        return agency.kafka_signing_key
+
+    async def on_inbound(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        """A submission an agency system produced to Kafka, its signature verified (``authenticate_inbound``):
+        the same validation as a POST, then a command."""
+        assert isinstance(event, InboundSubmission)
+        agency_id = _agency_of(envelope)
         submission = ReferralSubmission.model_validate(event.model_dump())
         command = SubmitReferral(
             referral_id=referral_id_for(agency_id, submission.agency_reference),
@@ -212,6 +239,13 @@ class ReferralsWorker:
             )
         if due:
             log.info("reassessment_requested", count=len(due), as_of=today.isoformat())
+
+
+def _agency_of(envelope: Envelope) -> str:
+    agency_id = envelope.source.removeprefix("/agencies/")
+    if agency_id == envelope.source or not agency_id:
+        raise ProcessingError("ce_source must be /agencies/<agency id>")
+    return agency_id
 
 
 def _reassess_text(entry: ReassessmentView) -> str | None:

@@ -20,7 +20,6 @@ import asyncio
 import json
 import re
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -51,7 +50,7 @@ from services.referrals.access import Access, AccessLog
 from services.referrals.agencies import AgencyDirectory
 from services.referrals.domain.referral import ReferralRecord, referral_id_for
 from services.referrals.ratelimit import RateLimiter
-from services.referrals.readmodel import Pending, Referral, ReferralIndex, ReferralReadModel
+from services.referrals.readmodel import Pending, Referral, ReferralIndex, ReferralReadModel, RefusalReader
 from services.referrals.settings import ReferralsSettings
 from services.runtime import supervision
 from services.runtime.clock import Clock, SystemClock, clock_from_setting
@@ -64,6 +63,7 @@ from services.runtime.http import (
     problem,
 )
 from services.runtime.kafka import Publisher
+from services.runtime.locks import KeyedLocks
 from services.runtime.logs import get_logger, log_context
 from services.runtime.metrics import Metrics
 from services.runtime.probes import ProbeServer
@@ -80,7 +80,8 @@ class Authenticator(Protocol):
 
 
 class CommandPublisher(Protocol):
-    async def publish_command(self, command: Event, correlation_id: str) -> None: ...
+    async def publish_command(self, command: Event, correlation_id: str) -> str | None:
+        """Publish (acknowledged); returns the command's id (``ce_id``) if it has one."""
 
 
 class AccessRecorder(Protocol):
@@ -232,6 +233,10 @@ def erased(referral: Referral) -> bool:
     return isinstance(referral, ReferralRecord) and referral.erased
 
 
+def withdrawn(referral: Referral) -> bool:
+    return referral.status is ReferralStatus.WITHDRAWN
+
+
 def _view(referral: Referral, base_url: str) -> ReferralView:
     return ReferralView(
         referral_id=referral.referral_id,
@@ -299,7 +304,8 @@ def create_api(
         lifespan=lifespan,
     )
     bearer = Security(HTTPBearer(auto_error=False, description="The agency's API key"))
-    locks: defaultdict[uuid.UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
+    locks: KeyedLocks[uuid.UUID] = KeyedLocks()
+    app.state.locks = locks  # for tests: held only while in use
 
     install_problem_handlers(app, invalid_title="Invalid referral")
 
@@ -326,6 +332,20 @@ def create_api(
             links={"history": f"{base_url}/v1/referrals/{referral_id}/history"},
         )
 
+    @asynccontextmanager
+    async def changing(
+        referral_id: uuid.UUID, agency_id: str, *, erased_ok: Callable[[Referral], bool] = lambda _: False
+    ) -> AsyncIterator[Referral | JSONResponse | None]:
+        """The preamble of every change: the referral's lock held throughout, then the agency's referral
+        (``None`` if it has none by that id), or the answer that refuses the change: its data was erased
+        (unless ``erased_ok``)."""
+        async with locks.hold(referral_id):
+            existing = index.owned_by(referral_id, agency_id)
+            if existing is not None and erased(existing) and not erased_ok(existing):
+                yield erased_problem(referral_id)
+            else:
+                yield existing
+
     @app.post(
         "/v1/referrals",
         status_code=202,
@@ -346,10 +366,9 @@ def create_api(
         referral_id = referral_id_for(agency.agency_id, submission.agency_reference)
         touches(request, "submit", referral_id)
         fingerprint = submission.fingerprint()
-        async with locks[referral_id]:
-            existing = index.get(referral_id)
-            if existing is not None and erased(existing):
-                return erased_problem(referral_id)
+        async with changing(referral_id, agency.agency_id) as existing:
+            if isinstance(existing, JSONResponse):
+                return existing
             if existing is not None:
                 if existing.fingerprint == fingerprint:
                     response.status_code = 200
@@ -371,7 +390,7 @@ def create_api(
                 fingerprint=fingerprint,
                 received_at=now,
             )
-            await publisher.publish_command(command, correlation_of(request))
+            command_id = await publisher.publish_command(command, correlation_of(request))
             index.add_pending(
                 Pending(
                     referral_id,
@@ -382,6 +401,7 @@ def create_api(
                     ReferralStatus.RECEIVED,
                     now,
                     now,
+                    command_id=command_id,
                 )
             )
         log.info("referral_received", referral_id=str(referral_id), agency_id=agency.agency_id)
@@ -402,12 +422,11 @@ def create_api(
         """Replace the referral with a new version (e.g. supplying missing information), assessed again."""
         agency = agency_of(request)
         touches(request, "amend", referral_id)
-        async with locks[referral_id]:
-            existing = index.owned_by(referral_id, agency.agency_id)
+        async with changing(referral_id, agency.agency_id) as existing:
             if existing is None:
                 return not_found()
-            if erased(existing):
-                return erased_problem(referral_id)
+            if isinstance(existing, JSONResponse):
+                return existing
             if existing.status is ReferralStatus.WITHDRAWN:
                 return problem(409, "Conflict", "The referral is withdrawn and cannot be amended.")
             if submission.agency_reference != existing.agency_reference:
@@ -431,7 +450,7 @@ def create_api(
                 amend=True,
                 received_at=now,
             )
-            await publisher.publish_command(command, correlation_of(request))
+            command_id = await publisher.publish_command(command, correlation_of(request))
             index.add_pending(
                 Pending(
                     referral_id,
@@ -443,6 +462,7 @@ def create_api(
                     existing.submitted_at,
                     now,
                     history=tuple(existing.history),
+                    command_id=command_id,
                 )
             )
         return ReferralAccepted(
@@ -462,12 +482,11 @@ def create_api(
         """Withdraw the referral. Its history is kept."""
         agency = agency_of(request)
         touches(request, "withdraw", referral_id)
-        async with locks[referral_id]:
-            existing = index.owned_by(referral_id, agency.agency_id)
+        async with changing(referral_id, agency.agency_id, erased_ok=withdrawn) as existing:
             if existing is None:
                 return not_found()
-            if erased(existing) and existing.status is not ReferralStatus.WITHDRAWN:
-                return erased_problem(referral_id)
+            if isinstance(existing, JSONResponse):
+                return existing
             if existing.status is not ReferralStatus.WITHDRAWN:
                 now = clock.now()
                 command = WithdrawReferral(
@@ -476,7 +495,7 @@ def create_api(
                     reason=withdrawal.reason,
                     received_at=now,
                 )
-                await publisher.publish_command(command, correlation_of(request))
+                command_id = await publisher.publish_command(command, correlation_of(request))
                 index.add_pending(
                     Pending(
                         referral_id,
@@ -489,6 +508,7 @@ def create_api(
                         now,
                         existing.decision,
                         tuple(existing.history),
+                        command_id,
                     )
                 )
         return ReferralAccepted(
@@ -552,9 +572,10 @@ class KafkaCommandPublisher:
     def __init__(self, publisher: Publisher) -> None:
         self.publisher = publisher
 
-    async def publish_command(self, command: Event, correlation_id: str) -> None:
+    async def publish_command(self, command: Event, correlation_id: str) -> str:
         envelope: Envelope = self.publisher.envelope(command, correlation_id)
         await self.publisher.publish(command, envelope)
+        return str(envelope.id)
 
 
 def openapi_document() -> dict[str, Any]:
@@ -565,7 +586,7 @@ def openapi_document() -> dict[str, Any]:
             return None
 
     class _Nowhere:
-        async def publish_command(self, command: Event, correlation_id: str) -> None:
+        async def publish_command(self, command: Event, correlation_id: str) -> str | None:
             raise RuntimeError("not connected")
 
         async def record(self, *_: Any, **__: Any) -> None:
@@ -584,8 +605,11 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
     bootstrap = settings.bootstrap_servers()
     prefix = settings.topic_prefix
     directory = AgencyDirectory(bootstrap, prefix)
-    sealer = build_sealer(settings, ["referral"], client_id="circles-referrals-api-keys")
+    # Every request waits for its records' acknowledgements in turn (a new referral's data key, then its
+    # command, then the access record): no lingering before a send (issue 13; docs/benchmarks.md).
+    sealer = build_sealer(settings, ["referral"], client_id="circles-referrals-api-keys", linger_ms=0)
     read_model = ReferralReadModel(bootstrap, sealer, prefix)
+    refusals = RefusalReader(bootstrap, read_model.index, prefix)
     metrics = Metrics(SERVICE)
     publisher = Publisher(
         bootstrap,
@@ -594,6 +618,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         metrics=metrics,
         sealer=sealer,
         timeout_s=settings.publish_timeout_s,
+        linger_ms=0,
     )
     started = {"ready": False}
     probes = ProbeServer(
@@ -613,6 +638,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         await sealer.start()
         await directory.start()
         await read_model.start()
+        await refusals.start()
         async with asyncio.timeout(120):
             await directory.view.sync()
             await read_model.view.sync()
@@ -621,6 +647,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         try:
             yield
         finally:
+            await refusals.stop()
             await read_model.stop()
             await directory.stop()
             await sealer.stop()

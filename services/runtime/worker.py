@@ -299,6 +299,9 @@ class Item:
 
 Handler = Callable[[UnitOfWork, Envelope, Event], Awaitable[None]]
 BatchHandler = Callable[[UnitOfWork, list[Item]], Awaitable[None]]
+Authenticator = Callable[[Envelope, Any], Awaitable[None]]
+"""Checks a decoded record's origin from its raw bytes and headers (e.g. a signature); raises
+``ProcessingError`` to dead-letter it before its handler sees it."""
 
 
 @dataclass
@@ -310,6 +313,7 @@ class _Route:
     handler: Handler | None = None
     batch_handler: BatchHandler | None = None
     seal_dead_letters: str | None = None
+    authenticate: Authenticator | None = None
     processed: int = 0
     dead_lettered: int = 0
 
@@ -377,13 +381,15 @@ class StreamWorker:
         known: Mapping[str, type[Event]] | None = None,
         *,
         seal_dead_letters: str | None = None,
+        authenticate: Authenticator | None = None,
     ) -> None:
         """Records of ``spec`` go one by one to ``handler``; a refused record is dead-lettered.
 
         ``seal_dead_letters``: a subject kind; for a topic of plain personal data (written by others), each
-        dead letter is sealed whole with a data key of its own (``<kind>:<uuid>``), destroyable later."""
+        dead letter is sealed whole with a data key of its own (``<kind>:<uuid>``), destroyable later.
+        ``authenticate``: for a topic written by others, checks each record's origin before ``handler``."""
         self.routes[self._topic(spec)] = self._new_route(
-            spec, known, handler=handler, seal_dead_letters=seal_dead_letters
+            spec, known, handler=handler, seal_dead_letters=seal_dead_letters, authenticate=authenticate
         )
 
     def route_batch(
@@ -664,6 +670,8 @@ class StreamWorker:
         ):
             savepoint = uow.savepoint()
             try:
+                if route.authenticate is not None:
+                    await route.authenticate(envelope, record)
                 await route.handler(uow, envelope, event)
             except TRANSIENT:
                 raise

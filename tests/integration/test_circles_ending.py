@@ -32,9 +32,10 @@ pytestmark = pytest.mark.integration
 POOL = ["end-vol-0", "end-vol-1", "end-vol-2", "end-vol-3"]
 
 
-async def register_pool(env: dict[str, str]) -> None:
+async def register_pool(env: dict[str, str], count: int = len(POOL)) -> None:
+    """``count`` volunteers, each able to sit in one circle."""
     async with sealing_publisher(env, "/circles/matching/cli") as publisher:
-        for i, volunteer_id in enumerate(POOL):
+        for i, volunteer_id in enumerate(f"end-vol-{n}" for n in range(count)):
             record = volunteer_record(
                 volunteer_id,
                 gender=Gender.MALE if i % 2 else Gender.FEMALE,

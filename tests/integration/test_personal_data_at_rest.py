@@ -38,7 +38,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from schemas.events.referrals import InboundSubmission
 from schemas.events.volunteers import ChangeVolunteer, Conflict
 from schemas.topics import (
     CIRCLES_STATE,
@@ -64,7 +63,13 @@ from tests.processes import (
     sealing_publisher,
     service_env,
 )
-from tests.samples import MINUTES_SENTINEL, PERSONAL_SENTINELS, SUMMARY_SENTINEL, submission_body
+from tests.samples import (
+    MINUTES_SENTINEL,
+    PERSONAL_SENTINELS,
+    SUMMARY_SENTINEL,
+    inbound_record,
+    submission_body,
+)
 
 pytestmark = pytest.mark.integration
 COORDINATOR = "coordinator@circles.example.org"
@@ -109,6 +114,7 @@ class Run:
     matching_url: str
     smtp: SmtpSink
     keys: dict[str, str]
+    signing_keys: dict[str, str]
     processes: list[ServiceProcess]
     broker_dir: Path
 
@@ -185,11 +191,12 @@ def run(broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         CIRCLES_DIGEST_ENABLED="false",
         CIRCLES_INBOUND_PURGE_INTERVAL_S="0.5",
     )
-    keys = {}
+    keys, signing_keys = {}, {}
     for agency, kind in (("mappa-humberside", "mappa"), ("police-mosovo", "police")):
         args = ["agency", "add", agency, "--name", f"{agency} (test)", "--kind", kind, "--json"]
         args += ["--local-authority", "hull", "--contact-email", f"{agency}@agencies.example.org"]
-        keys[agency] = json.loads(run_cli(env, *args).stdout)["api_key"]
+        created = json.loads(run_cli(env, *args).stdout)
+        keys[agency], signing_keys[agency] = created["api_key"], created["kafka_signing_key"]
     processes = [
         ServiceProcess(name, env).start()
         for name in (
@@ -218,6 +225,7 @@ def run(broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             f"http://127.0.0.1:{matching_port}",
             smtp,
             keys,
+            signing_keys,
             processes,
             Path(str(broker.data_dir)),
         )
@@ -259,16 +267,14 @@ def inbound_values() -> set[str]:
 
 
 async def submit_inbound(run: Run) -> None:
-    good_body, broken = inbound_bodies()
-    good = InboundSubmission.model_validate(good_body)
+    key = run.signing_keys["police-mosovo"]
+    records = [
+        inbound_record("police-mosovo", key, body, correlation_id=f"inbound-{n}")
+        for n, body in enumerate(inbound_bodies(), start=1)
+    ]
     async with Publisher(run.bootstrap, "/agencies/police-mosovo", prefix=run.prefix) as publisher:
-        await publisher.publish(good, publisher.envelope(good, correlation_id="inbound-1"))
-        await publisher.send_raw(
-            run.prefix + REFERRALS_INBOUND.name,
-            json.dumps(broken).encode(),
-            b"POLICE-INBOUND-2",
-            publisher.envelope(good, correlation_id="inbound-2").headers(),
-        )
+        for record_key, value, headers in records:
+            await publisher.send_raw(run.prefix + REFERRALS_INBOUND.name, value, record_key, headers)
 
 
 async def make_ready(run: Run) -> None:

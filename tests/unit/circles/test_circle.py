@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -40,6 +41,7 @@ from schemas.events.circles import (
 )
 from schemas.events.matching import CircleFormed
 from services.circles.domain.circle import (
+    SCHEME_TIMEZONE,
     Circle,
     CircleRefused,
     Periods,
@@ -52,6 +54,7 @@ from services.circles.domain.circle import (
     fall_due,
     listing,
     minutes_due_at,
+    without_personal,
 )
 
 REFERRAL = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
@@ -479,3 +482,22 @@ def test_the_listing_has_the_contracts_fields() -> None:
     }  # fmt: skip
     assert (row["meetings_held"], row["last_meeting_on"], row["minutes_overdue"]) == (1, "2026-03-09", 1)
     assert row["outcome"] is None and row["status"] == "active"
+
+
+def test_the_deadline_index_sorts_as_time_does_whatever_the_zone() -> None:
+    from services.circles.agents import deadline_text
+
+    london = datetime(2026, 7, 1, 9, 0, tzinfo=SCHEME_TIMEZONE)  # 08:00 UTC
+    assert deadline_text(london) == "2026-07-01T08:00:00.000000Z"
+    assert deadline_text(datetime(2026, 7, 1, 8, 30, tzinfo=UTC)) > deadline_text(london)
+
+
+def test_a_circle_whose_key_is_gone_is_read_without_its_minutes_and_summaries() -> None:
+    now = datetime(2026, 3, 9, 10, 0, tzinfo=UTC)
+    state, _ = apply(circle(), meeting(date(2026, 3, 9), now, minutes="m"), now)
+    state, _ = apply(state, concern(now), now)
+    stored = json.loads(state.model_dump_json())
+    stored["meetings"][0]["minutes"] = "sealed:v1:" + "0" * 32 + ":noise"
+    stripped = without_personal(stored)
+    assert stripped.meetings[0].minutes is None and stripped.concerns[0].summary is None
+    assert stripped.meetings[0].meeting_id == state.meetings[0].meeting_id
