@@ -64,6 +64,7 @@ class ReasonCode(StrEnum):
     RISK_TOO_LOW = "risk_too_low"
     RELEASE_OUTSIDE_WINDOW = "release_outside_window"
     RELEASE_DATE_MISSING = "release_date_missing"
+    IMPLAUSIBLE_DATE = "implausible_date"
 
 
 class ReferralStatus(StrEnum):

@@ -131,8 +131,8 @@ class DevStack:
         self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
         self.mailbox.start()
         env = self._environment(bootstrap)
-        own = {"referrals-api": {"CIRCLES_HEALTH_PORT": str(s.partner_metrics_port)}}
         began = time.monotonic()
+        own = {"referrals-api": {"CIRCLES_HEALTH_PORT": str(s.partner_metrics_port)}}
         for name in WORKERS + APIS:
             managed = Managed(name, self.data / "logs" / f"{name}.log", {**env, **own.get(name, {})})
             managed.start()

@@ -11,9 +11,12 @@ Agents (thin adapters around ``domain.referral``):
 from __future__ import annotations
 
 import itertools
+import json
+import re
 from datetime import datetime
 from typing import Any
 
+from schemas.common import SLUG_PATTERN
 from schemas.envelope import Envelope, Event
 from schemas.events.circles import CircleEnded
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, ProposalCancelled
@@ -71,6 +74,24 @@ REASSESS_BATCH = 2_000
 REFUSALS = (SubmissionConflict, UnknownReferral, ReferralWithdrawnError, ReferralErasedError)
 
 
+def inbound_subject(record: Any) -> str | None:
+    """The referral an inbound record is about (``referral:<id>``, from the agency its ``ce_source`` names and
+    its key, the agency's reference), so that its dead letter is sealed under the referral's data key and
+    erasing the referral destroys it; None when the record does not say (a key of its own then)."""
+    headers = dict(record.headers or ())
+    source = (headers.get("ce_source") or b"").decode(errors="replace")
+    agency_id = source.removeprefix("/agencies/")
+    try:
+        body = json.loads(record.value or b"")
+    except ValueError:
+        body = None
+    given = body.get("agency_reference") if isinstance(body, dict) else None
+    reference = given if isinstance(given, str) else (record.key or b"").decode(errors="replace")
+    if agency_id == source or not re.match(SLUG_PATTERN, agency_id) or not reference.strip():
+        return None
+    return f"referral:{referral_id_for(agency_id, reference)}"
+
+
 class ReferralsWorker:
     def __init__(self, settings: ReferralsSettings) -> None:
         self.settings = settings
@@ -90,6 +111,7 @@ class ReferralsWorker:
             REFERRALS_INBOUND,
             self.on_inbound,
             seal_dead_letters="inbound",
+            dead_letter_subject=inbound_subject,
             authenticate=self.authenticate_inbound,
         )
         self.worker.route(MATCHING_EVENTS, self.on_matching_event)

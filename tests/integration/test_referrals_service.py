@@ -27,6 +27,8 @@ from schemas.events.referrals import (
     WithdrawReferral,
 )
 from schemas.topics import EVENT_TYPES, REFERRAL_EVENTS, REFERRALS_INBOUND, TOPICS
+from services.protection.errors import KeyDestroyed
+from services.referrals.domain.referral import referral_id_for
 from services.runtime.kafka import Publisher, create_topics
 from tests.conftest import leaks
 from tests.kafka_helpers import consume, consume_all, wait_drained
@@ -248,6 +250,60 @@ def test_agency_systems_may_submit_over_kafka_with_the_same_validation(stack: St
     # the agency's plain personal data is sealed whole in the dead letter, under a key of its own
     assert dead[0].value.startswith(b"sealed:v1:") and leaks(dead[0].value.decode()) == []
     assert asyncio.run(opened(stack.env, dead[0].value)) == bad[1]
+
+
+def test_inbound_dead_letters_are_erased_with_their_referral_and_sealed_looking_fields_refused(
+    stack: Stack,
+) -> None:
+    """Issue 14, finding 6: a dead-lettered inbound record is sealed under its referral's data key (erasing
+    the referral destroys it), and a field that looks sealed is dead-lettered, not silently skipped."""
+    key = stack.signing_keys["police-mosovo"]
+    good = submission_body(agency_reference="POLICE-ERASE-1")
+    broken = submission_body(agency_reference="POLICE-ERASE-1", risk__level="extreme")
+    forged = submission_body(agency_reference="POLICE-SEALED-1")
+    forged["notes"] = "sealed:v1:" + "ab" * 16 + ":AAAA"
+
+    async def produce(*bodies: dict[str, Any]) -> None:
+        async with Publisher(stack.bootstrap, "/agencies/police-mosovo", prefix=stack.prefix) as publisher:
+            for n, body in enumerate(bodies):
+                record_key, value, headers = inbound_record(
+                    "police-mosovo", key, body, correlation_id=f"kafka-erase-{n}"
+                )
+                await publisher.send_raw(stack.prefix + REFERRALS_INBOUND.name, value, record_key, headers)
+
+    asyncio.run(produce(good))
+    referral_id = str(referral_id_for("police-mosovo", "POLICE-ERASE-1"))
+    stack.wait_for_history("police-mosovo", referral_id, ReferralAssessed.event_type)
+    asyncio.run(produce(broken, forged))
+
+    def dead_letters() -> dict[str, Any]:
+        records = asyncio.run(consume_all(stack.bootstrap, stack.prefix + REFERRALS_INBOUND.dlq))
+        found = {}
+        for record in records:
+            error = dict(record.headers)["dlq_error"].decode()
+            if "looks sealed" in error:
+                found["forged"] = record
+            elif "risk.level" in error and b"POLICE-ERASE-1" in asyncio.run(opened_or_none(record.value)):
+                found["broken"] = record
+        return found
+
+    async def opened_or_none(value: bytes) -> bytes:
+        try:
+            return await opened(stack.env, value)
+        except KeyDestroyed:
+            return b""
+
+    deadline = time.monotonic() + 30
+    while len(found := dead_letters()) < 2:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.5)
+    assert leaks(found["forged"].value.decode()) == [] and found["forged"].value.startswith(b"sealed:v1:")
+    with stack.client("police-mosovo") as client:
+        listed = [r["agency_reference"] for r in client.get("/v1/referrals").json()["referrals"]]
+    assert "POLICE-SEALED-1" not in listed
+    run_cli(stack.env, "erase", "referral", referral_id, "--reason", "DSR-TEST-6")
+    with pytest.raises(KeyDestroyed):  # the dead letter went with the referral's data key
+        asyncio.run(opened(stack.env, found["broken"].value))
 
 
 def test_a_rotated_key_replaces_the_old_one(stack: Stack) -> None:

@@ -239,6 +239,10 @@ def withdraw(
     return Change(ReferralEntry(record=record), [(event_id, event)])
 
 
+ERASED_BY = {"request": "data-protection", "retention": "retention-policy"}
+"""Who asked, as ``ReferralErased`` (read by every service) says it: a role, never a person. The person
+(the OS user who ran the command) is kept only in the private erase command and the access log."""
+
 OPEN = frozenset(
     {
         ReferralStatus.RECEIVED,
@@ -287,7 +291,7 @@ def erase(
         agency_reference=current.agency_reference,
         erased_at=now,
         reason=command.reason,
-        requested_by=command.requested_by,
+        requested_by=ERASED_BY[command.reason],
     )
     events.append((erased_id, erased))
     why = "on request" if command.reason == "request" else "under the retention policy"
@@ -333,7 +337,7 @@ def _erasure_again(record: ReferralRecord, command: EraseReferral, command_id: u
         agency_reference=record.agency_reference,
         erased_at=record.erased_at,
         reason=command.reason,
-        requested_by=command.requested_by,
+        requested_by=ERASED_BY[command.reason],
     )
     events.append((derive_id(command_id, "erased"), erased))
     return Change(None, events)
