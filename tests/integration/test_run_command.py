@@ -64,8 +64,8 @@ def start(folder: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], l
         "CIRCLES_MATCHING_API_PORT": str(ports["matching"]),
         "CIRCLES_WEB_PORT": str(ports["web"]),
         "CIRCLES_VOLUNTEERS_WEB_PORT": str(ports["volunteers"]),
-        "CIRCLES_PARTNER_METRICS_PORT": str(ports["metrics"]),
         "CIRCLES_SMTP_PORT": str(ports["smtp"]),
+        "CIRCLES_PARTNER_METRICS_PORT": str(ports["metrics"]),  # the partner API's /metrics listener
         "CIRCLES_TOPIC_PREFIX": PREFIX,
     }
     process = subprocess.Popen(
@@ -233,6 +233,13 @@ def the_cli_finds_the_running_stack(folder: Path, ports: dict[str, int], referra
     ):
         assert time.monotonic() < deadline, "the partner API never accepted the key the CLI made"
         time.sleep(0.2)
+    # the partner API's /metrics on its own listener only; a webhook to this host is allowed here (dev stack)
+    assert httpx.get(f"http://127.0.0.1:{ports['api']}/metrics").status_code == 404
+    assert "circles_http_requests" in httpx.get(f"http://127.0.0.1:{ports['metrics']}/metrics").text
+    hooked = circles(
+        folder, "agency", "add", "hook-agency", "--name", "Hook", "--webhook-url", "http://127.0.0.1:9/h"
+    )
+    assert hooked.returncode == 0, hooked.stderr
 
     volunteers = circles(folder, "volunteer", "list", "--json")
     assert volunteers.returncode == 0, volunteers.stderr
