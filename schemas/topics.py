@@ -23,6 +23,7 @@ from schemas.events.coordinator import (
     CoordinatorAccountSet,
     MappaPanelRecorded,
     MentoringSessionRecorded,
+    VolunteerAccountSet,
 )
 from schemas.events.matching import (
     CircleFormed,
@@ -172,10 +173,12 @@ REFERRAL_KEYS = _keys_topic(
     "circles.referrals.keys.v1",
     Service.REFERRALS,
     "referrals (subjects referral:<id>), and their circles' minutes and concern summaries",
-    # the circles service and `circles circle meeting|minutes|concern` seal minutes and concern summaries
-    # with the referral's key (which exists from the submission on; erasure destroys it)
+    # the circles service, `circles circle meeting|minutes|concern` and the coordinator's pages (the minutes
+    # and summaries a volunteer or the coordinator types) seal minutes and concern summaries with the
+    # referral's key (which exists from the submission on; erasure destroys it; the pages only read it: a
+    # referral without its key was erased, and its circle takes nothing more)
     cli=CliAccess.WRITE,
-    readers=(Service.CIRCLES,),
+    readers=(Service.CIRCLES, Service.COORDINATOR),
 )
 VOLUNTEER_KEYS = _keys_topic(
     "circles.volunteers.keys.v1",
@@ -472,6 +475,35 @@ COORDINATOR_SESSIONS = TopicSpec(
     events=(SessionEnded,),
 )
 
+VOLUNTEER_ACCOUNTS = TopicSpec(
+    name="circles.coordinator.volunteer-accounts.v1",
+    owner=Service.COORDINATOR,
+    key="volunteer_id",
+    partitions=1,
+    cleanup=Cleanup.COMPACT,
+    description=(
+        "Volunteer accounts for the volunteers' page (volunteer id and scrypt password hash only), created "
+        "by the coordinator from the command line or the coordinator page."
+    ),
+    events=(VolunteerAccountSet,),
+    consumers=(Service.COORDINATOR,),
+    cli=CliAccess.WRITE,  # `circles volunteer account add`, beside the coordinator page
+)
+VOLUNTEER_SESSIONS = TopicSpec(
+    name="circles.coordinator.volunteer-sessions.v1",
+    owner=Service.COORDINATOR,
+    key="session",
+    partitions=1,
+    cleanup=Cleanup.DELETE,
+    retention_ms=2 * DAY_MS,  # longer than any session lives (at most 24 hours)
+    segment_ms=HOUR_MS,
+    description=(
+        "Private: volunteer sessions ended before their expiry (signed out), by a digest of the session id; "
+        "every volunteers' page process reads it whole (no consumer group) and refuses them."
+    ),
+    events=(SessionEnded,),
+)
+
 COORDINATOR_REFERRALS = TopicSpec(
     name="circles.coordinator.referrals.v1",
     owner=Service.COORDINATOR,
@@ -491,6 +523,19 @@ COORDINATOR_DEAD_LETTERS = TopicSpec(
     description="Private: messages that could not be delivered, for the coordinator and the report.",
     consumers=(Service.COORDINATOR,),
 )
+COORDINATOR_CIRCLES = TopicSpec(
+    name="circles.coordinator.circles.v1",
+    owner=Service.COORDINATOR,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.COMPACT,
+    description=(
+        "Private: the coordinator's view of each circle after formation (meetings, minutes status, reviews, "
+        "concerns, ending) from the circles facts, as a changelog; read whole by the coordinator's and the "
+        "volunteers' pages. Ids, dates and states only."
+    ),
+    consumers=(Service.COORDINATOR,),
+)
 CIRCLES_COMMANDS = TopicSpec(
     name="circles.circles.commands.v1",
     owner=Service.CIRCLES,
@@ -507,7 +552,8 @@ CIRCLES_COMMANDS = TopicSpec(
     # the referrals service reads a raised concern's sealed summary, for the agency's GET of it
     consumers=(Service.CIRCLES, Service.REFERRALS),
     cli=CliAccess.WRITE,  # `circles circle meeting|minutes|concern|review|end`
-    writers=(Service.REFERRALS,),  # the partner API's acknowledgement of a concern
+    # the partner API's acknowledgement of a concern; the coordinator's and the volunteers' pages
+    writers=(Service.REFERRALS, Service.COORDINATOR),
     personal_data=True,
 )
 CIRCLES_STATE = TopicSpec(
@@ -601,8 +647,11 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     NOTIFICATION_EVENTS,
     COORDINATOR_ACCOUNTS,
     COORDINATOR_SESSIONS,
+    VOLUNTEER_ACCOUNTS,
+    VOLUNTEER_SESSIONS,
     COORDINATOR_REFERRALS,
     COORDINATOR_DEAD_LETTERS,
+    COORDINATOR_CIRCLES,
     CIRCLES_COMMANDS,
     CIRCLES_STATE,
     CIRCLES_EVENTS,

@@ -75,10 +75,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
 """Command name -> (``module:attribute`` of its click group, its help's first paragraph)."""
 
 
-def load(name: str) -> click.Command:
-    """The command group ``name``, imported now."""
-    module, _, attribute = COMMANDS[name][0].partition(":")
+SUBCOMMANDS: dict[str, tuple[str, ...]] = {
+    "volunteer": ("services.coordinator.commands:volunteer_account",),
+}
+"""Groups another service adds to a command: ``circles volunteer account ...`` (the volunteers' page accounts,
+the coordinator service's) beside matching's volunteer records."""
+
+
+def _attribute(path: str) -> click.Command:
+    module, _, attribute = path.partition(":")
     command: click.Command = getattr(importlib.import_module(module), attribute)
+    return command
+
+
+def load(name: str) -> click.Command:
+    """The command group ``name``, imported now (with the groups other services add to it)."""
+    command = _attribute(COMMANDS[name][0])
+    if isinstance(command, click.Group):
+        for path in SUBCOMMANDS.get(name, ()):
+            command.add_command(_attribute(path))
     return command
 
 

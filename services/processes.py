@@ -103,6 +103,16 @@ def coordinator_web() -> None:
     serve(build_web(settings), settings.web_host, settings.web_port, 5)
 
 
+def volunteers_web() -> None:
+    from services.coordinator.settings import CoordinatorSettings
+    from services.coordinator.volunteers_web import build_volunteers_web
+    from services.runtime.logs import configure_logging
+
+    settings = CoordinatorSettings()
+    configure_logging("volunteers-web", settings.log_level)
+    serve(build_volunteers_web(settings), settings.volunteers_web_host, settings.volunteers_web_port, 5)
+
+
 PROCESSES: dict[str, Callable[[], None]] = {
     "referrals-api": referrals_api,
     "referrals-worker": referrals_worker,
@@ -110,6 +120,15 @@ PROCESSES: dict[str, Callable[[], None]] = {
     "matching-api": matching_api,
     "coordinator-worker": coordinator_worker,
     "coordinator-web": coordinator_web,
+    "volunteers-web": volunteers_web,
     "notifications-worker": notifications_worker,
     "circles-worker": circles_worker,
 }
+
+SERVICE_OF: dict[str, str] = {"volunteers-web": "coordinator"}
+"""The service a process belongs to (its Kafka principal and data), where its name does not say it:
+``<service>-<kind>`` otherwise. The volunteers' page is the coordinator service's second page."""
+
+
+def service_of(process: str) -> str:
+    return SERVICE_OF.get(process, process.rsplit("-", 1)[0])

@@ -46,6 +46,8 @@ from schemas.events.coordinator import (
     MappaPanelRecorded,
     MentoringSessionRecorded,
     PasswordHash,
+    VolunteerAccount,
+    VolunteerAccountSet,
 )
 from schemas.events.matching import (
     ChosenVolunteer,
@@ -235,6 +237,15 @@ def _samples() -> dict[type[Event], Event]:
                 account_id="coordinator",
                 display_name="Synthetic Coordinator",
                 password=PasswordHash(n=16384, r=8, p=1, salt="00", hash="ab" * 32),
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        ),
+        VolunteerAccountSet(
+            account=VolunteerAccount(
+                volunteer_id="vol-hull-01",
+                password=PasswordHash(n=16384, r=8, p=1, salt="00", hash="ab" * 32),
+                created_by="coordinator",
                 created_at=NOW,
                 updated_at=NOW,
             )

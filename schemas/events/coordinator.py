@@ -1,4 +1,5 @@
-"""Coordinator accounts (for the coordinator page), as snapshot events on a compacted topic."""
+"""Coordinator accounts (for the coordinator page) and volunteer accounts (for the volunteers' page), as
+snapshot events on compacted topics."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
-from schemas.common import PERSONAL, Contract, CoordinatorId
+from schemas.common import PERSONAL, Contract, CoordinatorId, VolunteerId
 from schemas.envelope import Event
 
 
@@ -49,6 +50,36 @@ class CoordinatorAccountSet(Event):
 
     def data_subject(self) -> str:
         return f"coordinator:{self.account.account_id}"
+
+
+class VolunteerAccount(Contract):
+    """A volunteer's account for the volunteers' page, created by the coordinator. It names the volunteer
+    by id only (the name stays in matching's sealed records), so it holds no personal data beyond the hash."""
+
+    volunteer_id: VolunteerId
+    password: PasswordHash
+    disabled: bool = False
+    sessions_since: AwareDatetime | None = Field(
+        default=None,
+        description="Sessions issued before this are over (set when disabled or its password is reset)",
+    )
+    created_by: CoordinatorId | None = Field(default=None, description="The coordinator who created it")
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+    @property
+    def account_id(self) -> str:
+        return self.volunteer_id
+
+
+class VolunteerAccountSet(Event):
+    """A volunteer's account was created, or its password or status changed (the whole account)."""
+
+    event_type: ClassVar[str] = "circles.coordinator.volunteer-account-set.v1"
+    account: VolunteerAccount
+
+    def partition_key(self) -> str:
+        return self.account.volunteer_id
 
 
 # -- the scheme's records against its agreed targets (issue 12): ids, dates and counts only ----------------

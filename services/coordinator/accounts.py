@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from schemas.events.coordinator import CoordinatorAccount, CoordinatorAccountSet, PasswordHash
+from schemas.events.coordinator import (
+    CoordinatorAccount,
+    CoordinatorAccountSet,
+    PasswordHash,
+    VolunteerAccount,
+)
 from schemas.topics import COORDINATOR_ACCOUNTS
 from services.coordinator.domain.passwords import hash_password, verify_nothing, verify_password
 from services.protection.sealer import Sealer, build_sealer
@@ -26,17 +32,20 @@ class NoSuchAccount(Exception):
     pass
 
 
-def disabled(account: CoordinatorAccount, now: datetime) -> CoordinatorAccount:
+AnyAccount = TypeVar("AnyAccount", CoordinatorAccount, VolunteerAccount)
+
+
+def disabled(account: AnyAccount, now: datetime) -> AnyAccount:
     """Disabled: it cannot sign in, and every session it has ends."""
     return account.model_copy(update={"disabled": True, "sessions_since": now, "updated_at": now})
 
 
-def enabled(account: CoordinatorAccount, now: datetime) -> CoordinatorAccount:
+def enabled(account: AnyAccount, now: datetime) -> AnyAccount:
     """Enabled again: it can sign in; the sessions that disabling ended stay ended."""
     return account.model_copy(update={"disabled": False, "updated_at": now})
 
 
-def password_reset(account: CoordinatorAccount, password: PasswordHash, now: datetime) -> CoordinatorAccount:
+def password_reset(account: AnyAccount, password: PasswordHash, now: datetime) -> AnyAccount:
     """A new password: every session signed in with the old one ends."""
     return account.model_copy(update={"password": password, "sessions_since": now, "updated_at": now})
 

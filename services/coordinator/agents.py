@@ -1,13 +1,16 @@
-"""The coordinator worker: keeps what the page and the report read, from public events: each referral's
-progress (``services.referral_progress``), the messages that could not be delivered, and the archive of
-the facts the commissioner's return is computed from (``domain.history``)."""
+"""The coordinator worker: keeps what the pages and the report read, from public events: each referral's
+progress (``services.referral_progress``), the messages that could not be delivered, each circle after its
+formation (``domain.circles``, from the circles service's facts), and the archive of the facts the
+commissioner's return is computed from (``domain.history``)."""
 
 from __future__ import annotations
 
 from schemas.envelope import Envelope, Event
+from schemas.events.circles import CircleFact
 from schemas.events.notifications import NotificationDeadLettered
 from schemas.topics import (
     CIRCLES_EVENTS,
+    COORDINATOR_CIRCLES,
     COORDINATOR_DEAD_LETTERS,
     COORDINATOR_HISTORY,
     COORDINATOR_REFERRALS,
@@ -15,6 +18,7 @@ from schemas.topics import (
     NOTIFICATION_EVENTS,
     REFERRAL_EVENTS,
 )
+from services.coordinator.domain import circles
 from services.coordinator.domain.facts import DeadLetterFact, dead_letter
 from services.coordinator.domain.history import ArchivedEvent, archived
 from services.coordinator.settings import CoordinatorSettings
@@ -32,12 +36,9 @@ class CoordinatorWorker:
         self.history = self.worker.table("history", ArchivedEvent, COORDINATOR_HISTORY)
         self.worker.route(REFERRAL_EVENTS, self.on_referral_event)
         self.worker.route(MATCHING_EVENTS, self.on_referral_event)
+        self.circles = self.worker.table("circles", circles.CircleView, COORDINATOR_CIRCLES)
         self.worker.route(NOTIFICATION_EVENTS, self.on_notification_event)
         self.worker.route(CIRCLES_EVENTS, self.on_circle_event)
-
-    async def on_circle_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
-        """Circle facts (ids, dates, states) only go to the archive the return is computed from."""
-        uow.put(self.history, str(envelope.id), archived(str(envelope.id), event, envelope.time))
 
     async def on_referral_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
         referral_id = getattr(event, "referral_id", None)
@@ -53,3 +54,15 @@ class CoordinatorWorker:
     async def on_notification_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
         if isinstance(event, NotificationDeadLettered):
             uow.put(self.dead_letters, str(event.notification_id), dead_letter(event))
+
+    async def on_circle_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        """Circle facts (ids, dates, states) go to the archive the return is computed from, and to the
+        circle's view the pages show."""
+        uow.put(self.history, str(envelope.id), archived(str(envelope.id), event, envelope.time))
+        if not isinstance(event, CircleFact):
+            return
+        key = str(event.referral_id)
+        current = uow.get(self.circles, key)
+        view = circles.apply(current, event)
+        if view is not None and view != current:
+            uow.put(self.circles, key, view)

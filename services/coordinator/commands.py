@@ -1,10 +1,12 @@
-"""``circles coordinator add|disable|enable|reset-password``: accounts for the coordinator page."""
+"""``circles coordinator add|disable|enable|reset-password``: accounts for the coordinator page;
+``circles volunteer account add|disable|reset-password``: volunteers' accounts for the volunteers' page."""
 
 from __future__ import annotations
 
 import sys
 
 import click
+from pydantic import ValidationError
 
 from services.coordinator.accounts import (
     AccountExists,
@@ -16,6 +18,7 @@ from services.coordinator.accounts import (
     password_reset,
 )
 from services.coordinator.domain.passwords import WeakPassword, generated_password, hash_password
+from services.coordinator.volunteer_accounts import add_volunteer_account, change_volunteer_account
 from services.runtime.cli_support import CliError, echo_json, run, settings
 
 
@@ -90,3 +93,74 @@ def reset_password(account_id: str, password_stdin: bool, as_json: bool) -> None
     click.echo(f"New password set for coordinator account {account_id}; its sessions have ended.")
     if shown:
         click.echo(f"Password (shown once): {shown}")
+
+
+@click.group("account")
+def volunteer_account() -> None:
+    """Volunteers' accounts for the volunteers' page (created by the coordinator)."""
+
+
+@volunteer_account.command("add")
+@click.argument("volunteer_id")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input (else one is made)"
+)
+@click.option("--json", "as_json", is_flag=True)
+def add_volunteer(volunteer_id: str, password_stdin: bool, as_json: bool) -> None:
+    """Create a volunteer's account; without --password-stdin a one-time password is made and shown once."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else generated_password()
+    try:
+        run(add_volunteer_account(settings(), volunteer_id, password, created_by=None))
+    except (AccountExists, WeakPassword, ValidationError) as refused:
+        raise CliError(_one_line(refused)) from None
+    shown = None if password_stdin else password
+    if as_json:
+        echo_json({"volunteer_id": volunteer_id, "password": shown})
+        return
+    click.echo(f"Created an account for volunteer {volunteer_id} (the volunteers' page).")
+    if shown:
+        click.echo(f"One-time password (shown once): {shown}")
+
+
+@volunteer_account.command("disable")
+@click.argument("volunteer_id")
+def disable_volunteer(volunteer_id: str) -> None:
+    """Disable a volunteer's account: it cannot sign in, and its sessions end."""
+    try:
+        run(change_volunteer_account(settings(), volunteer_id, disabled))
+    except NoSuchAccount as refused:
+        raise CliError(str(refused)) from None
+    click.echo(f"Disabled the account of volunteer {volunteer_id}; its sessions have ended.")
+
+
+@volunteer_account.command("reset-password")
+@click.argument("volunteer_id")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the new password from standard input (else one is made)"
+)
+@click.option("--json", "as_json", is_flag=True)
+def reset_volunteer_password(volunteer_id: str, password_stdin: bool, as_json: bool) -> None:
+    """Give a volunteer's account a new password; its sessions end."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else generated_password()
+    try:
+        hashed = hash_password(password)
+        run(
+            change_volunteer_account(
+                settings(), volunteer_id, lambda account, now: password_reset(account, hashed, now)
+            )
+        )
+    except (NoSuchAccount, WeakPassword) as refused:
+        raise CliError(str(refused)) from None
+    shown = None if password_stdin else password
+    if as_json:
+        echo_json({"volunteer_id": volunteer_id, "password": shown})
+        return
+    click.echo(f"New password set for volunteer {volunteer_id}; their sessions have ended.")
+    if shown:
+        click.echo(f"One-time password (shown once): {shown}")
+
+
+def _one_line(refused: Exception) -> str:
+    if isinstance(refused, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in refused.errors())
+    return str(refused)

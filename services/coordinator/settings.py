@@ -35,6 +35,14 @@ class CoordinatorSettings(RuntimeSettings, ServiceLevelSettings):
     scheme_targets: Path = Field(
         default=DEFAULT_TARGETS, description="The scheme's agreed targets, contract value and split"
     )
+    volunteers_web_host: str = "127.0.0.1"
+    volunteers_web_port: int = Field(default=8084, description="The volunteers' page")
+    meeting_every_days: int = Field(
+        default=7,
+        ge=1,
+        le=60,
+        description="Circles meet this often: the volunteers' page expects the next meeting",
+    )
 
     def sign_in_limits(self) -> ThrottleLimits:
         return ThrottleLimits(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -34,12 +35,16 @@ from pydantic import ValidationError
 
 from schemas.coordinator_api import DecisionRequest, ProposalView, VolunteerView
 from schemas.envelope import Event
-from schemas.events.coordinator import CoordinatorAccount, SchemeRecord
+from schemas.events.circles import CoreMemberAttendance, EndReason
+from schemas.events.coordinator import CoordinatorAccount, PasswordHash, SchemeRecord
 from services.accounts.sessions import EndedSessions, LocalSessions, still_valid
 from services.accounts.throttle import SignInThrottle, ThrottleLimits
-from services.coordinator.accounts import AccountDirectory
+from services.coordinator.accounts import AccountDirectory, AccountExists
+from services.coordinator.circle_commands import CircleCommands, CircleErased, KafkaCommandSink
 from services.coordinator.domain import records
+from services.coordinator.domain.circles import CircleView, in_order
 from services.coordinator.domain.facts import DeadLetterFact
+from services.coordinator.domain.passwords import generated_password, hash_password
 from services.coordinator.domain.queue import QUEUE_ORDER, queue
 from services.coordinator.domain.report import (
     COLOURS,
@@ -62,6 +67,7 @@ from services.coordinator.operations import OperationsMonitor, OperationsView
 from services.coordinator.sessions import COOKIE, Session, SessionSigner, coordinator_sessions
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.views import CoordinatorViews
+from services.coordinator.volunteer_accounts import VolunteerAccountDirectory
 from services.matching.domain.policy import load_policy
 from services.referral_progress.progress import ReferralProgress
 from services.referral_progress.service_levels import ServiceLevels
@@ -112,6 +118,24 @@ class Facts(Protocol):
     def dead_letters(self) -> list[DeadLetterFact]: ...
 
 
+class Circles(Protocol):
+    def circles(self) -> list[CircleView]: ...
+    def circle(self, circle_id: str) -> CircleView | None: ...
+
+
+class NoCircles:
+    def circles(self) -> list[CircleView]:
+        return []
+
+    def circle(self, circle_id: str) -> CircleView | None:
+        return None
+
+
+class VolunteerAccounts(Protocol):
+    def ids(self) -> set[str]: ...
+    async def add(self, volunteer_id: str, password: PasswordHash, created_by: str) -> Any: ...
+
+
 class OpenProposals:
     """The open proposals, asked of the matching API at most once a second however many pages listen."""
 
@@ -149,6 +173,9 @@ def create_web(
     record: Callable[[SchemeRecord], Awaitable[None]] | None = None,
     sign_in_limits: ThrottleLimits | None = None,
     sessions: EndedSessions | None = None,
+    circles: Circles | None = None,
+    commands: CircleCommands | None = None,
+    volunteer_accounts: VolunteerAccounts | None = None,
 ) -> FastAPI:
     """``sessions``: where ended sessions are recorded and looked up (the sessions topic, shared by every
     page process); without it, this process alone (tests). ``scheme_events``: the history the
@@ -173,6 +200,7 @@ def create_web(
     open_proposals = OpenProposals(matching)
     throttle = SignInThrottle(sign_in_limits or ThrottleLimits())
     ended_sessions: EndedSessions = sessions or LocalSessions()
+    circle_source: Circles = circles or NoCircles()
 
     def session_of(request: Request) -> Session | None:
         """The request's session, checked on the server side: signed, unexpired, its account enabled, not
@@ -404,6 +432,7 @@ def create_web(
             volunteers=volunteers,
             today=today,
             due_soon=DUE_SOON_DAYS,
+            accounts=volunteer_accounts.ids() if volunteer_accounts is not None else None,
         )
 
     @app.get("/referrals", response_class=HTMLResponse)
@@ -653,6 +682,225 @@ def create_web(
         )
         return Response(svg, media_type="image/svg+xml")
 
+    def form_expired(request: Request, session: Session) -> HTMLResponse:
+        return page(
+            request,
+            "error.html",
+            session,
+            status=403,
+            title="Form expired",
+            message="This form has expired or did not come from this page. Reload it and try again.",
+        )
+
+    @app.get("/circles", response_class=HTMLResponse)
+    async def circles_page(
+        request: Request, status: str = "active", session: Session = Depends(signed_in)
+    ) -> Response:
+        now = clock.now()
+        today = scheme_today(now)
+        shown = "ended" if status == "ended" else "active"
+        listed = in_order((c for c in circle_source.circles() if c.status == shown), now, today)
+        counts = {
+            kind: sum(1 for c in circle_source.circles() if c.status == kind) for kind in ("active", "ended")
+        }
+        return page(
+            request,
+            "circles.html",
+            session,
+            title="Ended circles" if shown == "ended" else "Active circles",
+            circles=listed,
+            shown=shown,
+            counts=counts,
+            references=_references(facts.referrals()),
+            today=today,
+        )
+
+    @app.get("/circles/{circle_id}", response_class=HTMLResponse)
+    async def circle_page(
+        request: Request,
+        circle_id: str,
+        done: str = "",
+        session: Session = Depends(signed_in),
+    ) -> Response:
+        circle = circle_source.circle(circle_id)
+        if circle is None:
+            return page(request, "not_found.html", session, status=404, title="Circle not found")
+        return circle_detail(request, session, circle, done=done)
+
+    def circle_detail(
+        request: Request,
+        session: Session,
+        circle: CircleView,
+        *,
+        done: str = "",
+        errors: dict[str, list[str]] | None = None,
+        form: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> HTMLResponse:
+        now = clock.now()
+        reference = _references(facts.referrals()).get(circle.referral_id, circle.circle_id)
+        return page(
+            request,
+            "circle.html",
+            session,
+            status=status,
+            title=f"Circle for referral {reference}",
+            circle=circle,
+            today=scheme_today(now),
+            done=done,
+            errors=errors or {},
+            form=form or {},
+            attendance=[a.value for a in CoreMemberAttendance],
+            reasons=[r.value for r in EndReason],
+        )
+
+    async def circle_command(
+        request: Request,
+        session: Session,
+        circle_id: str,
+        csrf_token: str,
+        what: str,
+        form: dict[str, str],
+        build: Callable[[CircleCommands, CircleView], Any],
+    ) -> Response:
+        if not csrf_ok(session, csrf_token):
+            return form_expired(request, session)
+        circle = circle_source.circle(circle_id)
+        if circle is None:
+            return page(request, "not_found.html", session, status=404, title="Circle not found")
+        if commands is None:
+            return page(request, "unavailable.html", session, status=503, title="Circles are not answering")
+        try:
+            await build(commands, circle)
+        except ValidationError as invalid:
+            return circle_detail(
+                request, session, circle, errors={what: field_errors(invalid)}, form=form, status=422
+            )
+        except CircleErased as erased:
+            return circle_detail(
+                request, session, circle, errors={what: [str(erased)]}, form=form, status=409
+            )
+        except KafkaError:
+            return page(request, "unavailable.html", session, status=503, title="Circles are not answering")
+        log.info(
+            "circle_command_requested", what=what, circle_id=circle.circle_id, account_id=session.account_id
+        )
+        return RedirectResponse(f"/circles/{circle.circle_id}?done={what}", status_code=303)
+
+    @app.post("/circles/{circle_id}/meeting")
+    async def record_meeting(
+        request: Request,
+        circle_id: str,
+        held_on: str = Form(""),
+        attendance: str = Form(""),
+        volunteers: list[str] = Form(default=[]),  # noqa: B008
+        csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
+    ) -> Response:
+        form = {"held_on": held_on, "attendance": attendance}
+        return await circle_command(
+            request,
+            session,
+            circle_id,
+            csrf_token,
+            "meeting",
+            form,
+            lambda c, circle: c.meeting(
+                circle.referral_id,
+                f"coordinator:{session.account_id}",
+                held_on=_date_or_raw(held_on),
+                attendance=attendance,
+                volunteer_ids=[v for v in volunteers if v in circle.volunteer_ids],
+            ),
+        )
+
+    @app.post("/circles/{circle_id}/review")
+    async def record_review(
+        request: Request,
+        circle_id: str,
+        held_on: str = Form(""),
+        csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
+    ) -> Response:
+        return await circle_command(
+            request,
+            session,
+            circle_id,
+            csrf_token,
+            "review",
+            {"review_held_on": held_on},
+            lambda c, circle: c.review(
+                circle.referral_id, f"coordinator:{session.account_id}", held_on=_date_or_raw(held_on)
+            ),
+        )
+
+    @app.post("/circles/{circle_id}/end")
+    async def end_circle(
+        request: Request,
+        circle_id: str,
+        outcome: str = Form(""),
+        reason: str = Form(""),
+        ended_on: str = Form(""),
+        csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
+    ) -> Response:
+        form = {"outcome": outcome, "reason": reason, "ended_on": ended_on}
+        return await circle_command(
+            request,
+            session,
+            circle_id,
+            csrf_token,
+            "end",
+            form,
+            lambda c, circle: c.end(
+                circle.referral_id,
+                f"coordinator:{session.account_id}",
+                outcome=outcome,
+                reason=(reason or None) if outcome == "ended_early" else None,
+                ended_on=_date_or_raw(ended_on),
+            ),
+        )
+
+    @app.post("/volunteers/{volunteer_id}/account", response_class=HTMLResponse)
+    async def add_volunteer_account(
+        request: Request,
+        volunteer_id: str,
+        csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
+    ) -> Response:
+        """A volunteer's account for the volunteers' page; its one-time password is shown once, here."""
+        if not csrf_ok(session, csrf_token):
+            return form_expired(request, session)
+        if volunteer_accounts is None:
+            return page(request, "unavailable.html", session, status=503, title="Accounts are not answering")
+        try:
+            known = {v.volunteer_id for v in await matching.volunteers()}
+        except MatchingUnavailable:
+            return await unavailable(request, session)
+        if volunteer_id not in known:
+            return page(request, "not_found.html", session, status=404, title="Volunteer not found")
+        password = generated_password()
+        try:
+            hashed = await asyncio.to_thread(hash_password, password)
+            await volunteer_accounts.add(volunteer_id, hashed, session.account_id)
+        except AccountExists as exists:
+            return page(
+                request, "error.html", session, status=409, title="Account exists", message=str(exists)
+            )
+        except KafkaError:
+            return page(request, "unavailable.html", session, status=503, title="Accounts are not answering")
+        log.info("volunteer_account_created", volunteer_id=volunteer_id, account_id=session.account_id)
+        response = page(
+            request,
+            "volunteer_account.html",
+            session,
+            title="Volunteer account created",
+            volunteer_id=volunteer_id,
+            password=password,
+        )
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     @app.get("/operations", response_class=HTMLResponse)
     async def operations_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         return page(request, "operations.html", session, title="Operations", ops=operations())
@@ -693,6 +941,28 @@ def _no() -> bool:
     raise ValueError("choose whether the panel was attended")
 
 
+def _references(progress: list[ReferralProgress]) -> dict[uuid.UUID, str]:
+    """Each referral's agency reference, to name its circle on the page."""
+    return {p.referral_id: p.agency_reference for p in progress if p.agency_reference}
+
+
+def _date_or_raw(text: str) -> date | str:
+    """A form's date, or the text as typed (the command's validation then says what is wrong with it)."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return text
+
+
+def field_errors(invalid: ValidationError) -> list[str]:
+    """Every field error of a refused command, in words for the page."""
+    found = []
+    for error in invalid.errors():
+        where = ".".join(str(part) for part in error["loc"] if part not in ("body",))
+        found.append(f"{where.replace('_', ' ')}: {error['msg']}" if where else str(error["msg"]))
+    return found
+
+
 def _client_of(request: Request) -> str:
     """The client's address as the server sees it (behind a proxy, uvicorn's ``--forwarded-allow-ips``
     decides whether ``X-Forwarded-For`` is believed; a header the proxy did not set never is)."""
@@ -724,6 +994,8 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     accounts = AccountDirectory(settings)
     sessions = coordinator_sessions(settings)
     views = CoordinatorViews(bootstrap, settings.topic_prefix)
+    sink = KafkaCommandSink(settings, "/circles/coordinator/web")
+    volunteer_accounts = VolunteerAccountDirectory(settings)
     monitor = OperationsMonitor(bootstrap, settings.topic_prefix, settings.operations_poll_s)
     matching = MatchingClient(settings.matching_api_url, settings.coordinator_api_token)
     policy = load_policy(settings.matching_policy)
@@ -745,6 +1017,8 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
         await publisher.start()
         await sessions.start()
         await views.start()
+        await sink.start()
+        await volunteer_accounts.start()
         await monitor.start()
         started["ready"] = True
         log.info("web_ready", referrals=len(views.referrals()))
@@ -753,17 +1027,23 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
         finally:
             await matching.close()
             await monitor.stop()
+            await volunteer_accounts.stop()
+            await sink.stop()
             await views.stop()
             await publisher.stop()
             await sessions.stop()
             await accounts.stop()
 
+    clock = clock_from_setting(settings.clock)
     app = create_web(
         accounts=accounts,
         matching=matching,
         facts=views,
+        circles=views,
+        commands=CircleCommands(sink, clock),
+        volunteer_accounts=volunteer_accounts,
         signer=SessionSigner(settings.session_secret, settings.session_hours),
-        clock=clock_from_setting(settings.clock),
+        clock=clock,
         levels=settings.service_levels(),
         yearly_target=policy.yearly_target,
         target_year_starts_month=policy.target_year_starts_month,

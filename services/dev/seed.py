@@ -2,7 +2,8 @@
 
 The demonstration agencies (with their API keys), a coordinator account, a volunteer pool across the four
 local authorities, and a handful of referrals from each kind of agency, some ineligible or deferred, sent
-through the partner API exactly as an agency would; then two sample circles (``seed_circles``).
+through the partner API exactly as an agency would; then two sample circles (``seed_circles``) and a
+volunteers' page account for a volunteer of the active one (``seed_volunteers``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import httpx
 from services.coordinator.accounts import add_account
 from services.coordinator.domain.passwords import generated_password
 from services.dev.seed_circles import seed_circles
+from services.dev.seed_volunteers import volunteer_account
 from services.referrals.agencies import list_agencies, register_agency
 from services.referrals.demo import DEMO_AGENCIES
 from services.runtime.settings import RuntimeSettings
@@ -243,6 +245,12 @@ async def seed(
         base_url=matching_api, headers={"Authorization": f"Bearer {token}"}, timeout=60
     ) as client:
         done += await seed_circles(settings, client)
+    if "volunteer_password" not in credentials.values:
+        account = await volunteer_account(settings)
+        if account is not None:
+            credentials.values["volunteer_id"], credentials.values["volunteer_password"] = account
+            credentials.save()
+            done.append(f"a volunteers' page account for {account[0]}, a volunteer of the active circle")
     return done
 
 

@@ -39,7 +39,7 @@ WORKERS = [
     "coordinator-worker",
     "circles-worker",
 ]
-APIS = ["referrals-api", "matching-api", "coordinator-web"]
+APIS = ["referrals-api", "matching-api", "coordinator-web", "volunteers-web"]
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
 
 
@@ -49,6 +49,7 @@ class DevSettings(RuntimeSettings):
     api_port: int = 8080
     matching_api_port: int = 8081
     web_port: int = 8082
+    volunteers_web_port: int = 8084
     smtp_port: int = 8025
     partner_metrics_port: int = 8083
     """The partner API's /metrics (and probes) listener: never its public port."""
@@ -99,6 +100,7 @@ class DevStack:
             "partner": f"http://127.0.0.1:{s.api_port}",
             "matching": f"http://127.0.0.1:{s.matching_api_port}",
             "coordinator": f"http://127.0.0.1:{s.web_port}",
+            "volunteers": f"http://127.0.0.1:{s.volunteers_web_port}",
         }
 
     def start(self) -> str:
@@ -150,6 +152,7 @@ class DevStack:
             "CIRCLES_API_PORT": str(s.api_port),
             "CIRCLES_MATCHING_API_PORT": str(s.matching_api_port),
             "CIRCLES_WEB_PORT": str(s.web_port),
+            "CIRCLES_VOLUNTEERS_WEB_PORT": str(s.volunteers_web_port),
             "CIRCLES_MATCHING_API_URL": urls["matching"],
             "CIRCLES_PARTNER_API_URL": urls["partner"],
             "CIRCLES_COORDINATOR_URL": urls["coordinator"],
@@ -226,6 +229,9 @@ class DevStack:
             f"  Partner API        {urls['partner']}   OpenAPI: {urls['partner']}/openapi.json",
             f"  Coordinator page   {urls['coordinator']}   sign in as coordinator / "
             f"{self.credentials.values.get('coordinator_password', '?')}",
+            f"  Volunteers' page   {urls['volunteers']}   sign in as "
+            f"{self.credentials.values.get('volunteer_id', '?')} / "
+            f"{self.credentials.values.get('volunteer_password', '?')}",
             f"  Matching API       {urls['matching']}   (bearer token in {self.credentials.path})",
             f"  Emails             SMTP 127.0.0.1:{self.settings.smtp_port}, kept in {self.data / 'mail'}",
             f"  Logs               {self.data / 'logs'}/<process>.log",

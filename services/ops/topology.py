@@ -13,12 +13,13 @@ from schemas.topics import (
     COORDINATOR_ACCOUNTS,
     COORDINATOR_RECORDS,
     TOPICS,
+    VOLUNTEER_ACCOUNTS,
     Service,
     TopicSpec,
 )
 
 READ_AS_VIEWS: frozenset[str] = frozenset(
-    {AGENCIES.name, COORDINATOR_ACCOUNTS.name, COORDINATOR_RECORDS.name}
+    {AGENCIES.name, COORDINATOR_ACCOUNTS.name, COORDINATOR_RECORDS.name, VOLUNTEER_ACCOUNTS.name}
 )
 REPLAY_GROUP = "circles-ops-replay"
 """The consumer group (under the topic prefix) whose offsets on each ``.dlq`` topic mark what was replayed."""

@@ -116,11 +116,11 @@ def principal(user: str) -> str:
 
 def process_services() -> dict[Service, tuple[str, ...]]:
     """Each service that runs processes, with their names (``<service>-<kind>`` in the registry)."""
-    from services.processes import PROCESSES
+    from services.processes import PROCESSES, service_of
 
     by_service: dict[Service, list[str]] = defaultdict(list)
     for name in sorted(PROCESSES):
-        by_service[Service(name.rsplit("-", 1)[0])].append(name)
+        by_service[Service(service_of(name))].append(name)
     return {service: tuple(names) for service, names in by_service.items()}
 
 

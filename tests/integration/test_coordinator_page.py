@@ -1,7 +1,9 @@
 """The coordinator page in a real browser (Debian's chromium driven by Playwright) over the whole
 pipeline: sign in, see a proposal appear without a reload, open it, accept it, see the circle formed and
-the target progress move; reject one and see the replacement. Every page is screenshotted and checked
-with axe-core (no serious or critical violations)."""
+the target progress move; reject one and see the replacement; follow a circle after its formation (record
+a meeting, a review, an ending, with the circles worker applying them) and give a volunteer an account for
+the volunteers' page. Every page is screenshotted and checked with axe-core (no serious or critical
+violations)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,7 +121,14 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         check=False,
     )
     assert created.returncode == 0, created.stderr
-    names = ["referrals-worker", "matching-worker", "matching-api", "coordinator-worker", "coordinator-web"]
+    names = [
+        "referrals-worker",
+        "matching-worker",
+        "matching-api",
+        "coordinator-worker",
+        "coordinator-web",
+        "circles-worker",
+    ]
     processes = [ServiceProcess(name, env).start() for name in names]
     matching_url, web_url = f"http://127.0.0.1:{matching_port}", f"http://127.0.0.1:{web_port}"
     try:
@@ -135,10 +145,10 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     assert leaks("".join(process.logs() for process in processes)) == []
 
 
-def register_volunteers(matching_url: str) -> None:
+def register_volunteers(matching_url: str, first: int = 0) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
     with httpx.Client(base_url=matching_url, headers=auth, timeout=30) as client:
-        for i, gender in enumerate(["female", "male", "female", "male", "female"]):
+        for i, gender in enumerate(["female", "male", "female", "male", "female"], start=first):
             volunteer_id = f"page-{i}"
             body: dict[str, Any] = {
                 "volunteer_id": volunteer_id,
@@ -146,7 +156,7 @@ def register_volunteers(matching_url: str) -> None:
                 "gender": gender,
                 "local_authority": "hull",
                 "postcode_district": "HU7",
-                "experienced": i == 0,
+                "experienced": i % 5 == 0,
             }
             assert client.post("/v1/volunteers", json=body).status_code == 201
             for path, day in (
@@ -290,6 +300,86 @@ def test_reject_one_volunteer_and_see_the_replacement(stack: Stack, page: Page) 
     assert json.loads(httpx.get(f"{stack.web_url}/ready").text)["status"] == "ready"
 
 
+def accept_proposal_for(stack: Stack, referral_id: uuid.UUID) -> list[str]:
+    """Accept the referral's proposal over the matching API (as the page does); its volunteers."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=stack.matching_url, headers=auth, timeout=30) as client:
+        for _ in range(120):
+            found = [p for p in client.get("/v1/proposals").json() if p["referral_id"] == str(referral_id)]
+            if found and found[0]["status"] == "open":
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"no open proposal for {referral_id}")
+        answer = client.post(f"/v1/proposals/{found[0]['proposal_id']}/decision", json={"outcome": "accept"})
+        assert answer.status_code in (200, 202), answer.text
+    return [v["volunteer_id"] for v in found[0]["volunteers"]]
+
+
+def reload_until(page: Page, ready: Callable[[], bool], tries: int = 80) -> None:
+    """The circles worker and the coordinator's view take a moment: reload until the page shows it."""
+    for _ in range(tries):
+        if ready():
+            return
+        page.wait_for_timeout(500)
+        page.reload()
+    assert ready(), page.url
+
+
+def test_a_circle_after_formation_meeting_review_and_ending(stack: Stack, page: Page) -> None:
+    register_volunteers(stack.matching_url, first=5)  # the earlier tests' proposals hold the first five
+    referral_id = stack.submit("PAGE-3")
+    accept_proposal_for(stack, referral_id)
+    sign_in(page)
+    page.goto("/circles")
+    row = page.locator(f'tr[data-circle="circle-{referral_id}"]')
+    reload_until(page, lambda: row.count() == 1)
+    expect(row).to_contain_text("PAGE-3")
+    check(page, "15-circles-active")
+
+    row.get_by_role("link", name="PAGE-3").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Circle for referral PAGE-3")
+    expect(page.get_by_text("No meetings recorded.")).to_be_visible()
+    check(page, "16-circle")
+    page.get_by_label("Attended", exact=True).check()
+    page.get_by_role("button", name="Record the meeting").click()
+    expect(page.get_by_role("status").first).to_contain_text("Meeting sent")
+    reload_until(page, lambda: page.locator("tr[data-meeting]").count() == 1)
+    expect(page.locator("tr[data-meeting] td[data-minutes]")).to_contain_text("Due by")
+    check(page, "17-circle-meeting-recorded")
+
+    page.get_by_role("button", name="Record the review").click()
+    expect(page.get_by_role("status").first).to_contain_text("Review sent")
+    reload_until(page, lambda: page.get_by_text("No reviews yet.").count() == 0)
+
+    page.get_by_label("Ended early", exact=True).check()
+    page.get_by_role("button", name="End the circle").click()  # no reason: refused, with the field's error
+    expect(page.get_by_role("alert")).to_contain_text("a circle ended early needs a reason")
+    check(page, "18-circle-ending-refused")
+    page.get_by_label("Reason, when ended early").select_option("moved_away")
+    page.get_by_role("button", name="End the circle").click()
+    expect(page.get_by_role("status").first).to_contain_text("Ending sent")
+    reload_until(page, lambda: page.get_by_role("button", name="End the circle").count() == 0)
+    expect(page.locator(".summary")).to_contain_text("ended early (moved away)")
+    page.goto("/circles?status=ended")
+    expect(page.locator(f'tr[data-circle="circle-{referral_id}"]')).to_contain_text(
+        "Ended early (moved away)"
+    )
+    check(page, "19-circles-ended")
+
+
+def test_a_volunteer_account_from_the_page_shows_its_password_once(stack: Stack, page: Page) -> None:
+    sign_in(page)
+    page.goto("/volunteers")
+    page.get_by_role("button", name="Create an account for Synthetic Volunteer 4").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Volunteer account created")
+    password = page.locator("[data-password]").inner_text()
+    assert len(password) == 20
+    check(page, "20-volunteer-account")
+    page.goto("/volunteers")
+    expect(page.get_by_role("row", name="Synthetic Volunteer 4")).to_contain_text("Has an account")
+
+
 def test_record_for_the_return_and_see_the_figures_chart_and_csv(stack: Stack, page: Page) -> None:
     """Issue 12: the report shows the commissioner's return with its chart (and the chart's table), the
     forms record a MAPPA panel, a mentoring session and an audit, and the CSV downloads."""
@@ -307,7 +397,7 @@ def test_record_for_the_return_and_see_the_figures_chart_and_csv(stack: Stack, p
     chart = page.get_by_role("img", name="The commissioner's return against its targets")
     expect(chart).to_be_visible()
     expect(page.get_by_role("table", name="The return's figures")).to_be_visible()
-    check(page, "15-return")
+    check(page, "21-return")
 
     panel = page.get_by_role("form", name="A MAPPA panel the scheme was asked to attend")
     panel.get_by_label("Referral id").fill(str(referral_id))
@@ -315,7 +405,7 @@ def test_record_for_the_return_and_see_the_figures_chart_and_csv(stack: Stack, p
     panel.get_by_label("Date of the panel").fill("2999-01-01")
     panel.get_by_role("button", name="Record the panel").click()
     expect(page.get_by_role("alert")).to_contain_text("in the future")
-    check(page, "16-return-refused")
+    check(page, "22-return-refused")
 
     panel = page.get_by_role("form", name="A MAPPA panel the scheme was asked to attend")
     panel.get_by_label("Referral id").fill(str(referral_id))
@@ -346,7 +436,7 @@ def test_record_for_the_return_and_see_the_figures_chart_and_csv(stack: Stack, p
         "1 (50 minutes)"
     )
     expect(chart).to_contain_text("MAPPA panels attended")
-    check(page, "17-return-recorded")
+    check(page, "23-return-recorded")
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the commissioner's return (CSV)").click()

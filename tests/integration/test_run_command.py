@@ -63,6 +63,7 @@ def start(folder: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], l
         "CIRCLES_API_PORT": str(ports["api"]),
         "CIRCLES_MATCHING_API_PORT": str(ports["matching"]),
         "CIRCLES_WEB_PORT": str(ports["web"]),
+        "CIRCLES_VOLUNTEERS_WEB_PORT": str(ports["volunteers"]),
         "CIRCLES_SMTP_PORT": str(ports["smtp"]),
         "CIRCLES_PARTNER_METRICS_PORT": str(ports["metrics"]),  # the partner API's /metrics listener
         "CIRCLES_TOPIC_PREFIX": PREFIX,
@@ -146,7 +147,7 @@ def descendants_of(pid: int) -> list[int]:
 
 def test_run_command_runs_everything_the_cli_finds_it_and_state_survives(tmp_path: Path) -> None:
     folder = fresh_clone(tmp_path / "circles")
-    ports = {name: free_port() for name in ("api", "matching", "web", "smtp", "metrics")}
+    ports = {name: free_port() for name in ("api", "matching", "web", "volunteers", "metrics", "smtp")}
     process, lines = start(folder, ports)
     text = "".join(lines)
     children = descendants_of(process.pid)
@@ -178,6 +179,7 @@ def test_run_command_runs_everything_the_cli_finds_it_and_state_survives(tmp_pat
         seconds = time.monotonic() - started
         print(f"\nrun command: decision, proposal and the coordinator's email within {seconds:.1f}s")
         the_cli_finds_the_running_stack(folder, ports, referral["referral_id"])
+        the_sample_circles_are_there(folder, ports, text)
     finally:
         stop(process)
     assert descendants_alive(children) == [], "processes left running after Ctrl-C"
@@ -192,6 +194,28 @@ def test_run_command_runs_everything_the_cli_finds_it_and_state_survives(tmp_pat
             assert client.get(referral["links"]["self"]).json()["status"] == "proposed"
     finally:
         stop(again)
+
+
+def the_sample_circles_are_there(folder: Path, ports: dict[str, int], text: str) -> None:
+    """Issue 11, item 9: an active circle with meetings, overdue minutes and an open concern, an ended one,
+    and the volunteers' page account the summary prints, which signs in."""
+    assert "sample data: sample circles:" in text and "a volunteers' page account for" in text, text
+    listed = circles(folder, "circle", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    active = [r for r in rows if r["status"] == "active"]
+    assert any(
+        r["meetings_held"] >= 1 and r["minutes_overdue"] >= 1 and r["open_concerns"] >= 1 for r in active
+    )
+    assert [r["outcome"] for r in rows if r["status"] == "ended"] == ["ended_early"]
+    account = re.search(r"Volunteers' page +(http://\S+) +sign in as (\S+) / (\S+)", text)
+    assert account, text
+    signed_in = httpx.post(
+        f"{account.group(1)}/sign-in",
+        data={"account": account.group(2), "password": account.group(3)},
+        follow_redirects=False,
+    )
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/circles", signed_in.text
 
 
 def the_cli_finds_the_running_stack(folder: Path, ports: dict[str, int], referral_id: str) -> None:

@@ -45,6 +45,7 @@ from schemas.topics import (
     TOPICS,
 )
 from services.ops.status import pipeline_status
+from services.processes import service_of
 from services.runtime.kafka import Publisher, create_topics
 from services.runtime.kafka_security import KafkaSecurity, security_options, using
 from services.security.acls import acls, managed
@@ -137,7 +138,7 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
 
 
 def _service(process: str) -> str:
-    return "circles-" + process.rsplit("-", 1)[0]
+    return "circles-" + service_of(process)
 
 
 @pytest.fixture(scope="module")

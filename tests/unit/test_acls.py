@@ -176,7 +176,8 @@ def test_the_sealers_found_are_those_of_the_services_and_the_command() -> None:
     assert _sealers() == {
         user_of(Service.REFERRALS): {"circles.referrals.keys.v1"},
         user_of(Service.MATCHING): {"circles.volunteers.keys.v1"},
-        user_of(Service.COORDINATOR): {"circles.coordinator.keys.v1"},
+        # the pages seal minutes and concern summaries with the referral's key
+        user_of(Service.COORDINATOR): {"circles.coordinator.keys.v1", "circles.referrals.keys.v1"},
         user_of(Service.CIRCLES): {"circles.referrals.keys.v1"},
         OPERATIONS_USER: {
             "circles.volunteers.keys.v1",

@@ -22,6 +22,7 @@ from services.circles.agents import CirclesWorker
 from services.circles.settings import CirclesSettings
 from services.coordinator.agents import CoordinatorWorker
 from services.coordinator.settings import CoordinatorSettings
+from services.coordinator.volunteers_web import build_volunteers_web
 from services.coordinator.web import build_web
 from services.matching.agents import MatchingWorker
 from services.matching.api import build_api as build_matching_api
@@ -45,6 +46,7 @@ PROCESS_SETTINGS: dict[str, tuple[type[RuntimeSettings], str]] = {
     "matching-api": (MatchingSettings, "matching_api_port"),
     "coordinator-worker": (CoordinatorSettings, "health_port"),
     "coordinator-web": (CoordinatorSettings, "web_port"),
+    "volunteers-web": (CoordinatorSettings, "volunteers_web_port"),
     "notifications-worker": (NotificationsSettings, "health_port"),
     "circles-worker": (CirclesSettings, "health_port"),
 }
@@ -57,6 +59,7 @@ BUILDERS: dict[str, Callable[[Any], object]] = {
     "matching-api": build_matching_api,
     "coordinator-worker": CoordinatorWorker,
     "coordinator-web": build_web,
+    "volunteers-web": build_volunteers_web,
     "notifications-worker": NotificationsWorker,
     "circles-worker": CirclesWorker,
 }

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from deploy.compose import credentials
 from schemas.topics import Service
 from services.cli import main
-from services.processes import PROCESSES
+from services.processes import PROCESSES, service_of
 from services.security.acls import ADMIN_USER, OPERATIONS_USER, user_of, users
 from tests.unit.deploy.common import (
     DEPLOY,
@@ -187,7 +187,7 @@ def test_the_broker_takes_clients_only_over_tls_with_scram_and_enforces_acls() -
 
 
 def test_each_service_signs_in_to_kafka_as_its_own_services_user() -> None:
-    expected = {name: user_of(Service(name.rsplit("-", 1)[0])) for name in PROCESS_SERVICES}
+    expected = {name: user_of(Service(service_of(name))) for name in PROCESS_SERVICES}
     expected |= {"topics": ADMIN_USER, "acls": ADMIN_USER, "cli": OPERATIONS_USER}
     for name, service in SERVICES.items():
         if service.get("command", [""])[0] != "circles":

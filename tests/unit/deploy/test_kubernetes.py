@@ -18,7 +18,7 @@ from deploy.k8s.validate import HERE as K8S
 from deploy.k8s.validate import Resource, Validator, kustomization, resources
 from schemas.topics import TOPICS, Service
 from services.coordinator.settings import CoordinatorSettings
-from services.processes import PROCESSES
+from services.processes import PROCESSES, service_of
 from services.protection.keks import add_kek
 from services.security.acls import Operation, PatternType, ResourceType, acls, principal, user_of
 from tests.unit.deploy.common import (
@@ -401,7 +401,7 @@ def test_kafka_accepts_only_tls_with_scram_and_denies_what_no_acl_allows() -> No
 def credential_problems(workload: dict[str, Any]) -> list[str]:
     """Why the workload would not sign in to Kafka as its own service's user (empty: it does)."""
     process = process_of(workload)
-    user = user_of(Service(process.rsplit("-", 1)[0]))
+    user = user_of(Service(service_of(process)))
     env = {variable["name"]: variable for variable in container(workload).get("env", [])}
     problems = []
     if env.get("CIRCLES_KAFKA_USERNAME", {}).get("value") != user:
