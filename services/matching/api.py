@@ -215,7 +215,12 @@ class KafkaBackend:
     def __init__(self, settings: MatchingSettings) -> None:
         bootstrap = settings.bootstrap_servers()
         prefix = settings.topic_prefix
-        self.sealer = build_sealer(settings, ["volunteer", "decision"], client_id="circles-matching-api-keys")
+        self.sealer = build_sealer(
+            settings,
+            ["volunteer", "decision"],
+            client_id="circles-matching-api-keys",
+            directory=settings.state_dir("matching-api"),
+        )
         self.live = LiveMatchingState(bootstrap, load_policy(settings.matching_policy), self.sealer, prefix)
         self.metrics = Metrics(SERVICE)
         self.publisher = Publisher(

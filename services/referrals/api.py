@@ -46,6 +46,7 @@ from schemas.partner_api import (
     ReferralView,
     Withdrawal,
 )
+from schemas.topics import REFERRALS_STATE
 from services.protection.sealer import build_sealer
 from services.referrals.access import Access, AccessLog
 from services.referrals.agencies import AgencyDirectory
@@ -572,8 +573,9 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
     bootstrap = settings.bootstrap_servers()
     prefix = settings.topic_prefix
     directory = AgencyDirectory(bootstrap, prefix)
-    sealer = build_sealer(settings, ["referral"], client_id="circles-referrals-api-keys")
-    read_model = ReferralReadModel(bootstrap, sealer, prefix)
+    state = settings.state_dir("referrals-api")
+    sealer = build_sealer(settings, ["referral"], client_id="circles-referrals-api-keys", directory=state)
+    read_model = ReferralReadModel(bootstrap, sealer, prefix, directory=state / REFERRALS_STATE.name)
     metrics = Metrics(SERVICE)
     publisher = Publisher(
         bootstrap,
@@ -595,7 +597,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
             await directory.view.sync()
             await read_model.view.sync()
         started["ready"] = True
-        log.info("api_ready", referrals=len(read_model.index))
+        log.info("api_ready", referrals=len(read_model.index), read=read_model.view.read)
         try:
             yield
         finally:

@@ -187,6 +187,18 @@ class LocalStore:
             batch.put(b"p" + pp, f"{offset} {time.time():.0f}".encode())
         db.write(batch)
 
+    def forget(self, partition: int, keys: Iterable[str]) -> None:
+        """Make deleted ``keys`` leave the disk now: a RocksDB delete only writes a tombstone, and the old
+        value stays in the write-ahead log and in table files until a compaction drops it. Flushing makes the
+        log obsolete (RocksDB removes it) and a compaction of each key's range rewrites the table files
+        holding it without the value (RocksDB removes the old files)."""
+        wanted = [b"v" + _pp(partition) + key.encode() for key in keys]
+        if not wanted:
+            return
+        self.db.flush()
+        for vkey in wanted:
+            self.db.compact_range(vkey, vkey + SEP)
+
     def reset(self, partition: int) -> None:
         """Forget the partition's copy (it is then read again from the beginning of the topic)."""
         pp = _pp(partition)
