@@ -107,11 +107,6 @@ class StoredView:
             await self._consumer.stop()
             self._consumer = None
             raise LookupError(f"topic {self.topic} does not exist: create the topics first") from None
-        found = len(self._consumer.partitions_for_topic(self.topic) or ())
-        if found != self._partitions:
-            await self._consumer.stop()
-            self._consumer = None
-            raise ValueError(f"topic {self.topic}: {found} partitions, the catalogue says {self._partitions}")
         tps = [TopicPartition(self.topic, p) for p in range(self._partitions)]
         self._consumer.assign(tps)
         beginnings = await self._consumer.beginning_offsets(tps)
