@@ -12,8 +12,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.topics import REFERRAL_KEYS
-from services.runtime import views
 from services.runtime.kafka import create_topics
+from services.runtime.tables import STALE_AFTER_S
 from services.runtime.views import StoredView
 
 pytestmark = pytest.mark.integration
@@ -79,8 +79,8 @@ async def test_a_copy_that_stopped_following_long_ago_is_read_again_whole(
     view = await caught_up(kafka_bootstrap, topic, tmp_path)
     await view.stop()
     await write(kafka_bootstrap, topic, [("k0", None)])
-    later = time.time() + views.STALE_AFTER_S + 60
-    monkeypatch.setattr(views.time, "time", lambda: later)
+    later = time.time() + STALE_AFTER_S + 60
+    monkeypatch.setattr(time, "time", lambda: later)
     view = await caught_up(kafka_bootstrap, topic, tmp_path)
     try:
         assert view.read == 11  # a tombstone it never saw may have been compacted away: all again

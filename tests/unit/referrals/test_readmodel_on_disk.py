@@ -14,7 +14,7 @@ from services.protection.keks import LocalKeks
 from services.protection.keystore import KeyRecord, KeyStore
 from services.protection.sealer import Sealer
 from services.referrals.domain.policy import load_policy
-from services.referrals.domain.referral import ReferralEntry, submit
+from services.referrals.domain.referral import ReferralEntry, ReferralRecord, submit
 from services.referrals.readmodel import Pending, ReferralReadModel
 from tests.samples import submission
 
@@ -78,7 +78,7 @@ async def test_records_are_found_by_id_and_agency_after_a_restart(tmp_path: Path
         index = model.index
         assert len(index) == 4
         found = index.get(mappa[0])
-        assert found is not None and found.agency_reference == "M-0"
+        assert isinstance(found, ReferralRecord) and found.agency_reference == "M-0"
         assert found.status is not ReferralStatus.WITHDRAWN
         assert "Testy" in found.model_dump_json()  # opened with its data key, from the key store on disk
         assert {r.referral_id for r in index.of_agency("mappa-humberside")} == set(mappa)
