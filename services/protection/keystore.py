@@ -91,7 +91,8 @@ class KeyStore:
         await self._producer.start()
         await self._view.start()
         await self._view.sync()
-        log.info("data_keys_ready", topic=self.topic, keys=len(self._view), read=self._view.read)
+        if self._view.store.persistent:  # a process's own copy (a one-off command's is temporary: quiet)
+            log.info("data_keys_ready", topic=self.topic, keys=len(self._view), read=self._view.read)
 
     async def stop(self) -> None:
         await self._view.stop()
