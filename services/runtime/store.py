@@ -199,6 +199,21 @@ class LocalStore:
         for vkey in wanted:
             self.db.compact_range(vkey, vkey + SEP)
 
+    def resume_at(self, partition: int, beginning: int, end: int, stale_after_s: float) -> int:
+        """Where the partition's copy goes on from, given the topic's ``beginning`` and ``end``: its
+        checkpoint, or (reset) the beginning when the copy is missing, ahead of the topic (recreated),
+        behind its beginning (records deleted), or checkpointed longer than ``stale_after_s`` ago with
+        records after it (compaction may have removed a tombstone it never saw)."""
+        checkpoint = self.checkpoint(partition)
+        if checkpoint is not None:
+            offset, written = checkpoint
+            old = offset < end and time.time() - written > stale_after_s
+            if beginning <= offset <= end and not old:
+                return offset
+            log.info("state_copy_rebuilt", store=self.name, partition=partition, checkpoint=offset, old=old)
+        self.reset(partition)
+        return beginning
+
     def reset(self, partition: int) -> None:
         """Forget the partition's copy (it is then read again from the beginning of the topic)."""
         pp = _pp(partition)

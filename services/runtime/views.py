@@ -112,7 +112,10 @@ class StoredView:
         beginnings = await self._consumer.beginning_offsets(tps)
         ends = await self._consumer.end_offsets(tps)
         for tp in tps:
-            position = self._start_at(tp.partition, beginnings[tp], ends[tp])
+            position = self.store.resume_at(tp.partition, beginnings[tp], ends[tp], STALE_AFTER_S)
+            checkpoint = self.store.checkpoint(tp.partition)
+            if checkpoint is not None:
+                self._checkpointed[tp.partition] = checkpoint
             self._consumer.seek(tp, position)
             self._positions[tp.partition] = position
         self._task = supervise(f"stored-view:{self.topic}", self._step)
@@ -123,18 +126,6 @@ class StoredView:
             if self.topic in await self._consumer.topics():
                 return
             await asyncio.sleep(0.5)
-
-    def _start_at(self, partition: int, beginning: int, end: int) -> int:
-        checkpoint = self.store.checkpoint(partition)
-        if checkpoint is not None:
-            offset, written = checkpoint
-            old = offset < end and time.time() - written > STALE_AFTER_S
-            if beginning <= offset <= end and not old:
-                self._checkpointed[partition] = checkpoint
-                return offset
-            log.info("stored_view_rebuilt", topic=self.topic, partition=partition, checkpoint=offset, old=old)
-        self.store.reset(partition)
-        return beginning
 
     async def stop(self) -> None:
         if self._task:

@@ -11,25 +11,15 @@ import pytest
 
 from services.protection.errors import KeyDestroyed
 from services.protection.keks import LocalKeks
-from services.protection.keystore import KeyRecord, KeyStore
+from services.protection.keystore import KeyStore
 from services.protection.sealing import DataKey
+from tests.keystores import keystore_on_disk
 
 KEKS = LocalKeks({"k1": os.urandom(32)}, "k1")
 
 
 def on_disk(directory: Path) -> KeyStore:
-    """A key store whose writes are acknowledged at once (the broker's part is the integration tests')."""
-    store = KeyStore("127.0.0.1:9", "keys", KEKS, directory=directory)
-
-    async def acknowledged(dek_id: str, record: KeyRecord | None) -> None:
-        store._changed(dek_id, record)
-
-    async def synced() -> None:
-        pass
-
-    store._write = acknowledged  # type: ignore[method-assign]
-    store.sync = synced  # type: ignore[method-assign]
-    return store
+    return keystore_on_disk(directory, KEKS)
 
 
 def same(one: DataKey, other: DataKey) -> bool:

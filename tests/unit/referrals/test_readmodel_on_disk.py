@@ -11,11 +11,11 @@ from pathlib import Path
 from schemas.common import ReferralStatus
 from schemas.events.referrals import SubmitReferral
 from services.protection.keks import LocalKeks
-from services.protection.keystore import KeyRecord, KeyStore
 from services.protection.sealer import Sealer
 from services.referrals.domain.policy import load_policy
 from services.referrals.domain.referral import ReferralEntry, ReferralRecord, submit
 from services.referrals.readmodel import Pending, ReferralReadModel
+from tests.keystores import keystore_on_disk
 from tests.samples import submission
 
 NOW = datetime(2026, 11, 24, 10, tzinfo=UTC)
@@ -23,17 +23,7 @@ KEKS = LocalKeks({"k1": b"k" * 32}, "k1")
 
 
 def sealer_on_disk(directory: Path) -> Sealer:
-    store = KeyStore("127.0.0.1:9", "keys", KEKS, directory=directory)
-
-    async def acknowledged(dek_id: str, record: KeyRecord | None) -> None:
-        store._changed(dek_id, record)
-
-    async def synced() -> None:
-        pass
-
-    store._write = acknowledged  # type: ignore[method-assign]
-    store.sync = synced  # type: ignore[method-assign]
-    return Sealer({"referral": store})
+    return Sealer({"referral": keystore_on_disk(directory, KEKS)})
 
 
 def read_model(directory: Path) -> tuple[ReferralReadModel, Sealer]:
