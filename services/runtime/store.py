@@ -150,8 +150,12 @@ class LocalStore:
 
     # -- writing --------------------------------------------------------------------------------------------
 
-    def write(self, partition: int, changes: Iterable[Change], offset: int | None) -> None:
-        """Apply ``changes`` and, if given, checkpoint the partition at ``offset``: one atomic batch."""
+    def write(
+        self, partition: int, changes: Iterable[Change], offset: int | None, since: float | None = None
+    ) -> None:
+        """Apply ``changes`` and, if given, checkpoint the partition at ``offset``: one atomic batch.
+        ``since``: when the copy was last known to follow the topic (default now), what ``resume_at``
+        judges a copy's age by."""
         db, pp = self.db, _pp(partition)
         batch = WriteBatch(raw_mode=True)
         count = self.count(partition)
@@ -184,7 +188,7 @@ class LocalStore:
                     moved[rkey] = text.encode()
         batch.put(b"n" + pp, str(count).encode())
         if offset is not None:
-            batch.put(b"p" + pp, f"{offset} {time.time():.0f}".encode())
+            batch.put(b"p" + pp, f"{offset} {time.time() if since is None else since:.0f}".encode())
         db.write(batch)
 
     def forget(self, partition: int, keys: Iterable[str]) -> None:

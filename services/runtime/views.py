@@ -6,9 +6,10 @@ checkpointed with the offset each partition's copy reflects (written in the same
 start opens the store and reads each partition only from its checkpoint; ``sync()`` returns once the copy
 has caught up with what was written before the call, so a process is ready only after catching up. A
 partition whose copy is missing, ahead of the topic (recreated), behind its start (records deleted) or
-stale is read again from the beginning: a copy that has not followed the topic for ``STALE_AFTER_S`` may
-have missed a tombstone that compaction has since removed, and reading on from its offset would keep a
-deleted key (a destroyed data key, say).
+stale is read again from the beginning: a copy that has not been at the topic's end for ``STALE_AFTER_S``
+may have missed a tombstone that compaction has since removed, and reading on from its offset would keep
+a deleted key (a destroyed data key, say). So a checkpoint's time is when the copy was last at the end
+(or, while it catches up, the time of the checkpoint it resumed from), never merely when it was written.
 
 Values stay raw (sealed fields sealed); readers parse what they look up. Secondary indexes (``indexes``:
 name → text of a raw value) are kept in the same batches. With ``forget_deleted``, a deleted key's old
@@ -77,6 +78,10 @@ class StoredView:
         self._partitions = partitions
         self._positions: dict[int, int] = {}
         self._checkpointed: dict[int, tuple[int, float]] = {}
+        self._since: dict[int, float] = {}
+        """Per partition, when the copy last reflected the whole partition (its position at the topic's
+        end), or the checkpoint's own time while catching up: only records written after it can be
+        missing from the copy, which is what makes a copy stale (``resume_at``)."""
         self._task: asyncio.Task[None] | None = None
         self._progress = asyncio.Condition()
         self._opened = False
@@ -111,11 +116,15 @@ class StoredView:
         self._consumer.assign(tps)
         beginnings = await self._consumer.beginning_offsets(tps)
         ends = await self._consumer.end_offsets(tps)
+        asked = time.time()
         for tp in tps:
             position = self.store.resume_at(tp.partition, beginnings[tp], ends[tp], STALE_AFTER_S)
             checkpoint = self.store.checkpoint(tp.partition)
-            if checkpoint is not None:
+            if checkpoint is not None:  # resumed: as fresh as its checkpoint until it reaches the end
                 self._checkpointed[tp.partition] = checkpoint
+                self._since[tp.partition] = asked if position >= ends[tp] else checkpoint[1]
+            else:  # read again from the beginning: what it reads is the topic as it is now
+                self._since[tp.partition] = asked
             self._consumer.seek(tp, position)
             self._positions[tp.partition] = position
         self._task = supervise(f"stored-view:{self.topic}", self._step)
@@ -134,7 +143,7 @@ class StoredView:
                 await self._task
             self._task = None
         if self._consumer is not None:
-            if self.store.persistent:  # what it followed until now: not stale at the next start
+            if self.store.persistent:  # how far it followed, and since when
                 for partition, position in self._positions.items():
                     self._checkpoint(partition, position)
             await self._consumer.stop()
@@ -155,13 +164,15 @@ class StoredView:
 
     async def _step(self) -> None:
         """Read what is new into the store (supervised: a failure is retried from the same position)."""
+        asked = time.time()
         fetched = await self._consumer.getmany(timeout_ms=200, max_records=20_000)
         if self._prepare is not None:
             await self._prepare([r.value for records in fetched.values() for r in records if r.value])
         for tp, records in fetched.items():
             changes = [self._change(r.key.decode(), r.value) for r in records if r.key is not None]
-            self.store.write(tp.partition, changes, records[-1].offset + 1)
-            self._checkpointed[tp.partition] = (records[-1].offset + 1, time.time())
+            since = self._since.get(tp.partition, asked)
+            self.store.write(tp.partition, changes, records[-1].offset + 1, since)
+            self._checkpointed[tp.partition] = (records[-1].offset + 1, since)
             self.read += len(records)
             deleted = [change.key for change in changes if change.value is None]
             if self._forget_deleted and deleted:
@@ -172,15 +183,20 @@ class StoredView:
         for tp in self._consumer.assignment():
             position = await self._consumer.position(tp)
             self._positions[tp.partition] = position
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None and position >= highwater:
+                self._since[tp.partition] = asked  # at the end: nothing older can be missing
+            since = self._since.get(tp.partition, asked)
             written = self._checkpointed.get(tp.partition)
-            if written is None or written[0] != position or time.time() - written[1] > REFRESH_S:
+            if written is None or written[0] != position or since - written[1] > REFRESH_S:
                 self._checkpoint(tp.partition, position)  # compaction leaves gaps; keep the copy fresh
         async with self._progress:
             self._progress.notify_all()
 
     def _checkpoint(self, partition: int, position: int) -> None:
-        self.store.write(partition, [], position)
-        self._checkpointed[partition] = (position, time.time())
+        since = self._since.get(partition, time.time())
+        self.store.write(partition, [], position, since)
+        self._checkpointed[partition] = (position, since)
 
     def _change(self, key: str, value: bytes | None) -> Change:
         index: dict[str, str | None] = {}

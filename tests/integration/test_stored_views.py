@@ -85,5 +85,7 @@ async def test_a_copy_that_stopped_following_long_ago_is_read_again_whole(
     try:
         assert view.read == 11  # a tombstone it never saw may have been compacted away: all again
         assert len(view) == 9 and view.get("k0") is None
+        checkpoint = view.store.checkpoint(0)
+        assert checkpoint is not None and checkpoint[1] >= later - 5  # at the end now: fresh again
     finally:
         await view.stop()
