@@ -595,7 +595,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         await read_model.start()
         async with asyncio.timeout(120):
             await directory.view.sync()
-            await read_model.view.sync()
+        await read_model.view.caught_up()  # ready only once caught up, however long a first start reads
         started["ready"] = True
         log.info("api_ready", referrals=len(read_model.index), read=read_model.view.read)
         try:

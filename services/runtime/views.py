@@ -162,6 +162,20 @@ class StoredView:
                 lambda: all(self._positions.get(tp.partition, -1) >= end for tp, end in ends.items())
             )
 
+    async def caught_up(self, stalled_s: float = 120.0) -> None:
+        """``sync()``, however long catching up takes as long as it progresses: ``TimeoutError`` only when
+        no record was read for ``stalled_s`` (a first start reads the whole topic: a million records take
+        minutes, and a bound on the whole wait would stop it before it is done)."""
+        while True:
+            read = self.read
+            try:
+                async with asyncio.timeout(stalled_s):
+                    await self.sync()
+                return
+            except TimeoutError:
+                if self.read == read:
+                    raise
+
     async def _step(self) -> None:
         """Read what is new into the store (supervised: a failure is retried from the same position)."""
         asked = time.time()
