@@ -40,8 +40,7 @@ async def caught_up(bootstrap: str, topic: str, directory: Path) -> StoredView:
         forget_deleted=True,
     )
     await view.start()
-    async with asyncio.timeout(60):
-        await view.sync()
+    await view.caught_up(stalled_s=30)  # what the partner API waits on before it is ready
     return view
 
 
