@@ -191,7 +191,7 @@ async def service(
             subjects = [f"referral:{s.referral_id}" for s in batch]
             for start in range(0, count, 500):
                 await asyncio.gather(*(sealer.store_for(s).ensure(s) for s in subjects[start : start + 500]))
-        records = [await s.record(sealer) for s in batch]  # made before the clock starts
+        records = [await s.record(sealer, signing_keys=stack.signing_keys) for s in batch]  # before the clock
     finally:
         await sealer.stop()
     stack.start((WORKER,))

@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.sink import Delivery, SinkProcess
 from bench.stack import COORDINATOR_EMAIL, Stack
 from bench.workload import Record, Submission, inbound_topic, seed_volunteers, submissions
-from schemas.topics import MATCHING_EVENTS, MATCHING_POOL
+from schemas.topics import MATCHING_EVENTS, MATCHING_POOL, TopicSpec
 from services.notifications.domain.routing import RoutingConfig, coordinator_recipients, notification_id
 from services.protection.sealer import Sealer
 from services.runtime.kafka import producer as make_producer
@@ -51,6 +51,30 @@ class Outcome:
     """The envelope's ``ce_time``: when the matching service made the event."""
 
 
+async def from_the_end(bootstrap: str, prefix: str, spec: TopicSpec) -> Any:
+    """A started consumer of every partition of the topic, positioned at its current end."""
+    topic = prefix + spec.name
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    partitions = [TopicPartition(topic, p) for p in range(spec.partitions)]
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    for tp in partitions:
+        await consumer.position(tp)
+    return consumer
+
+
+async def stop_following(task: asyncio.Task[None] | None, consumer: Any) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if consumer is not None:
+        await consumer.stop()
+
+
 @dataclass
 class Observer:
     """Follows the matching events topic (from its end at start) and the sink's deliveries."""
@@ -67,25 +91,11 @@ class Observer:
     _task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        topic = self.prefix + MATCHING_EVENTS.name
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
-        )
-        await self._consumer.start()
-        partitions = [TopicPartition(topic, p) for p in range(MATCHING_EVENTS.partitions)]
-        self._consumer.assign(partitions)
-        await self._consumer.seek_to_end(*partitions)
-        for tp in partitions:
-            await self._consumer.position(tp)
+        self._consumer = await from_the_end(self.bootstrap, self.prefix, MATCHING_EVENTS)
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await stop_following(self._task, self._consumer)
 
     async def _run(self) -> None:
         while True:
@@ -171,7 +181,7 @@ class Round:
 
     async def record(self, submission: Submission) -> Record:
         """The submission's record as an agency system produces it (see ``bench.workload``)."""
-        return await submission.record(self.sealer)
+        return await submission.record(self.sealer, signing_keys=self.stack.signing_keys)
 
     async def send(self, record: Record) -> asyncio.Future[Any]:
         key, value, headers = record

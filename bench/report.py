@@ -37,6 +37,15 @@ TARGETS = {
     "restart_api_1000000_after_stop_s": Target("<=", 10, "partner API restart, 1,000,000 referrals ≤ 10 s"),
     "restart_api_1000000_after_kill_s": Target("<=", 10, "partner API restart, 1,000,000 referrals ≤ 10 s"),
     "match_10k_median_ms": Target("<=", 5, "one match against 10,000 volunteers ≤ 5 ms median"),
+    "partner_post_p50_ms": Target("<=", 10, "partner API POST p50 ≤ 10 ms (100 referrals at 10/s)"),
+    "partner_proposed_p50_ms": Target("<=", 20, "partner API POST → proposed p50 ≤ 20 ms at 10/s"),
+    "partner_proposed_p99_ms": Target("<=", 100, "partner API POST → proposed p99 ≤ 100 ms at 10/s"),
+    "partner_decided_per_s": Target(">=", 1000, "≥ 1,000 referrals/s through the partner API, decided"),
+    "partner_flat_proposed_p99_ms": Target(
+        "<=", 100, "partner API flat out: POST → proposed p99 ≤ 100 ms (16 clients)"
+    ),
+    "circles_help_s": Target("<=", 0.3, "`circles --help` ≤ 0.3 s"),
+    "dev_up_again_s": Target("<=", 20, "`make run` a second time (data kept) until running ≤ 20 s"),
 }
 
 

@@ -1,12 +1,14 @@
 """The benchmark runner (``make bench`` / ``python -m bench``): one real local broker, every measurement run
 several times, medians and spread printed, ``results.json`` and ``results.png`` written.
 
-    python -m bench [--runs 3] [--quick] [--only match,baseline,encryption,pipeline,restart] ...
+    python -m bench [--runs 3] [--quick] [--only match,startup,baseline,encryption,pipeline,partner,restart]
 
 Measurements (one module each): ``baseline`` (raw aiokafka produce→consume), ``encryption`` (what sealing
 personal fields costs: the codec, and the referrals service as shipped against keys made ahead),
 ``end_to_end`` and ``latency`` (a ``pipeline`` round: all services, fresh topics), ``restart`` (the
-referrals worker with 100,000 referrals of state), ``match_time`` (the matcher alone). Benchmarks are
+referrals worker with 100,000 referrals of state), ``match_time`` (the matcher alone), ``partner_api``
+(HTTP clients against the partner API, each submission followed until proposed), ``startup`` (``circles
+--help``, and ``circles dev up`` started a second time until it is running). Benchmarks are
 measurements, not tests: nothing here fails on a missed target; the verdicts are in the results.
 ``--quick`` is a smoke run (smaller loads, two runs each): its figures are not the ones to quote.
 """
@@ -27,16 +29,28 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench import baseline, encryption, end_to_end, latency, match_time, pipeline, restart
+from bench import (
+    baseline,
+    encryption,
+    end_to_end,
+    latency,
+    match_time,
+    partner_api,
+    pipeline,
+    restart,
+    startup,
+)
 from bench.chart import draw
 from bench.report import header, line, measurement
 from bench.stack import Stack
 from schemas.topics import TOPICS
 from services.dev.broker import local_kafka
 
-PARTS = ("match", "baseline", "encryption", "pipeline", "restart")
+PARTS = ("match", "startup", "baseline", "encryption", "pipeline", "partner", "restart")
 QUICK = {
     "runs": 2,
+    "partner_paced": 50,
+    "partner_flat_out": 500,
     "baseline_messages": 30_000,
     "encryption_referrals": 1_000,
     "e2e_referrals": 1_000,
@@ -64,6 +78,24 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--encryption-referrals", type=int, default=3_000, help="offered at once to the referrals worker"
+    )
+    parser.add_argument(
+        "--partner-paced",
+        type=int,
+        default=100,
+        help="referrals POSTed at 10/s, each followed until proposed",
+    )
+    parser.add_argument(
+        "--partner-flat-out",
+        type=int,
+        default=2_000,
+        help="referrals POSTed by 16 keep-alive clients at once",
+    )
+    parser.add_argument(
+        "--no-dev-up",
+        dest="startup_dev_up",
+        action="store_false",
+        help="startup: only `circles --help`, not `circles dev up` twice (a broker and seven processes)",
     )
     parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK}")
     args = parser.parse_args(argv)
@@ -256,6 +288,77 @@ async def records_written(bootstrap: str, prefix: str) -> dict[str, int]:
     return written
 
 
+async def run_partner(
+    bootstrap: str, args: argparse.Namespace, work: Path, baseline_median: float | None
+) -> list[dict[str, Any]]:
+    runs = max(3, args.runs)
+    say(
+        f"partner API: one round with all services; {runs} runs each of {args.partner_paced} referrals "
+        f"POSTed at 10/s, then {args.partner_flat_out:,} by 16 keep-alive clients, each followed until "
+        "proposed"
+    )
+    planned = 50 + runs * (args.partner_paced + args.partner_flat_out)
+    async with pipeline.pipeline_round(
+        bootstrap, f"p{int(time.time())}", work, planned, date.today()
+    ) as round_:
+        say(f"  ready in {round_.startup_s:.1f} s ({round_.volunteers:,} volunteers)")
+        await pipeline.warm_up(round_)
+        results = await partner_api.measure(
+            round_, runs, args.partner_paced, 10.0, args.partner_flat_out, 16, args.out / "profiles"
+        )
+    for n, result in enumerate(results):
+        paced, flat = result["paced"], result["flat_out"]
+        post, decided, proposed = paced["post_ms"], paced["decided_ms"], paced["proposed_ms"]
+        say(
+            f"  run {n + 1}: paced POST p50 {post['p50']:.1f} ms (p99 {post['p99']:.1f}), decided p50 "
+            f"{decided['p50']:.0f} ms, proposed p50 {proposed['p50']:.0f} ms (p99 {proposed['p99']:.0f}); "
+            f"flat out: accepted {flat['accepted_per_s']:.1f}/s, decided {flat['decided_per_s']:.1f}/s, "
+            f"decided p50 {flat['decided_ms']['p50']:.0f} ms (p99 {flat['decided_ms']['p99']:.0f}), "
+            f"proposed p99 {flat['proposed_ms']['p99']:.0f} ms"
+        )
+    for name, summary in results[0].get("profile", {}).items():
+        say(
+            f"  py-spy, first flat-out run: {name} {summary['cpu_pct_of_core']}% of a core, "
+            f"{summary['cpu_ms_per_referral']} ms CPU per referral, {summary.get('idle_pct')}% idle samples"
+        )
+        for frame, pct in summary.get("inclusive", [])[:8]:
+            say(f"    {pct:5.1f}%  {frame}")
+    paced_runs = [r["paced"] for r in results]
+    flat_runs = [r["flat_out"] for r in results]
+    found = [
+        measurement("partner_post_p50_ms", "ms", [r["post_ms"]["p50"] for r in paced_runs], results),
+        measurement("partner_post_p99_ms", "ms", [r["post_ms"]["p99"] for r in paced_runs], []),
+        measurement("partner_decided_p50_ms", "ms", [r["decided_ms"]["p50"] for r in paced_runs], []),
+        measurement("partner_decided_p99_ms", "ms", [r["decided_ms"]["p99"] for r in paced_runs], []),
+        measurement("partner_proposed_p50_ms", "ms", [r["proposed_ms"]["p50"] for r in paced_runs], []),
+        measurement("partner_proposed_p99_ms", "ms", [r["proposed_ms"]["p99"] for r in paced_runs], []),
+        measurement("partner_accepted_per_s", "referrals/s", [r["accepted_per_s"] for r in flat_runs], []),
+        measurement("partner_decided_per_s", "referrals/s", [r["decided_per_s"] for r in flat_runs], []),
+        measurement("partner_flat_decided_p50_ms", "ms", [r["decided_ms"]["p50"] for r in flat_runs], []),
+        measurement("partner_flat_decided_p99_ms", "ms", [r["decided_ms"]["p99"] for r in flat_runs], []),
+        measurement("partner_flat_proposed_p99_ms", "ms", [r["proposed_ms"]["p99"] for r in flat_runs], []),
+    ]
+    if baseline_median:
+        ratios = [round(r["decided_per_s"] / baseline_median, 4) for r in flat_runs]
+        ideal = round(1 / 3, 4)  # POST → command → referrals worker → referral events: three records each
+        found.append(measurement("partner_decided_ratio_to_baseline", "ratio", ratios, [], ideal=ideal))
+    return found
+
+
+def run_startup(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    runs = max(3, args.runs)
+    say(f"startup: `circles --help` {runs} times, beside the interpreter alone")
+    found = startup.help_measurements(runs)
+    for entry in found:
+        say(f"  {entry['name']}: {entry['values']}")
+    if args.startup_dev_up:
+        say(f"startup: `circles dev up` on a fresh data directory (seeding), then again {args.runs} times")
+        found += startup.dev_up_measurements(work / "dev-up", restarts=args.runs)
+        for entry in found[-2:]:
+            say(f"  {entry['name']}: {entry['values']}")
+    return found
+
+
 async def run_restart(bootstrap: str, args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     found = []
     for size in (int(n) for n in str(args.restart_referrals).split(",")):
@@ -301,6 +404,8 @@ async def with_broker(args: argparse.Namespace, parts: set[str], work: Path) -> 
             found += await run_encryption(bootstrap, args, work, baseline_median)
         if "pipeline" in parts:
             found += pipeline_measurements(await run_rounds(bootstrap, args, work), baseline_median)
+        if "partner" in parts:
+            found += await run_partner(bootstrap, args, work, baseline_median)
         if "restart" in parts:
             found += await run_restart(bootstrap, args, work)
     finally:
@@ -323,7 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     found = run_match(args.runs) if "match" in parts else []
     work = Path(tempfile.mkdtemp(prefix="circles-bench-"))
     try:
-        if parts & {"baseline", "encryption", "pipeline", "restart"}:
+        if "startup" in parts:
+            found += run_startup(args, work)
+        if parts & {"baseline", "encryption", "pipeline", "partner", "restart"}:
             found += asyncio.run(with_broker(args, parts, work))
     finally:
         logs = args.out / "logs"

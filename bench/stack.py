@@ -26,7 +26,13 @@ from services.runtime.kafka import create_topics
 from services.runtime.settings import RuntimeSettings
 from tests.processes import ServiceProcess, free_port
 
-WORKERS = ("referrals-worker", "matching-worker", "notifications-worker", "coordinator-worker")
+WORKERS = (
+    "referrals-worker",
+    "matching-worker",
+    "notifications-worker",
+    "coordinator-worker",
+    "circles-worker",
+)
 APIS = ("referrals-api", "matching-api", "coordinator-web")
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
 
@@ -55,7 +61,11 @@ class Stack:
         self.smtp_port = smtp_port
         self.ports = {"api": free_port(), "matching": free_port(), "web": free_port()}
         self.processes: dict[str, BenchProcess] = {}
+        self.api_keys: dict[str, str] = {}
+        """Agency id -> its partner API key (the demo agencies, after ``prepare``)."""
         self.kek_file = data_dir / "kek.json"
+        self.signing_keys: dict[str, str] = {}
+        """Each demo agency's Kafka signing key, once ``prepare`` has registered them."""
         if not self.kek_file.exists():
             add_kek(self.kek_file, "bench")
 
@@ -63,7 +73,7 @@ class Stack:
         """The catalogue's topics under the prefix, and the demo agencies (email contacts)."""
         await create_topics(self.bootstrap, TOPICS, prefix=self.prefix)
         for agency in DEMO_AGENCIES:
-            await register_agency(
+            credentials = await register_agency(
                 self.bootstrap,
                 agency.agency_id,
                 name=agency.name,
@@ -72,6 +82,8 @@ class Stack:
                 contact_email=agency.contact_email,
                 prefix=self.prefix,
             )
+            self.api_keys[agency.agency_id] = credentials.api_key
+            self.signing_keys[agency.agency_id] = credentials.kafka_signing_key
 
     def env(self, process: str) -> dict[str, str]:
         partner = f"http://127.0.0.1:{self.ports['api']}"
@@ -93,6 +105,8 @@ class Stack:
             "CIRCLES_SMTP_HOST": "127.0.0.1",
             "CIRCLES_SMTP_PORT": str(self.smtp_port),
             "CIRCLES_COORDINATOR_EMAIL": COORDINATOR_EMAIL,
+            # no per-agency rate limit: it would measure itself (a burst of 60), not the partner API
+            "CIRCLES_RATE_LIMIT_PER_MINUTE": "0",
         }
         if process in WORKERS:
             env["CIRCLES_HEALTH_PORT"] = str(free_port())

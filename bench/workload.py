@@ -10,7 +10,8 @@ volunteer records with their personal fields sealed under each volunteer's data 
 service publishes them. An inbound submission is what an agency system produces: main's contract has no
 data subject for it (agencies hold no data keys), so it goes in the clear, as in the services' own tests,
 and the referrals worker seals it when it turns it into a command. Should the contract change, the same
-call seals it (or refuses without a sealer).
+call seals it (or refuses without a sealer). It is signed with the agency's Kafka signing key
+(``services.referrals.domain.inbound_signature``), as the worker refuses unsigned submissions.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -33,6 +35,7 @@ from services.matching.domain.pool import Volunteer
 from services.protection.codec import encode_record
 from services.protection.sealer import Sealer
 from services.referrals.demo import DEMO_AGENCIES
+from services.referrals.domain.inbound_signature import signed_headers
 from services.referrals.domain.referral import referral_id_for
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
@@ -45,15 +48,24 @@ class Submission:
     agency_id: str
     event: InboundSubmission
 
-    async def record(self, sealer: Sealer | None = None, now: datetime | None = None) -> Record:
-        """The Kafka record an agency system would produce (CloudEvents headers, ``ce_source`` names it)."""
+    async def record(
+        self,
+        sealer: Sealer | None = None,
+        now: datetime | None = None,
+        signing_keys: Mapping[str, str] | None = None,
+    ) -> Record:
+        """The Kafka record an agency system would produce (CloudEvents headers, ``ce_source`` names it),
+        signed with its agency's key from ``signing_keys`` (unsigned without)."""
         envelope = Envelope.for_event(
             self.event,
             source=f"/agencies/{self.agency_id}",
             correlation_id=f"bench-{self.referral_id}",
             time=now or datetime.now(UTC),
         )
-        return await encode_record(self.event, envelope, sealer)
+        key, value, headers = await encode_record(self.event, envelope, sealer)
+        if signing_keys is not None:
+            headers = signed_headers(signing_keys[self.agency_id], headers, value)
+        return key, value, headers
 
 
 def submissions(run: str, count: int, today: date, start: int = 0) -> list[Submission]:

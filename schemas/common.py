@@ -64,6 +64,7 @@ class ReasonCode(StrEnum):
     RISK_TOO_LOW = "risk_too_low"
     RELEASE_OUTSIDE_WINDOW = "release_outside_window"
     RELEASE_DATE_MISSING = "release_date_missing"
+    IMPLAUSIBLE_DATE = "implausible_date"
 
 
 class ReferralStatus(StrEnum):
@@ -75,6 +76,7 @@ class ReferralStatus(StrEnum):
     PROPOSED = "proposed"
     AWAITING_VOLUNTEERS = "awaiting_volunteers"
     CIRCLE_FORMED = "circle_formed"
+    CIRCLE_ENDED = "circle_ended"
     WITHDRAWN = "withdrawn"
 
 
@@ -103,9 +105,10 @@ NOT_BLANK = f"[^{WHITE_SPACE}]"
 text of white space only is empty; the documents say so with this pattern (``minLength`` alone would call it
 valid)."""
 
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 Slug = Annotated[
     str,
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$"),
+    StringConstraints(pattern=SLUG_PATTERN),
     Field(description="lower-case letters, digits and hyphens"),
 ]
 AgencyId = Slug

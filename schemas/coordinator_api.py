@@ -29,6 +29,10 @@ VolunteerName = Annotated[
 ]
 Note = Annotated[str, StringConstraints(max_length=1000)]
 ProposalStatus = Literal["open", "accepted", "rejected", "cancelled"]
+ACTING_ACCOUNT_HEADER = "X-Circles-Account"
+"""The coordinator page names the signed-in account in this header of its calls to the matching API, which
+records it as who decided (``MatchDecided.decided_by``) or asked for a change; without it, the token's holder
+(``coordinator``)."""
 
 
 class VolunteerView(Contract):
@@ -51,6 +55,8 @@ class VolunteerView(Contract):
     last_supervised_on: date | None
     supervision_due_on: date | None
     withdrawn: bool
+    registered_on: date | None = None
+    withdrawn_on: date | None = None
 
 
 class ProposalView(Contract):

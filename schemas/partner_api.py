@@ -27,6 +27,15 @@ from schemas.common import (
     ReferralStatus,
     RiskLevel,
 )
+from schemas.events.circles import (
+    CircleId,
+    CircleOutcome,
+    CircleStatus,
+    ConcernLevel,
+    ConcernState,
+    ConcernSummary,
+    EndReason,
+)
 
 AgencyReference = Annotated[
     str,
@@ -154,6 +163,30 @@ class ReferralAccepted(Contract):
     links: Links
 
 
+class MappaPanelView(Contract):
+    """A MAPPA panel about this referral the scheme was asked to attend, and whether it attended."""
+
+    panel_id: uuid.UUID
+    level: Literal[2, 3]
+    held_on: date
+    attended: bool
+
+
+class CircleView(Contract):
+    """The referral's circle once formed: ids, dates, counts and states (never minutes or summaries)."""
+
+    circle_id: CircleId
+    status: CircleStatus
+    formed_on: date
+    meetings_held: int = Field(ge=0)
+    last_meeting_on: date | None
+    next_review_due: date | None = Field(description="While the circle is active")
+    open_concerns: int = Field(ge=0, description="Concerns not yet acknowledged by the agency")
+    outcome: CircleOutcome | None = Field(description="Once ended: completed or ended_early")
+    end_reason: EndReason | None = Field(default=None, description="Why a circle ended early")
+    ended_on: date | None = None
+
+
 class ReferralView(Contract):
     referral_id: uuid.UUID
     agency_reference: AgencyReference
@@ -165,6 +198,12 @@ class ReferralView(Contract):
     erased_at: AwareDatetime | None = Field(
         default=None, description="When the referral's personal data was erased (on request, or retention)"
     )
+    mappa_panels: list[MappaPanelView] = Field(
+        default=[],
+        description="The MAPPA Level 2 and 3 panels about this referral the scheme was asked to attend, "
+        "oldest first, and whether it attended each",
+    )
+    circle: CircleView | None = Field(default=None, description="Once a circle is formed")
     links: Links
 
 
@@ -182,6 +221,50 @@ class ReferralHistory(Contract):
 
 class ReferralList(Contract):
     referrals: list[ReferralView]
+
+
+class ConcernLinks(Contract):
+    self: str
+    acknowledgement: str
+    referral: str
+
+
+class ConcernView(Contract):
+    """A concern raised in a circle, for the referring agency (its summary only in ``GET`` of one)."""
+
+    concern_id: uuid.UUID
+    referral_id: uuid.UUID
+    circle_id: CircleId
+    level: ConcernLevel
+    raised_at: AwareDatetime
+    state: ConcernState
+    acknowledged_at: AwareDatetime | None
+    escalated_at: AwareDatetime | None = Field(
+        default=None, description="An urgent concern not acknowledged in time is escalated"
+    )
+    links: ConcernLinks
+
+
+class ConcernDetail(ConcernView):
+    summary: ConcernSummary | None = Field(
+        description="What was heard (to the referring agency only); null once the referral's data is erased "
+        "or while it is still on its way"
+    )
+
+
+class ConcernList(Contract):
+    concerns: list[ConcernView]
+
+
+class Acknowledgement(Contract):
+    note: (
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=1000, pattern=NOT_BLANK),
+            Field(json_schema_extra=PERSONAL, description="The agency's note (kept sealed)"),
+        ]
+        | None
+    ) = None
 
 
 class FieldError(Contract):

@@ -11,8 +11,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from schemas.envelope import Event
+from schemas.events.accounts import SessionEnded
 from schemas.events.agencies import AgencyKeyRotated, AgencyRegistered
-from schemas.events.coordinator import CoordinatorAccountSet
+from schemas.events.circles import (
+    CIRCLE_COMMANDS,
+    CIRCLE_FACTS,
+    CircleEnded,
+)
+from schemas.events.coordinator import (
+    AuditRecorded,
+    CoordinatorAccountSet,
+    MappaPanelRecorded,
+    MentoringSessionRecorded,
+)
 from schemas.events.matching import (
     CircleFormed,
     MatchDecided,
@@ -80,6 +91,7 @@ class Service(StrEnum):
     MATCHING = "matching"
     NOTIFICATIONS = "notifications"
     COORDINATOR = "coordinator"
+    CIRCLES = "circles"
     PARTNER_AGENCIES = "partner-agencies"
 
 
@@ -99,6 +111,9 @@ class TopicSpec:
     personal_data: bool = False
     dead_letter: bool = False
     holds_keys: bool = False
+    writers: tuple[Service, ...] = ()
+    """Services that write it besides its owner, as front ends of the owner (the partner API writes an
+    agency's acknowledgement of a concern to the circles service's commands)."""
     purged_by_consumers: bool = False
     """Its consumers delete the records they have committed past (DeleteRecords): plain personal data."""
 
@@ -128,7 +143,13 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-def _keys_topic(name: str, owner: Service, subjects: str, cli: CliAccess = CliAccess.NONE) -> TopicSpec:
+def _keys_topic(
+    name: str,
+    owner: Service,
+    subjects: str,
+    cli: CliAccess = CliAccess.NONE,
+    readers: tuple[Service, ...] = (),
+) -> TopicSpec:
     """``cli``: where the ``circles`` command seals these subjects' personal fields, it writes (and reads)
     their data keys too; ``ONLY_WRITER`` when only the command seals them, so the owner only opens."""
     return TopicSpec(
@@ -141,14 +162,20 @@ def _keys_topic(name: str, owner: Service, subjects: str, cli: CliAccess = CliAc
             f"Private: the data keys sealing the personal fields of {subjects}, wrapped by the "
             "key-encryption key. A tombstone destroys a key, and with it those fields everywhere."
         ),
-        consumers=(owner,),
+        consumers=(owner, *readers),
         cli=cli,
         holds_keys=True,
     )
 
 
 REFERRAL_KEYS = _keys_topic(
-    "circles.referrals.keys.v1", Service.REFERRALS, "referrals (subjects referral:<id>)"
+    "circles.referrals.keys.v1",
+    Service.REFERRALS,
+    "referrals (subjects referral:<id>), and their circles' minutes and concern summaries",
+    # the circles service and `circles circle meeting|minutes|concern` seal minutes and concern summaries
+    # with the referral's key (which exists from the submission on; erasure destroys it)
+    cli=CliAccess.WRITE,
+    readers=(Service.CIRCLES,),
 )
 VOLUNTEER_KEYS = _keys_topic(
     "circles.volunteers.keys.v1",
@@ -191,8 +218,10 @@ REFERRALS_INBOUND = TopicSpec(
     retention_ms=7 * DAY_MS,
     segment_ms=HOUR_MS,
     description=(
-        "Submissions produced by agency systems that prefer Kafka to HTTP; validated like a POST. Plain "
-        "personal data: the referrals worker deletes each record once it has committed past it."
+        "Submissions produced by agency systems that prefer Kafka to HTTP; validated like a POST. Each is "
+        "signed with its agency's Kafka signing key (header circles-signature: HMAC-SHA256 over ce_id, "
+        "ce_source, ce_type, ce_time and the value's SHA-256; see docs/architecture.md), or dead-lettered. "
+        "Plain personal data: the referrals worker deletes each record once it has committed past it."
     ),
     events=(InboundSubmission,),
     consumers=(Service.REFERRALS,),
@@ -221,6 +250,20 @@ REFERRALS_STATE = TopicSpec(
     consumers=(Service.REFERRALS,),
     personal_data=True,
 )
+REFERRALS_CIRCLES = TopicSpec(
+    name="circles.referrals.circles.v1",
+    owner=Service.REFERRALS,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.COMPACT,
+    description=(
+        "Private: the referrals worker's table of its referrals' circles (changelog), read by its API: built "
+        "from the circles facts, with each concern's summary (from the circles commands) sealed under the "
+        "referral's key for the owning agency."
+    ),
+    consumers=(Service.REFERRALS,),
+    personal_data=True,
+)
 REFERRAL_EVENTS = TopicSpec(
     name="circles.referrals.events.v1",
     owner=Service.REFERRALS,
@@ -230,7 +273,7 @@ REFERRAL_EVENTS = TopicSpec(
     retention_ms=30 * DAY_MS,
     description="Minimised referral events for other services: submitted, assessed, withdrawn, erased.",
     events=(ReferralSubmitted, ReferralAssessed, ReferralWithdrawn, ReferralErased),
-    consumers=(Service.MATCHING, Service.NOTIFICATIONS, Service.COORDINATOR),
+    consumers=(Service.MATCHING, Service.NOTIFICATIONS, Service.COORDINATOR, Service.CIRCLES),
 )
 REFERRAL_ACCESS = TopicSpec(
     name="circles.referrals.access.v1",
@@ -317,6 +360,7 @@ MATCHING_INBOX = TopicSpec(
         ReferralWithdrawn,
         ReferralErased,
         MatchDecided,
+        CircleEnded,
         *VOLUNTEERS.events,
     ),
     consumers=(Service.MATCHING,),
@@ -352,7 +396,7 @@ MATCHING_EVENTS = TopicSpec(
     retention_ms=30 * DAY_MS,
     description="Proposals, deferrals, cancellations, circles formed and volunteer reminders.",
     events=(MatchProposed, MatchDeferred, ProposalCancelled, CircleFormed, VolunteerReminderDue),
-    consumers=(Service.REFERRALS, Service.NOTIFICATIONS, Service.COORDINATOR),
+    consumers=(Service.REFERRALS, Service.NOTIFICATIONS, Service.COORDINATOR, Service.CIRCLES),
     cli=CliAccess.READ,  # the outcome of `circles proposal accept|reject`
 )
 NOTIFICATION_REQUESTS = TopicSpec(
@@ -413,6 +457,21 @@ COORDINATOR_ACCOUNTS = TopicSpec(
     personal_data=True,
 )
 
+COORDINATOR_SESSIONS = TopicSpec(
+    name="circles.coordinator.sessions.v1",
+    owner=Service.COORDINATOR,
+    key="session",
+    partitions=1,
+    cleanup=Cleanup.DELETE,
+    retention_ms=2 * DAY_MS,  # longer than any session lives (at most 24 hours)
+    segment_ms=HOUR_MS,
+    description=(
+        "Private: coordinator sessions ended before their expiry (signed out), by a digest of the session "
+        "id; every coordinator page process reads it whole (no consumer group) and refuses them."
+    ),
+    events=(SessionEnded,),
+)
+
 COORDINATOR_REFERRALS = TopicSpec(
     name="circles.coordinator.referrals.v1",
     owner=Service.COORDINATOR,
@@ -421,6 +480,7 @@ COORDINATOR_REFERRALS = TopicSpec(
     cleanup=Cleanup.COMPACT,
     description="Private: the coordinator's facts about each referral (status and timings), as a changelog.",
     consumers=(Service.COORDINATOR,),
+    cli=CliAccess.READ,  # `circles mappa panel|mentoring session` check the referral is one it knows
 )
 COORDINATOR_DEAD_LETTERS = TopicSpec(
     name="circles.coordinator.dead-letters.v1",
@@ -431,6 +491,90 @@ COORDINATOR_DEAD_LETTERS = TopicSpec(
     description="Private: messages that could not be delivered, for the coordinator and the report.",
     consumers=(Service.COORDINATOR,),
 )
+CIRCLES_COMMANDS = TopicSpec(
+    name="circles.circles.commands.v1",
+    owner=Service.CIRCLES,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.DELETE,
+    retention_ms=7 * DAY_MS,
+    description=(
+        "Private: changes to circles after formation (meetings, minutes, concerns, acknowledgements, "
+        "reviews, extensions, endings), from the CLI, the pages and the partner API. Minutes and concern "
+        "summaries are sealed under the referral's data key."
+    ),
+    events=CIRCLE_COMMANDS,
+    # the referrals service reads a raised concern's sealed summary, for the agency's GET of it
+    consumers=(Service.CIRCLES, Service.REFERRALS),
+    cli=CliAccess.WRITE,  # `circles circle meeting|minutes|concern|review|end`
+    writers=(Service.REFERRALS,),  # the partner API's acknowledgement of a concern
+    personal_data=True,
+)
+CIRCLES_STATE = TopicSpec(
+    name="circles.circles.state.v1",
+    owner=Service.CIRCLES,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.COMPACT,
+    description=(
+        "Private: the circles worker's table of circles (meetings, minutes, concerns, reviews, ending, "
+        "recently applied commands) as a changelog; minutes and summaries sealed under the referral's key."
+    ),
+    consumers=(Service.CIRCLES,),
+    cli=CliAccess.READ,  # `circles circle list|show` read the table whole
+    personal_data=True,
+)
+CIRCLES_EVENTS = TopicSpec(
+    name="circles.circles.events.v1",
+    owner=Service.CIRCLES,
+    key="referral_id",
+    partitions=REFERRAL_PARTITIONS,
+    cleanup=Cleanup.DELETE,
+    retention_ms=30 * DAY_MS,
+    description=(
+        "Facts of circles after formation: activated, meetings, minutes submitted or overdue, concerns "
+        "raised, acknowledged or escalated, reviews, extensions, endings. Ids, dates and states only: never "
+        "minutes or a concern's summary."
+    ),
+    events=CIRCLE_FACTS,
+    consumers=(
+        Service.MATCHING,
+        Service.REFERRALS,
+        Service.NOTIFICATIONS,
+        Service.COORDINATOR,
+    ),
+    cli=CliAccess.READ,  # the outcome of `circles circle ...`
+)
+COORDINATOR_RECORDS = TopicSpec(
+    name="circles.coordinator.records.v1",
+    owner=Service.COORDINATOR,
+    key="record id (panel_id, session_id, audit_id)",
+    partitions=1,
+    cleanup=Cleanup.COMPACT,
+    description=(
+        "The scheme's records against its agreed targets: MAPPA panels asked to and attended, 1-1 "
+        "mentoring sessions, audits of practice. Ids, dates and counts only; kept for as long as the scheme "
+        "runs (a record's id is its key), read by the commissioner's return and, for an agency's own "
+        "referrals' panels, by the partner API."
+    ),
+    events=(MappaPanelRecorded, MentoringSessionRecorded, AuditRecorded),
+    consumers=(Service.COORDINATOR, Service.REFERRALS),
+    cli=CliAccess.WRITE,  # `circles mappa panel`, `circles mentoring session`, `circles audit record`
+)
+COORDINATOR_HISTORY = TopicSpec(
+    name="circles.coordinator.history.v1",
+    owner=Service.COORDINATOR,
+    key="event id (ce_id)",
+    partitions=1,
+    cleanup=Cleanup.COMPACT,
+    description=(
+        "Private: the public facts the commissioner's return is computed from (referral, matching and circle "
+        "events; ids, dates and states), archived one record per event so that a return for any period is "
+        "the same whenever it is asked, after the source topics' retention has passed."
+    ),
+    consumers=(Service.COORDINATOR,),
+    cli=CliAccess.READ,  # `circles report return|evidence`
+)
 
 _PRIMARY: tuple[TopicSpec, ...] = (
     REFERRAL_KEYS,
@@ -440,6 +584,7 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     REFERRALS_INBOUND,
     REFERRALS_COMMANDS,
     REFERRALS_STATE,
+    REFERRALS_CIRCLES,
     REFERRAL_EVENTS,
     REFERRAL_ACCESS,
     VOLUNTEER_COMMANDS,
@@ -455,8 +600,14 @@ _PRIMARY: tuple[TopicSpec, ...] = (
     NOTIFICATION_PROGRESS,
     NOTIFICATION_EVENTS,
     COORDINATOR_ACCOUNTS,
+    COORDINATOR_SESSIONS,
     COORDINATOR_REFERRALS,
     COORDINATOR_DEAD_LETTERS,
+    CIRCLES_COMMANDS,
+    CIRCLES_STATE,
+    CIRCLES_EVENTS,
+    COORDINATOR_RECORDS,
+    COORDINATOR_HISTORY,
 )
 
 

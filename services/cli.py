@@ -1,40 +1,112 @@
-"""The ``circles`` command. Each service contributes its own command group."""
+"""The ``circles`` command. Each service contributes its own command group.
+
+The groups are imported only when one is run: importing them all pulls in every service's dependencies
+(aiokafka, aiohttp, pydantic models, Jinja) and took 1-1.4 s before ``circles --help`` could print
+(issue 13). The list below carries each group's one-line help so that ``circles --help`` imports none of
+them; a unit test holds those lines equal to the groups' own.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from services.coordinator.commands import coordinator
-from services.dev.stack import dev
-from services.matching.commands import proposal, volunteer
-from services.notifications.commands import notifications
-from services.ops.commands import ops
-from services.ops.topics import topics
 from services.processes import PROCESSES
-from services.protection.commands import keys
-from services.referrals.commands import agency, audit, erase, retention
-from services.security.commands import kafka
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "dev": ("services.dev.stack:dev", "Run the system on this machine (development and demonstration)."),
+    "agency": (
+        "services.referrals.commands:agency",
+        "Partner agencies: register them, rotate their API keys.",
+    ),
+    "volunteer": (
+        "services.matching.commands:volunteer",
+        "Volunteer records: registration, vetting, training, supervision, conflicts, withdrawal.",
+    ),
+    "proposal": ("services.matching.commands:proposal", "Match proposals: list them, accept or reject them."),
+    "circle": (
+        "services.circles.commands:circle",
+        "Circles after formation: meetings and minutes, concerns, reviews, ending.",
+    ),
+    "coordinator": (
+        "services.coordinator.commands:coordinator",
+        "Coordinator accounts for the coordinator page.",
+    ),
+    "notifications": (
+        "services.notifications.commands:notifications",
+        "Messages to agencies and the coordinator: what was sent, what failed.",
+    ),
+    "ops": ("services.ops.commands:ops", "Operations: pipeline status and dead letters."),
+    "kafka": (
+        "services.security.commands:kafka",
+        "The Kafka cluster's access control (run as the admin super-user to change it).",
+    ),
+    "topics": ("services.ops.topics:topics", "Kafka topics of the catalogue (schemas/topics.py)."),
+    "keys": (
+        "services.protection.commands:keys",
+        "Key-encryption keys: add a new one, re-wrap the data keys, see which KEK wraps what.",
+    ),
+    "erase": (
+        "services.referrals.commands:erase",
+        "Erase personal data: the referral's data keys are destroyed; ids, dates, outcomes and history stay.",
+    ),
+    "retention": (
+        "services.referrals.commands:retention",
+        "The retention policy: erase what has been kept long enough (CIRCLES_RETENTION_*_DAYS).",
+    ),
+    "audit": (
+        "services.coordinator.scheme_commands:audit",  # the referrals' group, with `audit record` added
+        "The access log: who read or changed referrals, and when.",
+    ),
+    "mappa": (
+        "services.coordinator.scheme_commands:mappa",
+        "MAPPA panels the scheme was asked to attend (levels 2 and 3), and whether it did.",
+    ),
+    "mentoring": (
+        "services.coordinator.scheme_commands:mentoring",
+        "1-1 mentoring sessions with service users.",
+    ),
+    "report": (
+        "services.coordinator.scheme_commands:report",
+        "The commissioner's return and the compliance pack, for any period.",
+    ),
+}
+"""Command name -> (``module:attribute`` of its click group, its help's first paragraph)."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def load(name: str) -> click.Command:
+    """The command group ``name``, imported now."""
+    module, _, attribute = COMMANDS[name][0].partition(":")
+    command: click.Command = getattr(importlib.import_module(module), attribute)
+    return command
+
+
+class LazyGroup(click.Group):
+    """A group whose listed subcommands are imported when one is run, not to print the help."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            return load(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name) or click.Command(name, help=COMMANDS[name][1])
+            rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="circles", message="circles %(version)s")
 def main() -> None:
     """Circles referral platform: partner agencies, volunteers, proposals and operations."""
-
-
-main.add_command(dev)
-main.add_command(agency)
-main.add_command(volunteer)
-main.add_command(proposal)
-main.add_command(coordinator)
-main.add_command(notifications)
-main.add_command(ops)
-main.add_command(kafka)
-main.add_command(topics)
-main.add_command(keys)
-main.add_command(erase)
-main.add_command(retention)
-main.add_command(audit)
 
 
 @main.command(name="run")

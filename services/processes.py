@@ -1,37 +1,38 @@
 """Every process type of the system, by name: ``circles run <name>`` starts one in the foreground.
 
 The run command, the tests and the deployment manifests all start processes through this one list.
+Each process imports what it needs when it starts: the list itself is cheap to import (``circles --help``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-import uvicorn
 
-from services.runtime.logs import configure_logging
-from services.runtime.worker import run_worker
+def serve(app: Any, host: str, port: int, graceful_s: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=graceful_s
+    )
 
 
 def referrals_api() -> None:
     from services.referrals.api import build_api
     from services.referrals.settings import ReferralsSettings
+    from services.runtime.logs import configure_logging
 
     settings = ReferralsSettings()
     configure_logging("referrals-api", settings.log_level)
-    uvicorn.run(
-        build_api(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    serve(build_api(settings), settings.api_host, settings.api_port, 10)
 
 
 def referrals_worker() -> None:
     from services.referrals.agents import ReferralsWorker
     from services.referrals.settings import ReferralsSettings
+    from services.runtime.logs import configure_logging
+    from services.runtime.worker import run_worker
 
     settings = ReferralsSettings()
     configure_logging("referrals-worker", settings.log_level)
@@ -41,6 +42,8 @@ def referrals_worker() -> None:
 def matching_worker() -> None:
     from services.matching.agents import MatchingWorker
     from services.matching.settings import MatchingSettings
+    from services.runtime.logs import configure_logging
+    from services.runtime.worker import run_worker
 
     settings = MatchingSettings()
     configure_logging("matching-worker", settings.log_level)
@@ -50,22 +53,18 @@ def matching_worker() -> None:
 def matching_api() -> None:
     from services.matching.api import build_api
     from services.matching.settings import MatchingSettings
+    from services.runtime.logs import configure_logging
 
     settings = MatchingSettings()
     configure_logging("matching-api", settings.log_level)
-    uvicorn.run(
-        build_api(settings),
-        host=settings.matching_api_host,
-        port=settings.matching_api_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    serve(build_api(settings), settings.matching_api_host, settings.matching_api_port, 10)
 
 
 def coordinator_worker() -> None:
     from services.coordinator.agents import CoordinatorWorker
     from services.coordinator.settings import CoordinatorSettings
+    from services.runtime.logs import configure_logging
+    from services.runtime.worker import run_worker
 
     settings = CoordinatorSettings()
     configure_logging("coordinator-worker", settings.log_level)
@@ -75,26 +74,33 @@ def coordinator_worker() -> None:
 def notifications_worker() -> None:
     from services.notifications.agents import NotificationsWorker
     from services.notifications.settings import NotificationsSettings
+    from services.runtime.logs import configure_logging
+    from services.runtime.worker import run_worker
 
     settings = NotificationsSettings()
     configure_logging("notifications-worker", settings.log_level)
     run_worker(NotificationsWorker(settings).worker)
 
 
+def circles_worker() -> None:
+    from services.circles.agents import CirclesWorker
+    from services.circles.settings import CirclesSettings
+    from services.runtime.logs import configure_logging
+    from services.runtime.worker import run_worker
+
+    settings = CirclesSettings()
+    configure_logging("circles-worker", settings.log_level)
+    run_worker(CirclesWorker(settings).worker)
+
+
 def coordinator_web() -> None:
     from services.coordinator.settings import CoordinatorSettings
     from services.coordinator.web import build_web
+    from services.runtime.logs import configure_logging
 
     settings = CoordinatorSettings()
     configure_logging("coordinator-web", settings.log_level)
-    uvicorn.run(
-        build_web(settings),
-        host=settings.web_host,
-        port=settings.web_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    serve(build_web(settings), settings.web_host, settings.web_port, 5)
 
 
 PROCESSES: dict[str, Callable[[], None]] = {
@@ -105,4 +111,5 @@ PROCESSES: dict[str, Callable[[], None]] = {
     "coordinator-worker": coordinator_worker,
     "coordinator-web": coordinator_web,
     "notifications-worker": notifications_worker,
+    "circles-worker": circles_worker,
 }

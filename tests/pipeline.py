@@ -68,7 +68,13 @@ AGENCY = "probation-hull"
 AGENCY_EMAIL = "probation.referrals@agencies.example.org"
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
 COORDINATOR_TOKEN = "fault-test-coordinator-token"
-WORKERS = ("referrals-worker", "matching-worker", "notifications-worker", "coordinator-worker")
+WORKERS = (
+    "referrals-worker",
+    "matching-worker",
+    "notifications-worker",
+    "coordinator-worker",
+    "circles-worker",
+)
 APIS = {"referrals-api": "CIRCLES_API_PORT", "matching-api": "CIRCLES_MATCHING_API_PORT"}
 WEB = {"coordinator-web": "CIRCLES_WEB_PORT"}
 SERVICE_OF = {
@@ -76,6 +82,7 @@ SERVICE_OF = {
     "matching-worker": "matching",
     "notifications-worker": "notifications",
     "coordinator-worker": "coordinator",
+    "circles-worker": "circles",
 }
 EXPECTED_MESSAGES = {
     ("referral_received", "email"),

@@ -57,6 +57,7 @@ def service_env(bootstrap: str, prefix: str, data_dir: Path, **extra: str) -> di
         "CIRCLES_COMMIT_INTERVAL_S": "0.5",
         "CIRCLES_LOG_LEVEL": "info",
         "CIRCLES_RATE_LIMIT_PER_MINUTE": "0",  # tests poll the API and load it; limits have unit tests
+        "CIRCLES_WEBHOOK_ALLOW_LOOPBACK_HTTP": "true",  # the tests' webhook receivers, as under `make run`
     }
     env.update(extra)
     return env

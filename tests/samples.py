@@ -6,14 +6,47 @@ type in the catalogue, so a new event cannot be added without a sample.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from schemas.common import AgeBand, Gender, LocalAuthority, Outcome, Reason, RiskLevel
-from schemas.envelope import Event
+from schemas.envelope import Envelope, Event
+from schemas.events.accounts import SessionEnded
 from schemas.events.agencies import AgencyKeyRotated, AgencyKind, AgencyRecord, AgencyRegistered, ApiKeyHash
-from schemas.events.coordinator import CoordinatorAccount, CoordinatorAccountSet, PasswordHash
+from schemas.events.circles import (
+    AcknowledgeConcern,
+    CircleActivated,
+    CircleEnded,
+    CircleExtended,
+    CircleOutcome,
+    ConcernAcknowledged,
+    ConcernEscalated,
+    ConcernLevel,
+    ConcernRaised,
+    CoreMemberAttendance,
+    EndCircle,
+    EndReason,
+    ExtendCircle,
+    MeetingRecorded,
+    MinutesOverdue,
+    MinutesSubmitted,
+    RaiseConcern,
+    RecordMeeting,
+    RecordReview,
+    ReviewRecorded,
+    SubmitMinutes,
+    circle_id_of,
+)
+from schemas.events.coordinator import (
+    AuditRecorded,
+    CoordinatorAccount,
+    CoordinatorAccountSet,
+    MappaPanelRecorded,
+    MentoringSessionRecorded,
+    PasswordHash,
+)
 from schemas.events.matching import (
     ChosenVolunteer,
     CircleFormed,
@@ -70,6 +103,8 @@ REFERRAL_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 PROPOSAL_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")
 
 
+MINUTES_SENTINEL = "Invented minutes of a synthetic circle meeting"
+SUMMARY_SENTINEL = "Invented summary of a synthetic concern"
 PERSONAL_SENTINELS = (
     "Testy",
     "Fictionalperson",
@@ -79,6 +114,8 @@ PERSONAL_SENTINELS = (
     "ada.placeholder@example.org",
     "01482 000000",
     "Invented notes for a synthetic test referral",
+    MINUTES_SENTINEL,
+    SUMMARY_SENTINEL,
 )
 """The distinctive personal values of ``submission_body()``: none may appear in any log or message."""
 
@@ -203,6 +240,13 @@ def _samples() -> dict[type[Event], Event]:
             )
         ),
         AgencyKeyRotated(agency=agency),
+        SessionEnded(
+            account_kind="coordinator",
+            account_id="coordinator",
+            session="cd" * 32,
+            ended_at=NOW,
+            expires_at=NOW,
+        ),
         InboundSubmission.model_validate(submission_body()),
         SubmitReferral(
             referral_id=REFERRAL_ID,
@@ -323,11 +367,136 @@ def _samples() -> dict[type[Event], Event]:
             context=NotificationContext(referral_id=REFERRAL_ID, status="received"),
             requested_at=NOW,
         ),
+        *_circle_samples(),
         DeliveryRetryDue(notification_id=PROPOSAL_ID, attempt=2),
         NotificationDelivered(**delivery, delivered_at=NOW),
         NotificationDeadLettered(**delivery, reason="SMTP 550", dead_lettered_at=NOW),
+        MappaPanelRecorded(
+            panel_id=PROPOSAL_ID,
+            referral_id=REFERRAL_ID,
+            level=2,
+            held_on=NOW.date(),
+            attended=True,
+            recorded_by="cli:coordinator",
+            recorded_at=NOW,
+        ),
+        MentoringSessionRecorded(
+            session_id=PROPOSAL_ID,
+            referral_id=REFERRAL_ID,
+            held_on=NOW.date(),
+            minutes=60,
+            recorded_by="cli:coordinator",
+            recorded_at=NOW,
+        ),
+        AuditRecorded(
+            audit_id=PROPOSAL_ID,
+            held_on=NOW.date(),
+            area="supervision",
+            result="actions",
+            actions=2,
+            recorded_by="cli:coordinator",
+            recorded_at=NOW,
+        ),
     ]
     return {type(sample): sample for sample in samples}
+
+
+MEETING_ID = uuid.UUID("00000000-0000-4000-8000-000000000003")
+CONCERN_ID = uuid.UUID("00000000-0000-4000-8000-000000000004")
+
+
+def _circle_samples() -> list[Event]:
+    command = {
+        "command_id": uuid.UUID("00000000-0000-4000-8000-000000000005"),
+        "referral_id": REFERRAL_ID,
+        "requested_by": "cli:tester",
+        "requested_at": NOW,
+    }
+    fact = {
+        "referral_id": REFERRAL_ID,
+        "circle_id": circle_id_of(REFERRAL_ID),
+        "agency_id": "mappa-humberside",
+    }
+    held_on = date(2026, 11, 23)
+    return [
+        RecordMeeting(
+            **command,
+            meeting_id=MEETING_ID,
+            held_on=held_on,
+            core_member_attendance=CoreMemberAttendance.ATTENDED,
+            volunteer_ids=["vol-001"],
+            minutes=MINUTES_SENTINEL,
+        ),
+        SubmitMinutes(**command, meeting_id=MEETING_ID, minutes=MINUTES_SENTINEL),
+        RaiseConcern(
+            **command,
+            concern_id=CONCERN_ID,
+            level=ConcernLevel.URGENT,
+            summary=SUMMARY_SENTINEL,
+            raised_by="vol-001",
+        ),
+        AcknowledgeConcern(**command, concern_id=CONCERN_ID, agency_id="mappa-humberside", note="passed on"),
+        RecordReview(**command, review_id=uuid.UUID("00000000-0000-4000-8000-000000000006"), held_on=held_on),
+        ExtendCircle(**command, months=3),
+        EndCircle(
+            **command, outcome=CircleOutcome.ENDED_EARLY, reason=EndReason.MOVED_AWAY, ended_on=held_on
+        ),
+        CircleActivated(
+            **fact,
+            formed_on=date(2026, 11, 1),
+            volunteer_ids=["vol-001"],
+            local_authority=LocalAuthority.HULL,
+            planned_end_on=date(2027, 11, 1),
+            next_review_due=date(2027, 2, 1),
+            activated_at=NOW,
+        ),
+        MeetingRecorded(
+            **fact,
+            meeting_id=MEETING_ID,
+            held_on=held_on,
+            core_member_attendance=CoreMemberAttendance.LATE,
+            volunteer_ids=["vol-001"],
+            minutes_due_at=NOW,
+            minutes_received=False,
+            recorded_at=NOW,
+        ),
+        MinutesSubmitted(**fact, meeting_id=MEETING_ID, submitted_at=NOW, on_time=True),
+        MinutesOverdue(**fact, meeting_id=MEETING_ID, held_on=held_on, minutes_due_at=NOW, noticed_at=NOW),
+        ConcernRaised(
+            **fact,
+            concern_id=CONCERN_ID,
+            level=ConcernLevel.URGENT,
+            raised_at=NOW,
+            raised_by="vol-001",
+            escalation_due_at=NOW,
+        ),
+        ConcernAcknowledged(
+            **fact,
+            concern_id=CONCERN_ID,
+            level=ConcernLevel.URGENT,
+            acknowledged_at=NOW,
+            acknowledged_by="mappa-humberside",
+            raised_at=NOW,
+        ),
+        ConcernEscalated(
+            **fact, concern_id=CONCERN_ID, level=ConcernLevel.URGENT, raised_at=NOW, escalated_at=NOW
+        ),
+        ReviewRecorded(
+            **fact,
+            review_id=uuid.UUID("00000000-0000-4000-8000-000000000006"),
+            held_on=held_on,
+            next_review_due=date(2027, 2, 23),
+        ),
+        CircleExtended(**fact, months=3, planned_end_on=date(2028, 2, 1), extended_at=NOW),
+        CircleEnded(
+            **fact,
+            outcome=CircleOutcome.COMPLETED,
+            reason=None,
+            ended_on=held_on,
+            volunteer_ids=["vol-001"],
+            ended_at=NOW,
+        ),
+    ]
 
 
 SAMPLES = _samples()
@@ -342,3 +511,26 @@ def sample(kind: type[E]) -> E:
 
 def sample_event(event_type: str) -> Event:
     return SAMPLES[EVENT_TYPES[event_type]]
+
+
+def inbound_record(
+    agency_id: str, signing_key: str | None, body: dict[str, Any], correlation_id: str
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Key, value and headers of an inbound submission as an agency system writes it: CloudEvents headers
+    naming ``agency_id`` in ``ce_source``, signed with ``signing_key`` (None: unsigned). ``body`` need not be
+    valid: the value is its JSON as given."""
+    from services.referrals.domain.inbound_signature import signed_headers
+
+    envelope = Envelope(
+        id=uuid.uuid4(),
+        type=InboundSubmission.event_type,
+        source=f"/agencies/{agency_id}",
+        time=datetime.now(UTC),
+        correlationid=correlation_id,
+        subject=str(body.get("agency_reference", "")) or None,
+    )
+    value = json.dumps(body, ensure_ascii=False).encode()
+    headers = envelope.headers()
+    if signing_key is not None:
+        headers = signed_headers(signing_key, headers, value)
+    return str(body.get("agency_reference", "")).encode(), value, headers

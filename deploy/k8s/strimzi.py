@@ -26,6 +26,7 @@ MODELS: dict[str, str] = {
     "Kafka": "io.strimzi.api.kafka.model.kafka.Kafka",
     "KafkaNodePool": "io.strimzi.api.kafka.model.nodepool.KafkaNodePool",
     "KafkaTopic": "io.strimzi.api.kafka.model.topic.KafkaTopic",
+    "KafkaUser": "io.strimzi.api.kafka.model.user.KafkaUser",
 }
 """The kinds our manifests use, and the model class each CRD is generated from."""
 POM = Path(__file__).resolve().parent / "strimzi" / "pom.xml"
@@ -43,13 +44,20 @@ def cache_dir(version: str = STRIMZI_VERSION) -> Path:
 def ensure_crds(version: str = STRIMZI_VERSION) -> dict[str, dict[str, Any]]:
     """Each kind's CustomResourceDefinition, generated on the first call and read from the cache after."""
     folder = cache_dir(version)
-    if not (folder / "crds.complete").exists():
+    if not _complete(folder):
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / ".lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # two test processes at once: the second waits, then reads
-            if not (folder / "crds.complete").exists():
+            if not _complete(folder):
                 _generate(version, folder)
     return {kind: yaml.safe_load((folder / "crds" / f"{kind}.yaml").read_text()) for kind in MODELS}
+
+
+def _complete(folder: Path) -> bool:
+    """The cache holds a CRD for every kind of ``MODELS`` (a kind added later makes them again)."""
+    return (folder / "crds.complete").exists() and all(
+        (folder / "crds" / f"{kind}.yaml").exists() for kind in MODELS
+    )
 
 
 def _run(command: list[str], what: str) -> None:

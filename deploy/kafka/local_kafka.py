@@ -62,6 +62,7 @@ SERVICE_USERS = (
     "circles-matching",
     "circles-notifications",
     "circles-coordinator",
+    "circles-circles",
     "circles-partner-agencies",
     "circles-ops",
 )
@@ -195,8 +196,14 @@ def _keytool(*args: str) -> None:
         raise KafkaSetupError(f"keytool {args[0]} failed:\n{result.stdout}{result.stderr}")
 
 
-def make_certificates(folder: Path, store_password: str, days: int = CERT_DAYS) -> dict[str, str]:
-    """A throwaway CA and a broker certificate for 127.0.0.1 and localhost, signed by it (EC P-256).
+def make_certificates(
+    folder: Path,
+    store_password: str,
+    days: int = CERT_DAYS,
+    names: tuple[str, ...] = ("ip:127.0.0.1", "dns:localhost"),
+) -> dict[str, str]:
+    """A throwaway CA and a broker certificate for ``names`` (keytool SAN entries: 127.0.0.1 and localhost
+    unless told), signed by it (EC P-256).
 
     Returns the files: ``ca_file`` (PEM, for clients), ``keystore`` (PKCS12: the broker's key and chain) and
     ``truststore`` (PKCS12: the CA, for the broker as a client of itself)."""
@@ -221,7 +228,7 @@ def make_certificates(folder: Path, store_password: str, days: int = CERT_DAYS) 
     _keytool(
         "-gencert", "-alias", "ca", "-keystore", str(ca_store), *store, "-infile", str(csr),
         "-outfile", str(signed), "-rfc", "-validity", str(days),
-        "-ext", "SAN=ip:127.0.0.1,dns:localhost", "-ext", "KeyUsage:c=digitalSignature",
+        "-ext", f"SAN={','.join(names)}", "-ext", "KeyUsage:c=digitalSignature",
         "-ext", "ExtendedKeyUsage=serverAuth,clientAuth",
     )  # fmt: skip
     _keytool(

@@ -41,6 +41,13 @@ class AgencyRecord(Contract):
     )
     webhook_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
     webhook_secret: str | None = Field(default=None, description="HMAC key for webhook signatures")
+    kafka_signing_key: str | None = Field(
+        default=None,
+        description=(
+            "HMAC-SHA256 key the agency signs its Kafka submissions with (header circles-signature); "
+            "without one its Kafka submissions are refused"
+        ),
+    )
     api_key: ApiKeyHash
     registered_at: AwareDatetime
     updated_at: AwareDatetime

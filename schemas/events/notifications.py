@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, Field
 
 from schemas.common import AgencyId, Contract, ReferralStatus, VolunteerId
 from schemas.envelope import Event
+from schemas.events.circles import CircleId, ConcernLevel
 
 
 class ChannelKind(StrEnum):
@@ -37,7 +38,12 @@ class NotificationContext(Contract):
     status: ReferralStatus | None = None
     reason_codes: list[str] = []
     proposal_id: uuid.UUID | None = None
-    circle_id: uuid.UUID | None = None
+    circle_id: uuid.UUID | CircleId | None = Field(
+        default=None,
+        description="Matching's id of a formed circle, or the circles service's circle-<referral id>",
+    )
+    concern_id: uuid.UUID | None = None
+    level: ConcernLevel | None = Field(default=None, description="A concern's level")
     volunteer_id: VolunteerId | None = None
     due_on: date | None = None
     days_left: int | None = None

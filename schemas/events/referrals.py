@@ -99,7 +99,9 @@ class ReferralErased(_ReferralEvent):
     event_type: ClassVar[str] = "circles.referral.erased.v1"
     erased_at: AwareDatetime
     reason: ErasureReason
-    requested_by: str
+    requested_by: str = Field(
+        description="A role (data-protection, retention-policy), never a person's name: this topic is shared"
+    )
 
 
 class _ReferralCommand(Event):
@@ -153,7 +155,18 @@ class ReassessReferral(_ReferralCommand):
     as_of: date
 
 
-AccessAction = Literal["submit", "amend", "withdraw", "get", "history", "list", "erase"]
+AccessAction = Literal[
+    "submit",
+    "amend",
+    "withdraw",
+    "get",
+    "history",
+    "list",
+    "erase",
+    "concerns",
+    "concern",
+    "acknowledge_concern",
+]
 
 
 class ReferralAccessed(Event):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from schemas.events.coordinator import CoordinatorAccount, CoordinatorAccountSet
+from schemas.events.coordinator import CoordinatorAccount, CoordinatorAccountSet, PasswordHash
 from schemas.topics import COORDINATOR_ACCOUNTS
-from services.coordinator.domain.passwords import hash_password, verify_password
+from services.coordinator.domain.passwords import hash_password, verify_nothing, verify_password
 from services.protection.sealer import Sealer, build_sealer
 from services.runtime.kafka import CompactedView, Publisher, read_compacted
 from services.runtime.settings import RuntimeSettings
@@ -20,6 +20,25 @@ def account_parser(sealer: Sealer) -> Callable[[bytes], CoordinatorAccount]:
 
 class AccountExists(Exception):
     pass
+
+
+class NoSuchAccount(Exception):
+    pass
+
+
+def disabled(account: CoordinatorAccount, now: datetime) -> CoordinatorAccount:
+    """Disabled: it cannot sign in, and every session it has ends."""
+    return account.model_copy(update={"disabled": True, "sessions_since": now, "updated_at": now})
+
+
+def enabled(account: CoordinatorAccount, now: datetime) -> CoordinatorAccount:
+    """Enabled again: it can sign in; the sessions that disabling ended stay ended."""
+    return account.model_copy(update={"disabled": False, "updated_at": now})
+
+
+def password_reset(account: CoordinatorAccount, password: PasswordHash, now: datetime) -> CoordinatorAccount:
+    """A new password: every session signed in with the old one ends."""
+    return account.model_copy(update={"password": password, "sessions_since": now, "updated_at": now})
 
 
 async def add_account(
@@ -57,6 +76,32 @@ async def _add(
     return account
 
 
+async def change_account(
+    settings: RuntimeSettings,
+    account_id: str,
+    change: Callable[[CoordinatorAccount, datetime], CoordinatorAccount],
+) -> CoordinatorAccount:
+    """Apply ``change`` to the current account and publish the whole account again (the CLI is the only
+    writer of the accounts topic, so read-change-write is safe from concurrent page processes)."""
+    bootstrap_servers, prefix = settings.bootstrap_servers(), settings.topic_prefix
+    sealer = build_sealer(settings, ["coordinator"], client_id="circles-cli-keys")
+    await sealer.start()
+    try:
+        topic = prefix + COORDINATOR_ACCOUNTS.name
+        existing = await read_compacted(bootstrap_servers, topic, account_parser(sealer), sealer=sealer)
+        if account_id not in existing:
+            raise NoSuchAccount(f"no coordinator account {account_id}")
+        account = change(existing[account_id], datetime.now(UTC))
+        event = CoordinatorAccountSet(account=account)
+        async with Publisher(
+            bootstrap_servers, "/circles/coordinator/cli", prefix=prefix, sealer=sealer
+        ) as publisher:
+            await publisher.publish(event, publisher.envelope(event, f"account-{account_id}"))
+        return account
+    finally:
+        await sealer.stop()
+
+
 class AccountDirectory:
     """Accounts kept current from their compacted topic."""
 
@@ -84,11 +129,15 @@ class AccountDirectory:
         await self.sealer.stop()
 
     def sign_in(self, account_id: str, password: str) -> CoordinatorAccount | None:
+        """The account if the password is its own; the same scrypt work whether or not it exists.
+
+        Blocking (scrypt takes tens of milliseconds): the page calls it off its event loop."""
         account = self.view.get(account_id)
-        if account is None or account.disabled or not verify_password(password, account.password):
+        if account is None or account.disabled:
+            verify_nothing(password)
             return None
-        return account
+        return account if verify_password(password, account.password) else None
 
     def get(self, account_id: str) -> CoordinatorAccount | None:
-        account = self.view.get(account_id)
-        return None if account is None or account.disabled else account
+        """The account as last set, disabled or not (``still_valid`` decides what that means)."""
+        return self.view.get(account_id)

@@ -8,7 +8,13 @@ from typing import Any
 
 import httpx
 
-from schemas.coordinator_api import DecisionAccepted, DecisionRequest, ProposalView, VolunteerView
+from schemas.coordinator_api import (
+    ACTING_ACCOUNT_HEADER,
+    DecisionAccepted,
+    DecisionRequest,
+    ProposalView,
+    VolunteerView,
+)
 
 
 class MatchingUnavailable(Exception):
@@ -52,10 +58,13 @@ class MatchingClient:
     async def volunteers(self) -> list[VolunteerView]:
         return [VolunteerView.model_validate(v) for v in await self._get("/v1/volunteers") or []]
 
-    async def decide(self, proposal_id: uuid.UUID, request: DecisionRequest) -> DecisionAccepted:
+    async def decide(self, proposal_id: uuid.UUID, request: DecisionRequest, by: str) -> DecisionAccepted:
+        """``by``: the signed-in account, recorded by the matching service as who decided."""
         try:
             response = await self._client.post(
-                f"/v1/proposals/{proposal_id}/decision", json=request.model_dump(mode="json")
+                f"/v1/proposals/{proposal_id}/decision",
+                json=request.model_dump(mode="json"),
+                headers={ACTING_ACCOUNT_HEADER: by},
             )
         except httpx.HTTPError as error:
             raise MatchingUnavailable(type(error).__name__) from None

@@ -12,25 +12,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hmac
 import json
+import math
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from fastapi import FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from schemas.coordinator_api import DecisionRequest, ProposalView, VolunteerView
-from schemas.events.coordinator import CoordinatorAccount
+from schemas.envelope import Event
+from schemas.events.coordinator import CoordinatorAccount, SchemeRecord
+from services.accounts.sessions import EndedSessions, LocalSessions, still_valid
+from services.accounts.throttle import SignInThrottle, ThrottleLimits
 from services.coordinator.accounts import AccountDirectory
+from services.coordinator.domain import records
 from services.coordinator.domain.facts import DeadLetterFact
 from services.coordinator.domain.queue import QUEUE_ORDER, queue
 from services.coordinator.domain.report import (
@@ -41,9 +49,17 @@ from services.coordinator.domain.report import (
     report_csv,
     target_year_of,
 )
+from services.coordinator.domain.scheme_return import (
+    SchemeHistory,
+    SchemeReturn,
+    return_chart,
+    return_csv,
+    scheme_return,
+)
+from services.coordinator.domain.targets import SchemeTargets, load_targets
 from services.coordinator.matching_client import MatchingClient, MatchingRefused, MatchingUnavailable
 from services.coordinator.operations import OperationsMonitor, OperationsView
-from services.coordinator.sessions import COOKIE, Session, SessionSigner
+from services.coordinator.sessions import COOKIE, Session, SessionSigner, coordinator_sessions
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.views import CoordinatorViews
 from services.matching.domain.policy import load_policy
@@ -52,7 +68,8 @@ from services.referral_progress.service_levels import ServiceLevels
 from services.referral_progress.workdays import local, scheme_today
 from services.runtime import supervision
 from services.runtime.clock import Clock, clock_from_setting
-from services.runtime.http import install_metrics, install_probes
+from services.runtime.http import PAGE_POLICY, Hardened, install_metrics, install_probes
+from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
 
@@ -60,17 +77,34 @@ log = get_logger(__name__)
 HERE = Path(__file__).resolve().parent
 SERVICE = "coordinator-web"
 DUE_SOON_DAYS = 60
+MAX_FORM_BODY = 64 * 1024
+"""The largest form the page takes, whole (a decision with its note is a few KiB): 413 beyond it, before
+the form is parsed (the framework's own limit is per field)."""
+
+
+class _SignInFirst(Exception):
+    """No session on a page: the exception handler redirects to the sign-in page."""
+
+
+class _NotSignedIn(Exception):
+    """No session on a fragment, file or stream: 401."""
 
 
 class Accounts(Protocol):
-    def sign_in(self, account_id: str, password: str) -> CoordinatorAccount | None: ...
+    def sign_in(self, account_id: str, password: str) -> CoordinatorAccount | None:
+        """Blocking (scrypt): called in a worker thread, never on the event loop."""
+        ...
+
+    def get(self, account_id: str) -> CoordinatorAccount | None:
+        """The account as last set (disabled or not), for the session check on every request."""
+        ...
 
 
 class Matching(Protocol):
     async def proposals(self, status: str | None = None) -> list[ProposalView]: ...
     async def proposal(self, proposal_id: uuid.UUID) -> ProposalView | None: ...
     async def volunteers(self) -> list[VolunteerView]: ...
-    async def decide(self, proposal_id: uuid.UUID, request: DecisionRequest) -> Any: ...
+    async def decide(self, proposal_id: uuid.UUID, request: DecisionRequest, by: str) -> Any: ...
 
 
 class Facts(Protocol):
@@ -110,20 +144,43 @@ def create_web(
     operations: Callable[[], OperationsView | None] = lambda: None,
     lifespan: Any = None,
     ready: Callable[[], bool] = lambda: True,
+    scheme_events: Callable[[], list[Event]] = lambda: [],
+    targets: SchemeTargets | None = None,
+    record: Callable[[SchemeRecord], Awaitable[None]] | None = None,
+    sign_in_limits: ThrottleLimits | None = None,
+    sessions: EndedSessions | None = None,
 ) -> FastAPI:
+    """``sessions``: where ended sessions are recorded and looked up (the sessions topic, shared by every
+    page process); without it, this process alone (tests). ``scheme_events``: the history the
+    commissioner's return is computed from (the archive and the scheme's records); ``record`` writes a
+    new record (a MAPPA panel, a mentoring session, an audit)."""
+    scheme_targets = targets or load_targets()
     app = FastAPI(
         title="Circles coordinator", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(
+        Hardened,
+        policy=PAGE_POLICY,
+        no_store=lambda path: not path.startswith("/static/"),  # every page may show personal data
+        max_body=MAX_FORM_BODY,
+    )
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["when"] = lambda moment: (
         local(moment).strftime("%-d %b %Y, %H:%M") if moment else ""
     )
     templates.env.filters["day"] = lambda day: day.strftime("%-d %b %Y") if day else ""
     open_proposals = OpenProposals(matching)
+    throttle = SignInThrottle(sign_in_limits or ThrottleLimits())
+    ended_sessions: EndedSessions = sessions or LocalSessions()
 
     def session_of(request: Request) -> Session | None:
-        return signer.read(request.cookies.get(COOKIE))
+        """The request's session, checked on the server side: signed, unexpired, its account enabled, not
+        ended by a sign-out, a disabling or a password reset."""
+        session = signer.read(request.cookies.get(COOKIE))
+        if session is None or not still_valid(session, accounts.get(session.account_id), ended_sessions):
+            return None
+        return session
 
     def page(
         request: Request, name: str, session: Session | None, status: int = 200, **context: Any
@@ -132,11 +189,31 @@ def create_web(
             request, name, {"session": session, "now": clock.now(), **context}, status_code=status
         )
 
-    def sign_in_first(request: Request) -> RedirectResponse:
+    def signed_in(request: Request) -> Session:
+        """Every page's session check, as a dependency: the session, or a redirect to the sign-in page."""
+        session = session_of(request)
+        if session is None:
+            raise _SignInFirst()
+        return session
+
+    def signed_in_quietly(request: Request) -> Session:
+        """The same for what scripts fetch (fragments, files, the live stream): 401, no redirect."""
+        session = session_of(request)
+        if session is None:
+            raise _NotSignedIn()
+        return session
+
+    @app.exception_handler(_SignInFirst)
+    async def sign_in_first(request: Request, _: _SignInFirst) -> Response:
         return RedirectResponse(f"/sign-in?next={quote(request.url.path)}", status_code=303)
 
+    @app.exception_handler(_NotSignedIn)
+    async def not_signed_in(_: Request, __: _NotSignedIn) -> Response:
+        return Response(status_code=401)
+
     def csrf_ok(session: Session, token: str) -> bool:
-        return bool(token) and token == session.csrf
+        """In constant time: how long a refusal takes tells nothing of how much of the token was right."""
+        return bool(token) and hmac.compare_digest(token.encode(), session.csrf.encode())
 
     async def unavailable(request: Request, session: Session) -> HTMLResponse:
         return page(request, "unavailable.html", session, status=503, title="Matching is not answering")
@@ -154,19 +231,25 @@ def create_web(
         password: str = Form(""),
         next: str = Form("/proposals"),
     ) -> Response:
-        found = accounts.sign_in(account.strip(), password)
-        if found is None:
-            log.info("sign_in_refused")
-            return page(
-                request,
-                "sign_in.html",
-                None,
-                status=401,
-                title="Sign in",
-                next=_local_path(next),
-                error="The account name or password is not right.",
-                account=account,
+        account_id, client = account.strip(), _client_of(request)
+        logged = {"account_id": _loggable(account_id), "client": client}
+        refused_page = functools.partial(
+            page, request, "sign_in.html", None, title="Sign in", next=_local_path(next), account=account
+        )
+        wait = throttle.retry_after(account_id, client, time.monotonic())
+        if wait:
+            log.warning("sign_in_throttled", retry_after_s=wait, **logged)
+            throttled = refused_page(
+                status=429, error=f"Too many failed sign-ins. Try again in {_in_words(wait)}."
             )
+            throttled.headers["Retry-After"] = str(wait)
+            return throttled
+        found = await asyncio.to_thread(accounts.sign_in, account_id, password)  # scrypt: off the loop
+        if found is None:
+            throttle.failed(account_id, client, time.monotonic())
+            log.info("sign_in_refused", **logged)
+            return refused_page(status=401, error="The account name or password is not right.")
+        throttle.succeeded(account_id)
         cookie, _ = signer.issue(found.account_id, found.display_name)
         response = RedirectResponse(_local_path(next), status_code=303)
         response.set_cookie(
@@ -178,15 +261,18 @@ def create_web(
             secure=secure_cookies,
             path="/",
         )
-        log.info("signed_in", account_id=found.account_id)
+        log.info("signed_in", account_id=found.account_id, client=client)
         return response
 
     @app.post("/sign-out")
     async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
+        """Ends the session on the server side (every page process refuses its cookie), then in the browser"""
         session = session_of(request)
         response = RedirectResponse("/sign-in", status_code=303)
         if session is not None and csrf_ok(session, csrf_token):
+            await ended_sessions.end(session)
             response.delete_cookie(COOKIE, path="/")
+            log.info("signed_out", account_id=session.account_id)
         return response
 
     @app.get("/")
@@ -197,10 +283,7 @@ def create_web(
         return {v.volunteer_id: v.name for v in await matching.volunteers()}
 
     @app.get("/proposals", response_class=HTMLResponse)
-    async def proposals_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def proposals_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         try:
             listed = await matching.proposals()
         except MatchingUnavailable:
@@ -217,11 +300,8 @@ def create_web(
         )
 
     @app.get("/proposals/list", response_class=HTMLResponse)
-    async def proposals_fragment(request: Request) -> Response:
+    async def proposals_fragment(request: Request, session: Session = Depends(signed_in_quietly)) -> Response:
         """The inbox table alone, for the live update."""
-        session = session_of(request)
-        if session is None:
-            return Response(status_code=401)
         try:
             open_ones = await matching.proposals("open")
         except MatchingUnavailable:
@@ -230,11 +310,12 @@ def create_web(
 
     @app.get("/proposals/{proposal_id}", response_class=HTMLResponse)
     async def proposal_page(
-        request: Request, proposal_id: uuid.UUID, decided: str = "", error: str = ""
+        request: Request,
+        proposal_id: uuid.UUID,
+        decided: str = "",
+        error: str = "",
+        session: Session = Depends(signed_in),
     ) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
         try:
             proposal = await matching.proposal(proposal_id)
             names = await volunteer_names()
@@ -272,10 +353,8 @@ def create_web(
         note: str = Form(""),
         csrf_token: str = Form(""),
         set_aside: list[str] = Form(default=[]),  # noqa: B008
+        session: Session = Depends(signed_in),
     ) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
         if not csrf_ok(session, csrf_token):
             return page(
                 request,
@@ -294,7 +373,7 @@ def create_web(
         except ValidationError:
             return RedirectResponse(f"/proposals/{proposal_id}?error=choose", status_code=303)
         try:
-            await matching.decide(proposal_id, decision)
+            await matching.decide(proposal_id, decision, session.account_id)
         except MatchingRefused as refused:
             log.info("decision_refused", proposal_id=str(proposal_id), status=refused.status)
             return RedirectResponse(
@@ -311,10 +390,7 @@ def create_web(
         return RedirectResponse(f"/proposals/{proposal_id}?decided={decision.outcome}", status_code=303)
 
     @app.get("/volunteers", response_class=HTMLResponse)
-    async def volunteers_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def volunteers_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         try:
             volunteers = await matching.volunteers()
         except MatchingUnavailable:
@@ -331,10 +407,7 @@ def create_web(
         )
 
     @app.get("/referrals", response_class=HTMLResponse)
-    async def referrals_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def referrals_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         rows = queue(facts.referrals(), clock.now(), levels)
         return page(
             request,
@@ -347,10 +420,7 @@ def create_web(
         )
 
     @app.get("/target", response_class=HTMLResponse)
-    async def target_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def target_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         start, end, label = target_year_of(scheme_today(clock.now()), target_year_starts_month)
         circles = sorted(
             (
@@ -388,13 +458,22 @@ def create_web(
             now=clock.now(),
         )
 
+    def return_for(report: Any, volunteers: list[VolunteerView]) -> SchemeReturn:
+        history = SchemeHistory(events=scheme_events(), volunteers=volunteers)
+        return scheme_return(history, report.period, scheme_targets)
+
     @app.get("/report", response_class=HTMLResponse)
-    async def report_page(request: Request, start: str = "", end: str = "") -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def report_page(
+        request: Request,
+        start: str = "",
+        end: str = "",
+        recorded: str = "",
+        error: str = "",
+        session: Session = Depends(signed_in),
+    ) -> Response:
         try:
-            report = report_for(start, end, await matching.volunteers())
+            volunteers = await matching.volunteers()
+            report = report_for(start, end, volunteers)
         except (ValueError, ValidationError):
             return page(
                 request,
@@ -409,6 +488,10 @@ def create_web(
         svg = templates.get_template("report_chart.svg.j2").render(
             report=report, chart=chart(report), colours=COLOURS
         )
+        figures = return_for(report, volunteers)
+        return_svg = templates.get_template("return_chart.svg.j2").render(
+            figures=figures, chart=return_chart(figures)
+        )
         return page(
             request,
             "report.html",
@@ -416,13 +499,139 @@ def create_web(
             title="Commissioner report",
             report=report,
             chart_svg=svg,
+            figures=figures,
+            return_svg=return_svg,
             query=f"start={report.period.start}&end={report.period.end}",
+            recorded=recorded,
+            error=error,
+            today=scheme_today(clock.now()),
+        )
+
+    @app.get("/report/return.csv")
+    async def return_csv_file(
+        start: str = "", end: str = "", _: Session = Depends(signed_in_quietly)
+    ) -> Response:
+        try:
+            volunteers = await matching.volunteers()
+            figures = return_for(report_for(start, end, volunteers), volunteers)
+        except (ValueError, ValidationError):
+            return PlainTextResponse("Give the period as two dates, the start no later than the end.", 422)
+        except MatchingUnavailable:
+            return PlainTextResponse("The matching service is not answering; try again.", 503)
+        name = f"circles-return-{figures.period.from_}-{figures.period.to}.csv"
+        return PlainTextResponse(
+            return_csv(figures),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    async def keep(
+        request: Request, session: Session, csrf_token: str, make: Callable[[str], SchemeRecord], kind: str
+    ) -> Response:
+        if not csrf_ok(session, csrf_token):
+            return page(
+                request,
+                "error.html",
+                session,
+                status=403,
+                title="Form expired",
+                message="This form has expired or did not come from this page. Reload it and try again.",
+            )
+        if record is None:
+            return page(request, "unavailable.html", session, status=503, title="Records cannot be written")
+        try:
+            made = make(f"coordinator:{session.account_id}")
+        except (ValueError, ValidationError) as refused:
+            said = str(refused).splitlines()[0] if isinstance(refused, records.RecordRefused) else None
+            message = said or "Check the form: a referral id, a date (YYYY-MM-DD) and the choices are needed."
+            return RedirectResponse(f"/report?error={quote(message)}#records", status_code=303)
+        about = getattr(made, "referral_id", None)
+        if about is not None and not any(r.referral_id == about for r in facts.referrals()):
+            return RedirectResponse(f"/report?error={quote(f'no referral {about}')}#records", status_code=303)
+        await record(made)
+        log.info("record_kept", kind=kind, record_id=str(made.record_id()), account_id=session.account_id)
+        return RedirectResponse(f"/report?recorded={kind}#records", status_code=303)
+
+    @app.post("/records/mappa-panel")
+    async def record_panel(
+        request: Request,
+        referral: str = Form(""),
+        level: str = Form(""),
+        held_on: str = Form(""),
+        attended: str = Form(""),
+        csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
+    ) -> Response:
+        return await keep(
+            request,
+            session,
+            csrf_token,
+            lambda by: records.mappa_panel(
+                referral_id=uuid.UUID(referral.strip()),
+                level=int(level),
+                held_on=date.fromisoformat(held_on),
+                attended={"yes": True, "no": False}[attended] if attended in ("yes", "no") else _no(),
+                recorded_by=by,
+                now=clock.now(),
+            ),
+            "mappa_panel",
+        )
+
+    @app.post("/records/mentoring-session")
+    async def record_session(
+        request: Request,
+        referral: str = Form(""),
+        held_on: str = Form(""),
+        minutes: str = Form(""),
+        csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
+    ) -> Response:
+        return await keep(
+            request,
+            session,
+            csrf_token,
+            lambda by: records.mentoring_session(
+                referral_id=uuid.UUID(referral.strip()),
+                held_on=date.fromisoformat(held_on),
+                minutes=int(minutes),
+                recorded_by=by,
+                now=clock.now(),
+            ),
+            "mentoring_session",
+        )
+
+    @app.post("/records/audit")
+    async def record_audit(
+        request: Request,
+        held_on: str = Form(""),
+        area: str = Form(""),
+        result: str = Form(""),
+        actions: str = Form(""),
+        csrf_token: str = Form(""),
+        session: Session = Depends(signed_in),
+    ) -> Response:
+        return await keep(
+            request,
+            session,
+            csrf_token,
+            lambda by: records.audit(
+                held_on=date.fromisoformat(held_on),
+                area=area.strip(),
+                result=result,
+                actions=int(actions) if actions.strip() else None,
+                recorded_by=by,
+                now=clock.now(),
+            ),
+            "audit",
         )
 
     @app.get("/report.csv")
-    async def report_csv_file(request: Request, start: str = "", end: str = "") -> Response:
-        if session_of(request) is None:
-            return Response(status_code=401)
+    async def report_csv_file(
+        request: Request,
+        start: str = "",
+        end: str = "",
+        _: Session = Depends(signed_in_quietly),
+    ) -> Response:
         report = report_for(start, end, await matching.volunteers())
         name = f"circles-report-{report.period.start}-{report.period.end}.csv"
         return PlainTextResponse(
@@ -432,9 +641,12 @@ def create_web(
         )
 
     @app.get("/report.svg")
-    async def report_svg_file(request: Request, start: str = "", end: str = "") -> Response:
-        if session_of(request) is None:
-            return Response(status_code=401)
+    async def report_svg_file(
+        request: Request,
+        start: str = "",
+        end: str = "",
+        _: Session = Depends(signed_in_quietly),
+    ) -> Response:
         report = report_for(start, end, await matching.volunteers())
         svg = templates.get_template("report_chart.svg.j2").render(
             report=report, chart=chart(report), colours=COLOURS
@@ -442,27 +654,22 @@ def create_web(
         return Response(svg, media_type="image/svg+xml")
 
     @app.get("/operations", response_class=HTMLResponse)
-    async def operations_page(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return sign_in_first(request)
+    async def operations_page(request: Request, session: Session = Depends(signed_in)) -> Response:
         return page(request, "operations.html", session, title="Operations", ops=operations())
 
     @app.get("/operations/fragment", response_class=HTMLResponse)
-    async def operations_fragment(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return Response(status_code=401)
+    async def operations_fragment(
+        request: Request,
+        session: Session = Depends(signed_in_quietly),
+    ) -> Response:
         ops = operations()
         if ops is None:
             return Response(status_code=204)
         return page(request, "_operations.html", session, ops=ops)
 
     @app.get("/live")
-    async def live(request: Request) -> Response:
+    async def live(request: Request, _: Session = Depends(signed_in_quietly)) -> Response:
         """Server-Sent Events: ``proposals`` whenever the set of open proposals changes."""
-        if session_of(request) is None:
-            return Response(status_code=401)
 
         async def stream() -> AsyncIterator[str]:
             last: tuple[str, ...] | None = None
@@ -482,6 +689,30 @@ def create_web(
     return app
 
 
+def _no() -> bool:
+    raise ValueError("choose whether the panel was attended")
+
+
+def _client_of(request: Request) -> str:
+    """The client's address as the server sees it (behind a proxy, uvicorn's ``--forwarded-allow-ips``
+    decides whether ``X-Forwarded-For`` is believed; a header the proxy did not set never is)."""
+    return request.client.host if request.client else "unknown"
+
+
+_ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def _loggable(account_id: str) -> str:
+    """An account id as typed, for the log, only if it could be one: a password typed into the account
+    field (it happens) never reaches the log."""
+    return account_id if _ACCOUNT_ID.match(account_id) else "(not an account id)"
+
+
+def _in_words(seconds: int) -> str:
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def _local_path(path: str) -> str:
     """Only redirect within this site (no open redirects)."""
     return path if path.startswith("/") and not path.startswith("//") else "/proposals"
@@ -491,11 +722,18 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     """The page wired to Kafka (accounts, projection) and to the matching API."""
     bootstrap = settings.bootstrap_servers()
     accounts = AccountDirectory(settings)
+    sessions = coordinator_sessions(settings)
     views = CoordinatorViews(bootstrap, settings.topic_prefix)
     monitor = OperationsMonitor(bootstrap, settings.topic_prefix, settings.operations_poll_s)
     matching = MatchingClient(settings.matching_api_url, settings.coordinator_api_token)
     policy = load_policy(settings.matching_policy)
+    targets = load_targets(settings.scheme_targets)
+    publisher = Publisher(bootstrap, "/circles/coordinator/web", prefix=settings.topic_prefix, timeout_s=10)
     started = {"ready": False}
+
+    async def record(made: SchemeRecord) -> None:
+        await publisher.publish(made, publisher.envelope(made, str(made.record_id())))
+
     if not settings.session_secret:
         log.warning(
             "no_session_secret", hint="set CIRCLES_SESSION_SECRET, or sessions end when the page restarts"
@@ -504,6 +742,8 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await accounts.start()
+        await publisher.start()
+        await sessions.start()
         await views.start()
         await monitor.start()
         started["ready"] = True
@@ -514,6 +754,8 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
             await matching.close()
             await monitor.stop()
             await views.stop()
+            await publisher.stop()
+            await sessions.stop()
             await accounts.stop()
 
     app = create_web(
@@ -528,6 +770,11 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
         secure_cookies=settings.secure_cookies,
         operations=monitor.view,
         lifespan=lifespan,
+        scheme_events=views.scheme_events,
+        targets=targets,
+        record=record,
+        sign_in_limits=settings.sign_in_limits(),
+        sessions=sessions,
         ready=lambda: supervision.healthy() and started["ready"],
     )
     install_metrics(app, Metrics(SERVICE))  # /metrics, as every process has (Prometheus scrapes it)

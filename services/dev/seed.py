@@ -2,7 +2,7 @@
 
 The demonstration agencies (with their API keys), a coordinator account, a volunteer pool across the four
 local authorities, and a handful of referrals from each kind of agency, some ineligible or deferred, sent
-through the partner API exactly as an agency would.
+through the partner API exactly as an agency would; then two sample circles (``seed_circles``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import httpx
 
 from services.coordinator.accounts import add_account
 from services.coordinator.domain.passwords import generated_password
+from services.dev.seed_circles import seed_circles
 from services.referrals.agencies import list_agencies, register_agency
 from services.referrals.demo import DEMO_AGENCIES
 from services.runtime.settings import RuntimeSettings
@@ -209,6 +210,9 @@ async def seed(
     )
     keys.update({agency.agency_id: agency.api_key for agency in created})
     credentials.values["agencies"] = keys
+    signing = dict(credentials.values.get("kafka_signing_keys", {}))
+    signing.update({agency.agency_id: agency.kafka_signing_key for agency in created})
+    credentials.values["kafka_signing_keys"] = signing  # for trying a signed Kafka submission (README)
     credentials.save()
     if "coordinator_password" not in credentials.values:
         password = generated_password()
@@ -235,6 +239,10 @@ async def seed(
         ):
             response.raise_for_status()
         done.append(f"{len(referrals)} sample referrals submitted through the partner API")
+    async with httpx.AsyncClient(
+        base_url=matching_api, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as client:
+        done += await seed_circles(settings, client)
     return done
 
 

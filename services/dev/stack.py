@@ -32,7 +32,13 @@ from services.runtime.kafka import create_topics
 from services.runtime.settings import RuntimeSettings
 from services.runtime.stack_record import LOCAL_DATA_DIR, StackRecord, remove_record, write_record
 
-WORKERS = ["referrals-worker", "matching-worker", "notifications-worker", "coordinator-worker"]
+WORKERS = [
+    "referrals-worker",
+    "matching-worker",
+    "notifications-worker",
+    "coordinator-worker",
+    "circles-worker",
+]
 APIS = ["referrals-api", "matching-api", "coordinator-web"]
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
 
@@ -44,6 +50,8 @@ class DevSettings(RuntimeSettings):
     matching_api_port: int = 8081
     web_port: int = 8082
     smtp_port: int = 8025
+    partner_metrics_port: int = 8083
+    """The partner API's /metrics (and probes) listener: never its public port."""
 
 
 @dataclass
@@ -82,6 +90,8 @@ class DevStack:
         self.processes: list[Managed] = []
         self.mailbox: Any = None
         self.credentials = Credentials.load(self.data / "credentials.json")
+        self.took: dict[str, float] = {}
+        """Seconds each step of the start took (``broker``, ``topics``, ``processes``, ``sample data``)."""
 
     def urls(self) -> dict[str, str]:
         s = self.settings
@@ -97,8 +107,10 @@ class DevStack:
         s = self.settings
         if s.kek is None and s.kek_file is None and not (self.data / "kek.json").exists():
             add_kek(self.data / "kek.json")  # the processes' (and the CLI's) default key-encryption key file
+        began = time.monotonic()
         self.broker = local_kafka().LocalKafka(data_dir=self.data / "kafka")
         bootstrap: str = self.broker.start()
+        self.took["broker"] = time.monotonic() - began
         # What the `circles` commands run from this folder read to find the stack (stack_record.py).
         record = StackRecord(
             bootstrap_servers=bootstrap,
@@ -106,19 +118,25 @@ class DevStack:
             topic_prefix=s.topic_prefix,
             kek_file=s.kek_file.resolve() if s.kek_file else None,
             kek_inline=s.kek is not None,
+            webhook_allow_loopback_http=True,  # as its processes (below): agencies' test receivers
         )
         write_record(self.data, record)
+        began = time.monotonic()
         asyncio.run(create_topics(bootstrap, TOPICS, prefix=s.topic_prefix))
+        self.took["topics"] = time.monotonic() - began
         from services.dev.mailbox import Mailbox  # a development dependency
 
         self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
         self.mailbox.start()
         env = self._environment(bootstrap)
+        began = time.monotonic()
+        own = {"referrals-api": {"CIRCLES_HEALTH_PORT": str(s.partner_metrics_port)}}
         for name in WORKERS + APIS:
-            managed = Managed(name, self.data / "logs" / f"{name}.log", env)
+            managed = Managed(name, self.data / "logs" / f"{name}.log", {**env, **own.get(name, {})})
             managed.start()
             self.processes.append(managed)
         self._wait_until_ready()
+        self.took["processes"] = time.monotonic() - began
         return bootstrap
 
     def _environment(self, bootstrap: str) -> dict[str, str]:
@@ -142,6 +160,7 @@ class DevStack:
             "CIRCLES_SMTP_PORT": str(s.smtp_port),
             "CIRCLES_COORDINATOR_EMAIL": COORDINATOR_EMAIL,
             "CIRCLES_SESSION_TIMEOUT_S": "10",
+            "CIRCLES_WEBHOOK_ALLOW_LOOPBACK_HTTP": "true",  # agencies' test receivers on this machine
         }
 
     def _wait_until_ready(self, seconds: float = 180) -> None:
@@ -176,6 +195,7 @@ class DevStack:
         marker = self.data / "seeded"
         if marker.exists():
             return
+        began = time.monotonic()
         urls = self.urls()
         done = asyncio.run(
             seed(
@@ -189,6 +209,7 @@ class DevStack:
             )
         )
         marker.write_text(json.dumps({"seeded_at": time.time()}))
+        self.took["sample data"] = time.monotonic() - began
         for line in done:
             click.echo(f"  sample data: {line}")
 
@@ -209,7 +230,7 @@ class DevStack:
             f"  Emails             SMTP 127.0.0.1:{self.settings.smtp_port}, kept in {self.data / 'mail'}",
             f"  Logs               {self.data / 'logs'}/<process>.log",
             "",
-            "Demo agencies and their API keys (also in the credentials file):",
+            "Demo agencies and their API keys (also in the credentials file, with their Kafka signing keys):",
             *(f"  {agency:<28} {key}" for agency, key in sorted(keys.items())),
             "",
             "Submit a referral as MAPPA (a new agency_reference each time):",
@@ -273,6 +294,8 @@ def up(no_seed: bool) -> None:
         bootstrap = stack.start()
         if not no_seed:
             stack.seed_once()
+        steps = ", ".join(f"{step} {seconds:.1f} s" for step, seconds in stack.took.items())
+        click.echo(f"Started: {steps}.")
         click.echo(stack.summary(bootstrap))
         stack.supervise()
     except local_kafka().KafkaSetupError as error:

@@ -9,10 +9,12 @@ holds the inbox applies them, one at a time and in order, to the whole pool and 
 from __future__ import annotations
 
 from schemas.envelope import Envelope, Event
+from schemas.events.circles import CircleEnded
 from schemas.events.matching import MatchDecided
 from schemas.events.referrals import ReferralAssessed, ReferralErased, ReferralWithdrawn
 from schemas.events.volunteers import ChangeVolunteer, VolunteerEvent, VolunteerRecord
 from schemas.topics import (
+    CIRCLES_EVENTS,
     MATCH_DECISIONS,
     MATCHING_CASES,
     MATCHING_EVENTS,
@@ -64,6 +66,7 @@ class MatchingWorker:
         self.worker.route(REFERRAL_EVENTS, self.forward_referral_event)
         self.worker.route(VOLUNTEERS, self.forward)
         self.worker.route(MATCH_DECISIONS, self.forward)
+        self.worker.route(CIRCLES_EVENTS, self.forward_circle_event)
         self.worker.route(MATCHING_INBOX, self.on_inbox)
         self.worker.on_assigned(self.rebuild)
         self.worker.timer(settings.reminder_interval_s, self.raise_reminders)
@@ -103,6 +106,11 @@ class MatchingWorker:
         if isinstance(event, ReferralAssessed | ReferralWithdrawn | ReferralErased):
             await self.forward(uow, envelope, event)
 
+    async def forward_circle_event(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        """A circle that ended frees its volunteers: the matcher learns it in inbox order."""
+        if isinstance(event, CircleEnded):
+            await self.forward(uow, envelope, event)
+
     async def on_inbox(self, uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
         if isinstance(event, ReferralErased):
             await self.on_erased(uow, event)
@@ -118,6 +126,8 @@ class MatchingWorker:
                 emitted = matching.on_decided(event, envelope.id, envelope.time)
             elif isinstance(event, VolunteerEvent):
                 emitted = matching.on_volunteer(event.volunteer, envelope.id, envelope.time)
+            elif isinstance(event, CircleEnded):
+                emitted = matching.on_circle_ended(event, envelope.id, envelope.time)
             else:
                 raise ProcessingError(f"{event.event_type} does not belong in the matching inbox")
         except DecisionRefused as refused:

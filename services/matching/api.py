@@ -16,12 +16,13 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Request, Security
+from fastapi import Depends, FastAPI, Header, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from schemas.common import VolunteerId
+from schemas.common import SLUG_PATTERN, VolunteerId
 from schemas.coordinator_api import (
+    ACTING_ACCOUNT_HEADER,
     AvailabilityUpdate,
     ConflictDeclaration,
     DatedRecord,
@@ -47,7 +48,14 @@ from services.matching.settings import MatchingSettings
 from services.matching.views import LiveMatchingState, MatchingState
 from services.protection.sealer import build_sealer
 from services.runtime import supervision
-from services.runtime.http import install_metrics, install_probes, install_problem_handlers, problem
+from services.runtime.http import (
+    API_POLICY,
+    Hardened,
+    install_metrics,
+    install_probes,
+    install_problem_handlers,
+    problem,
+)
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
@@ -77,11 +85,20 @@ def create_api(
     install_problem_handlers(app)
     bearer = HTTPBearer(auto_error=False, description="The coordinator API token")
 
-    async def coordinator(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> str:
+    async def coordinator(
+        credentials: HTTPAuthorizationCredentials | None = Security(bearer),
+        account: str | None = Header(
+            default=None,
+            alias=ACTING_ACCOUNT_HEADER,
+            pattern=SLUG_PATTERN,
+            description="The coordinator account acting (the page's signed-in account): who decided",
+        ),
+    ) -> str:
+        """Who acts: the account the token's holder (the coordinator page) names, else the holder itself."""
         offered = credentials.credentials if credentials else ""
         if not token or not hmac.compare_digest(offered.encode(), token.encode()):
             raise _Unauthorized()
-        return "coordinator"
+        return account or "coordinator"
 
     class _Unauthorized(Exception):
         pass
@@ -207,6 +224,7 @@ def create_api(
 
     install_probes(app, ready)
 
+    app.add_middleware(Hardened, policy=API_POLICY)  # security headers; no-store: volunteers are personal
     install_metrics(app, metrics or Metrics(SERVICE))
     return app
 
@@ -215,11 +233,13 @@ class KafkaBackend:
     def __init__(self, settings: MatchingSettings) -> None:
         bootstrap = settings.bootstrap_servers()
         prefix = settings.topic_prefix
+        # a request waits for each acknowledgement in turn: no lingering before a send (as the partner API)
         self.sealer = build_sealer(
             settings,
             ["volunteer", "decision"],
             client_id="circles-matching-api-keys",
             directory=settings.state_dir("matching-api"),
+            linger_ms=0,
         )
         self.live = LiveMatchingState(bootstrap, load_policy(settings.matching_policy), self.sealer, prefix)
         self.metrics = Metrics(SERVICE)
@@ -230,6 +250,7 @@ class KafkaBackend:
             metrics=self.metrics,
             sealer=self.sealer,
             timeout_s=settings.publish_timeout_s,
+            linger_ms=0,
         )
         self.volunteers = volunteer_watcher(bootstrap, prefix)
         self.decisions = decision_watcher(bootstrap, prefix)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -11,7 +12,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
-from schemas.common import Gender, LocalAuthority
+from schemas.common import SLUG_PATTERN, Gender, LocalAuthority
 from schemas.coordinator_api import ConflictDeclaration, DecisionRequest
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed
 from schemas.events.volunteers import ChangeVolunteer, Conflict, VolunteerChange, VolunteerRecord
@@ -28,7 +29,7 @@ from services.matching.operations import (
 from services.matching.settings import MatchingSettings
 from services.matching.views import MatchingState, read_state
 from services.protection.sealer import build_sealer
-from services.runtime.cli_support import CliError, bootstrap, echo_json, prefix, run
+from services.runtime.cli_support import CliError, bootstrap, echo_json, os_user_id, prefix, run
 from services.runtime.kafka import OutcomeWatcher, Publisher
 
 T = TypeVar("T")
@@ -88,8 +89,19 @@ def _model(model: type[T], **values: Any) -> T:
         raise CliError(f"invalid input: {fields}") from None
 
 
-def _by() -> str:
-    return os.environ.get("CIRCLES_COORDINATOR_ID", "coordinator")
+BY_HELP = (
+    "The coordinator account to record as who decided or asked (default: $CIRCLES_COORDINATOR_ID, else the "
+    "OS user running the command, as cli-<user>)"
+)
+
+
+def _by(by: str | None = None) -> str:
+    """Who decides or asks from the CLI: ``--by`` (a coordinator account id), else
+    ``CIRCLES_COORDINATOR_ID``, else the OS user (``cli-<user>``): the login the system authenticated."""
+    chosen = by or os.environ.get("CIRCLES_COORDINATOR_ID") or os_user_id()
+    if not re.match(SLUG_PATTERN, chosen):
+        raise CliError(f"--by {chosen!r}: an account id is lower-case letters, digits and hyphens")
+    return chosen
 
 
 def _change(volunteer_id: str, change: VolunteerChange, **details: Any) -> VolunteerRecord:
@@ -241,7 +253,8 @@ def list_proposals(status: str | None, as_json: bool) -> None:
         volunteers = ", ".join(v.volunteer_id for v in view.volunteers)
         flags = f" [{', '.join(f.value for f in view.flags)}]" if view.flags else ""
         referral = f"referral {view.referral_id} ({view.risk_level.value})"
-        click.echo(f"{view.proposal_id} {view.status:<9} {referral}: {volunteers}{flags}")
+        decided = f" (decided by {view.decided_by})" if view.decided_by else ""
+        click.echo(f"{view.proposal_id} {view.status:<9} {referral}: {volunteers}{flags}{decided}")
 
 
 FOLLOW_UPS = {
@@ -251,9 +264,10 @@ FOLLOW_UPS = {
 }
 
 
-def _decide(proposal_id: uuid.UUID, request: DecisionRequest) -> None:
+def _decide(proposal_id: uuid.UUID, request: DecisionRequest, by: str | None) -> None:
+    decided_by = _by(by)
     decision, followed = _act(
-        lambda state, publisher, watcher: decide(state, publisher, watcher, proposal_id, request, _by()),
+        lambda state, publisher, watcher: decide(state, publisher, watcher, proposal_id, request, decided_by),
         "decisions",
     )
     then = "; ".join(FOLLOW_UPS.get(kind, kind) for kind in followed) or "the matcher has not answered yet"
@@ -265,18 +279,21 @@ def _decide(proposal_id: uuid.UUID, request: DecisionRequest) -> None:
 @proposal.command("accept")
 @click.argument("proposal_id", type=click.UUID)
 @click.option("--note")
-def accept(proposal_id: uuid.UUID, note: str | None) -> None:
+@click.option("--by", help=BY_HELP)
+def accept(proposal_id: uuid.UUID, note: str | None, by: str | None) -> None:
     """Accept a proposal: the circle forms."""
-    _decide(proposal_id, _model(DecisionRequest, outcome="accept", note=note))
+    _decide(proposal_id, _model(DecisionRequest, outcome="accept", note=note), by)
 
 
 @proposal.command("reject")
 @click.argument("proposal_id", type=click.UUID)
 @click.option("--volunteer", "volunteers", multiple=True, help="Set aside only this volunteer (repeatable)")
 @click.option("--note")
-def reject(proposal_id: uuid.UUID, volunteers: tuple[str, ...], note: str | None) -> None:
+@click.option("--by", help=BY_HELP)
+def reject(proposal_id: uuid.UUID, volunteers: tuple[str, ...], note: str | None, by: str | None) -> None:
     """Reject a proposal (or only some of its volunteers): a new one is made without them."""
     _decide(
         proposal_id,
         _model(DecisionRequest, outcome="reject", rejected_volunteer_ids=list(volunteers), note=note),
+        by,
     )

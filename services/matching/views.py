@@ -78,6 +78,8 @@ class MatchingState:
                     last_supervised_on=volunteer.supervised_on,
                     supervision_due_on=volunteer.supervision_until,
                     withdrawn=volunteer.withdrawn,
+                    registered_on=record.registered_on,
+                    withdrawn_on=record.withdrawn_on,
                 )
             )
         return views

@@ -2,8 +2,8 @@
 retries failures with back-off, and raises service-level escalations and the daily digest.
 
 Three routes and two timers on one ``StreamWorker``:
-* referral events, matching events → the referral's progress (own table) + ``NotificationRequested``
-  records on the requests topic, keyed by notification id;
+* referral events, matching events, circles facts → the referral's progress (own table) and
+  ``NotificationRequested`` records on the requests topic, keyed by notification id;
 * requests (and retries) → delivery, in batches: intent recorded first (``write_through``), messages sent
   concurrently, each success appended to the sent-journal, results staged in the delivery log, outcome
   events published (``NotificationDelivered`` / ``NotificationDeadLettered``);
@@ -20,8 +20,10 @@ from datetime import UTC, date, datetime
 
 from schemas.envelope import Envelope, Event
 from schemas.events.agencies import AgencyRecord
+from schemas.events.circles import CircleFact
 from schemas.events.notifications import ChannelKind, DeliveryRetryDue, NotificationRequested
 from schemas.topics import (
+    CIRCLES_EVENTS,
     MATCHING_EVENTS,
     NOTIFICATION_EVENTS,
     NOTIFICATION_LOG,
@@ -105,6 +107,7 @@ class NotificationsWorker:
             self.worker.resource(self.all_progress.start, self.all_progress.stop)
         self.worker.route(REFERRAL_EVENTS, self.on_event)
         self.worker.route(MATCHING_EVENTS, self.on_event)
+        self.worker.route(CIRCLES_EVENTS, self.on_event)
         self.worker.route_batch(NOTIFICATION_REQUESTS, self.on_requests)
         self.worker.timer(settings.retry_scan_interval_s, self.request_retries)
         self.worker.timer(settings.schedule_interval_s, self.check_schedule)
@@ -124,6 +127,8 @@ class NotificationsWorker:
             known = progress.apply(current, event, envelope.time)
             if known is not None and known != current:
                 uow.put(self.progress, key, known)
+        elif isinstance(event, CircleFact):  # for the agency's own reference in the message
+            known = uow.get(self.progress, str(event.referral_id))
         agencies = await self._agencies(event)
         for request in routing.route(envelope, event, agencies, self.routing, known):
             self._request(uow, request, envelope.correlationid, envelope)
@@ -182,9 +187,12 @@ class NotificationsWorker:
             return
         sends = [self._prepare(pending) for pending, _ in todo]  # the CPU work, before any message goes
         await asyncio.gather(*(uow.write_through(self.log, str(p.notification_id), p) for p, _ in todo))
-        results = await asyncio.gather(
-            *(self._send(pending, send) for (pending, _), send in zip(todo, sends, strict=True))
-        )
+        try:
+            results = await asyncio.gather(
+                *(self._send(pending, send) for (pending, _), send in zip(todo, sends, strict=True))
+            )
+        finally:
+            await self.mailer.close()  # the batch's SMTP connections, each reused for message after message
         self.journal.sync()
         now = self.clock.now()
         for (pending, cause), result in zip(todo, results, strict=True):

@@ -23,6 +23,10 @@ import aiosmtplib
 from services.notifications.domain.delivery import DeliveryEntry
 from services.notifications.rendering import Rendered
 from services.notifications.settings import NotificationsSettings
+from services.runtime.destinations import DestinationRefused, GuardedResolver, check_url
+from services.runtime.logs import get_logger
+
+log = get_logger(__name__)
 
 SIGNATURE_HEADER = "X-Circles-Signature"
 EVENT_ID_HEADER = "X-Circles-Event-Id"
@@ -68,10 +72,11 @@ class WebhookSender:
     def __init__(self, settings: NotificationsSettings) -> None:
         self.timeout = aiohttp.ClientTimeout(total=settings.webhook_timeout_s)
         self.limit = settings.send_concurrency
+        self.destinations = settings.destinations()
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.limit)
+        connector = aiohttp.TCPConnector(limit=self.limit, resolver=GuardedResolver(self.destinations))
         self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
 
     async def stop(self) -> None:
@@ -90,6 +95,11 @@ class WebhookSender:
             SIGNATURE_HEADER: signature(secret, body, int(time.time())),
             EVENT_ID_HEADER: event_id,
         }
+        try:
+            check_url(url, self.destinations)
+        except DestinationRefused as refused:
+            log.warning("webhook_destination_refused", refused=str(refused))
+            return SendResult(ok=False, error="destination_refused", permanent=True)
         accepted = False
         try:
             async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
@@ -104,7 +114,11 @@ class WebhookSender:
             error = SendResult(ok=False, error="timeout")
         except aiohttp.InvalidURL:
             error = SendResult(ok=False, error="invalid_url", permanent=True)
-        except (aiohttp.ClientConnectorError, aiohttp.ClientOSError):
+        except (aiohttp.ClientConnectorError, aiohttp.ClientOSError) as failed:
+            cause = getattr(failed, "os_error", None)
+            if isinstance(cause, DestinationRefused):  # the name resolved to a refused address
+                log.warning("webhook_destination_refused", refused=str(cause))
+                return SendResult(ok=False, error="destination_refused", permanent=True)
             error = SendResult(ok=False, error="connection_failed")
         except aiohttp.ServerDisconnectedError:
             error = SendResult(ok=False, error="http_disconnected")
@@ -117,13 +131,17 @@ class WebhookSender:
 
 
 class Mailer:
-    """One SMTP transaction per message, with STARTTLS or TLS and authentication when configured."""
+    """SMTP with STARTTLS or TLS and authentication when configured. A connection is reused for message
+    after message (one per concurrent send, not one per message: opening one, with TLS and a login, cost
+    more than the message) until ``close()``, which the worker calls at the end of each batch."""
 
     def __init__(self, settings: NotificationsSettings) -> None:
         self.settings = settings
         address = parseaddr(settings.smtp_from)[1]
         self.sender = address
         self.domain = address.rpartition("@")[2] or "circles.invalid"
+        self._idle: list[aiosmtplib.SMTP] = []
+        self.connections_opened = 0
 
     def message(self, entry: DeliveryEntry, rendered: Rendered, now: datetime) -> EmailMessage:
         """The email. Its Message-ID comes from the notification id, so a copy sent again is recognisable."""
@@ -142,12 +160,10 @@ class Mailer:
     def flatten(self, message: EmailMessage) -> bytes:
         return message.as_bytes(policy=SMTP_POLICY)
 
-    async def send(self, raw: bytes, recipient: str, on_accepted: Accepted) -> SendResult:
-        """One SMTP transaction. ``on_accepted`` runs as soon as the server has taken the message (its
-        reply to the end of DATA), before QUIT, to keep the in-doubt window small."""
+    def _client(self) -> aiosmtplib.SMTP:
         settings = self.settings
         password = settings.smtp_password.get_secret_value()
-        client = aiosmtplib.SMTP(
+        return aiosmtplib.SMTP(
             hostname=settings.smtp_host,
             port=settings.smtp_port,
             username=settings.smtp_username or None,
@@ -157,13 +173,28 @@ class Mailer:
             cert_bundle=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
             timeout=settings.smtp_timeout_s,
         )
-        accepted = False
+
+    async def send(self, raw: bytes, recipient: str, on_accepted: Accepted) -> SendResult:
+        """One SMTP transaction, on an idle connection if there is one. ``on_accepted`` runs as soon as the
+        server has taken the message (its reply to the end of DATA), to keep the in-doubt window small.
+        An idle connection the server has closed meanwhile is replaced by a new one."""
+        if self._idle:
+            result = await self._transact(self._idle.pop(), raw, recipient, on_accepted, reused=True)
+            if result is not None:
+                return result
+        return await self._transact(self._client(), raw, recipient, on_accepted, reused=False) or SendResult(
+            ok=False, error="smtp_disconnected"
+        )
+
+    async def _transact(
+        self, client: aiosmtplib.SMTP, raw: bytes, recipient: str, on_accepted: Accepted, *, reused: bool
+    ) -> SendResult | None:
+        """The result; ``None`` if a reused connection turned out to be closed (try a new one)."""
         try:
-            async with client:
-                await client.sendmail(self.sender, [recipient], raw)
-                accepted = True
-                on_accepted()
-            return SENT
+            if not reused:
+                await client.connect()
+                self.connections_opened += 1
+            await client.sendmail(self.sender, [recipient], raw)
         except aiosmtplib.SMTPRecipientsRefused as refused:
             codes = [recipient.code for recipient in refused.recipients]
             code = codes[0] if codes else 550
@@ -175,9 +206,35 @@ class Mailer:
         except aiosmtplib.SMTPConnectError:
             error = SendResult(ok=False, error="connection_failed")
         except aiosmtplib.SMTPServerDisconnected:
+            if reused:
+                client.close()
+                return None
             error = SendResult(ok=False, error="smtp_disconnected")
         except aiosmtplib.SMTPException:
             error = SendResult(ok=False, error="smtp_error")
         except OSError:
             error = SendResult(ok=False, error="connection_failed")
-        return SENT if accepted else error
+        except BaseException:
+            client.close()
+            raise
+        else:
+            on_accepted()
+            self._idle.append(client)
+            return SENT
+        await _quit(client)  # after a failure the connection is not trusted with another message
+        return error
+
+    async def close(self) -> None:
+        """Say goodbye on every idle connection (the end of a batch)."""
+        idle, self._idle = self._idle, []
+        for client in idle:
+            await _quit(client)
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    """QUIT, or just close if the server does not answer (the messages sent on it are taken already)."""
+    try:
+        if client.is_connected:
+            await client.quit()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        client.close()

@@ -7,9 +7,19 @@ show a lag that never shrinks. A unit test holds this list to the workers' actua
 
 from __future__ import annotations
 
-from schemas.topics import AGENCIES, BY_NAME, COORDINATOR_ACCOUNTS, TOPICS, Service, TopicSpec
+from schemas.topics import (
+    AGENCIES,
+    BY_NAME,
+    COORDINATOR_ACCOUNTS,
+    COORDINATOR_RECORDS,
+    TOPICS,
+    Service,
+    TopicSpec,
+)
 
-READ_AS_VIEWS: frozenset[str] = frozenset({AGENCIES.name, COORDINATOR_ACCOUNTS.name})
+READ_AS_VIEWS: frozenset[str] = frozenset(
+    {AGENCIES.name, COORDINATOR_ACCOUNTS.name, COORDINATOR_RECORDS.name}
+)
 REPLAY_GROUP = "circles-ops-replay"
 """The consumer group (under the topic prefix) whose offsets on each ``.dlq`` topic mark what was replayed."""
 

@@ -64,9 +64,12 @@ class KeyStore:
         client_id: str = "circles-keys",
         partitions: int = 1,
         directory: Path | None = None,
+        linger_ms: int | None = None,
     ) -> None:
         """``directory``: where the copy of the keys topic lives (None: a temporary copy, the whole topic
-        read at every start, as a one-off command does)."""
+        read at every start, as a one-off command does). ``linger_ms``: the key writer's (default
+        ``producer()``'s); 0 in an API, where a request waits for its new key's acknowledgement."""
+        self._overrides: dict[str, int] = {} if linger_ms is None else {"linger_ms": linger_ms}
         self.topic = topic
         self._keks = keks
         self._bootstrap = bootstrap_servers
@@ -86,7 +89,7 @@ class KeyStore:
 
     async def start(self) -> None:
         self._producer = RenewingProducer(
-            lambda: producer(self._bootstrap, client_id="circles-keys"), "circles-keys"
+            lambda: producer(self._bootstrap, client_id="circles-keys", **self._overrides), "circles-keys"
         )
         await self._producer.start()
         await self._view.start()

@@ -154,11 +154,13 @@ def build_sealer(
     client_id: str = "circles-keys",
     *,
     directory: Path | None = None,
+    linger_ms: int | None = None,
 ) -> Sealer:
     """A sealer over the keys topics of ``kinds`` (``referral``, ``volunteer``, ``coordinator``).
 
     ``directory``: a long-running process's state directory (``RuntimeSettings.state_dir``), where each
-    keys topic's copy is kept between starts; None (a one-off command): temporary copies."""
+    keys topic's copy is kept between starts; None (a one-off command): temporary copies. ``linger_ms``
+    for its key writers (see ``KeyStore``)."""
     keks, prefix, bootstrap = keks_of(settings), settings.topic_prefix, settings.bootstrap_servers()
     by_topic: dict[str, KeyStore] = {}
     stores = {}
@@ -173,6 +175,7 @@ def build_sealer(
                 client_id=client_id,
                 partitions=spec.partitions,
                 directory=directory / spec.name if directory is not None else None,
+                linger_ms=linger_ms,
             )
         stores[kind] = by_topic[topic]
     return Sealer(stores)

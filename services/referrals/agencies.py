@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 from schemas.common import LocalAuthority
 from schemas.events.agencies import AgencyKeyRotated, AgencyKind, AgencyRecord, AgencyRegistered
 from schemas.topics import AGENCIES
-from services.referrals.domain.keys import key_id_of, new_api_key, new_webhook_secret, verify
+from services.referrals.domain.keys import (
+    key_id_of,
+    new_api_key,
+    new_kafka_signing_key,
+    new_webhook_secret,
+    verify,
+)
 from services.runtime.kafka import CompactedView, Publisher, read_compacted
 
 
@@ -60,6 +66,7 @@ class Credentials:
     agency_id: str
     api_key: str
     webhook_secret: str | None
+    kafka_signing_key: str
 
 
 class AgencyExists(Exception):
@@ -89,6 +96,7 @@ async def register_agency(
     now = datetime.now(UTC)
     api_key, hashed = new_api_key(now)
     secret = new_webhook_secret() if webhook_url else None
+    signing_key = new_kafka_signing_key()
     record = AgencyRecord(
         agency_id=agency_id,
         name=name,
@@ -97,6 +105,7 @@ async def register_agency(
         contact_email=contact_email,
         webhook_url=webhook_url,
         webhook_secret=secret,
+        kafka_signing_key=signing_key,
         api_key=hashed,
         registered_at=now,
         updated_at=now,
@@ -104,20 +113,23 @@ async def register_agency(
     async with Publisher(bootstrap_servers, "/circles/referrals/cli", prefix=prefix) as publisher:
         event = AgencyRegistered(agency=record)
         await publisher.publish(event, publisher.envelope(event, correlation_id=f"agency-{agency_id}"))
-    return Credentials(agency_id, api_key, secret)
+    return Credentials(agency_id, api_key, secret, signing_key)
 
 
 async def rotate_key(bootstrap_servers: str, agency_id: str, *, prefix: str = "") -> Credentials:
+    """A new API key and a new Kafka signing key; the old ones stop working once the services see it."""
     existing = await read_compacted(bootstrap_servers, prefix + AGENCIES.name, parse_agency)
     current = existing.get(agency_id)
     if current is None:
         raise AgencyNotFound(f"no agency {agency_id}")
     now = datetime.now(UTC)
     api_key, hashed = new_api_key(now)
-    event = AgencyKeyRotated(agency=current.model_copy(update={"api_key": hashed, "updated_at": now}))
+    signing_key = new_kafka_signing_key()
+    update = {"api_key": hashed, "kafka_signing_key": signing_key, "updated_at": now}
+    event = AgencyKeyRotated(agency=current.model_copy(update=update))
     async with Publisher(bootstrap_servers, "/circles/referrals/cli", prefix=prefix) as publisher:
         await publisher.publish(event, publisher.envelope(event, correlation_id=f"agency-{agency_id}"))
-    return Credentials(agency_id, api_key, None)
+    return Credentials(agency_id, api_key, None, signing_key)
 
 
 async def list_agencies(bootstrap_servers: str, *, prefix: str = "") -> list[AgencyRecord]:

@@ -20,7 +20,6 @@ import asyncio
 import json
 import re
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -34,10 +33,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from schemas.common import ReferralStatus
 from schemas.envelope import Envelope, Event
 from schemas.events.agencies import AgencyRecord
+from schemas.events.circles import AcknowledgeConcern, ConcernState
 from schemas.events.referrals import AccessAction, SubmitReferral, WithdrawReferral
 from schemas.partner_api import (
+    Acknowledgement,
+    ConcernDetail,
+    ConcernList,
+    ConcernView,
     FieldError,
     Links,
+    MappaPanelView,
     Problem,
     ReferralAccepted,
     ReferralHistory,
@@ -50,16 +55,29 @@ from schemas.topics import REFERRALS_STATE
 from services.protection.sealer import build_sealer
 from services.referrals.access import Access, AccessLog
 from services.referrals.agencies import AgencyDirectory
+from services.referrals.circleview import CircleIndex, CirclesReadModel
+from services.referrals.domain import circles as circle_rules
 from services.referrals.domain.referral import ReferralRecord, referral_id_for
+from services.referrals.panels import MappaPanels
 from services.referrals.ratelimit import RateLimiter
-from services.referrals.readmodel import Pending, Referral, ReferralIndex, ReferralReadModel
+from services.referrals.readmodel import Pending, Referral, ReferralIndex, ReferralReadModel, RefusalReader
 from services.referrals.settings import ReferralsSettings
 from services.runtime import supervision
 from services.runtime.clock import Clock, SystemClock, clock_from_setting
-from services.runtime.http import install_metrics, install_probes, install_problem_handlers, problem
+from services.runtime.http import (
+    API_POLICY,
+    Hardened,
+    install_metrics,
+    install_probes,
+    install_problem_handlers,
+    problem,
+)
+from services.runtime.ids import derive_id
 from services.runtime.kafka import Publisher
+from services.runtime.locks import KeyedLocks
 from services.runtime.logs import get_logger, log_context
 from services.runtime.metrics import Metrics
+from services.runtime.probes import ProbeServer
 
 log = get_logger(__name__)
 CORRELATION_HEADER = "x-correlation-id"
@@ -73,7 +91,8 @@ class Authenticator(Protocol):
 
 
 class CommandPublisher(Protocol):
-    async def publish_command(self, command: Event, correlation_id: str) -> None: ...
+    async def publish_command(self, command: Event, correlation_id: str) -> str | None:
+        """Publish (acknowledged); returns the command's id (``ce_id``) if it has one."""
 
 
 class AccessRecorder(Protocol):
@@ -225,16 +244,22 @@ def erased(referral: Referral) -> bool:
     return isinstance(referral, ReferralRecord) and referral.erased
 
 
-def _view(referral: Referral, base_url: str) -> ReferralView:
+def withdrawn(referral: Referral) -> bool:
+    return referral.status is ReferralStatus.WITHDRAWN
+
+
+def _view(referral: Referral, base_url: str, circles: CircleIndex) -> ReferralView:
+    entry = circles.circle_of(referral.referral_id, referral.agency_id)
     return ReferralView(
         referral_id=referral.referral_id,
         agency_reference=referral.agency_reference,
-        status=referral.status,
+        status=circle_rules.referral_status(referral.status, entry),
         version=referral.version,
         decision=referral.decision,
         submitted_at=referral.submitted_at,
         updated_at=referral.updated_at,
         erased_at=referral.erased_at if isinstance(referral, ReferralRecord) else None,
+        circle=circle_rules.circle_view(entry, circles.acknowledged_here()) if entry is not None else None,
         links=_links(base_url, referral.referral_id),
     )
 
@@ -264,6 +289,7 @@ def create_api(
     authenticator: Authenticator,
     index: ReferralIndex,
     publisher: CommandPublisher,
+    circles: CircleIndex | None = None,
     access_log: AccessRecorder,
     base_url: str,
     clock: Clock | None = None,
@@ -272,15 +298,21 @@ def create_api(
     lifespan: Callable[[FastAPI], Any] | None = None,
     ready: Callable[[], bool] = lambda: True,
     metrics: Metrics | None = None,
+    panels: Callable[[uuid.UUID], list[MappaPanelView]] = lambda _: [],
+    metrics_route: bool = True,
 ) -> FastAPI:
+    """``metrics_route=False``: no ``/metrics`` on this (public) app; the process serves it on its own
+    listener (``build_api``). ``panels``: the MAPPA panels the scheme was asked to attend about a referral
+    (the coordinator's records)."""
     clock = clock or SystemClock()
+    circles = circles if circles is not None else CircleIndex()
     app = FastAPI(
         title="Circles partner API",
         version="1.0.0",
         summary="Submit and follow referrals to the Humberside Circles of Support and Accountability scheme.",
         description=(
             "Authenticate with `Authorization: Bearer <agency API key>`. The agency is taken from the key. "
-            "An agency sees only the referrals it submitted. "
+            "An agency sees only the referrals it submitted, and only their circles and concerns. "
             "Errors are `application/problem+json` (RFC 9457)."
         ),
         openapi_url="/openapi.json",
@@ -289,7 +321,8 @@ def create_api(
         lifespan=lifespan,
     )
     bearer = Security(HTTPBearer(auto_error=False, description="The agency's API key"))
-    locks: defaultdict[uuid.UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
+    locks: KeyedLocks[uuid.UUID] = KeyedLocks()
+    app.state.locks = locks  # for tests: held only while in use
 
     install_problem_handlers(app, invalid_title="Invalid referral")
 
@@ -316,6 +349,20 @@ def create_api(
             links={"history": f"{base_url}/v1/referrals/{referral_id}/history"},
         )
 
+    @asynccontextmanager
+    async def changing(
+        referral_id: uuid.UUID, agency_id: str, *, erased_ok: Callable[[Referral], bool] = lambda _: False
+    ) -> AsyncIterator[Referral | JSONResponse | None]:
+        """The preamble of every change: the referral's lock held throughout, then the agency's referral
+        (``None`` if it has none by that id), or the answer that refuses the change: its data was erased
+        (unless ``erased_ok``)."""
+        async with locks.hold(referral_id):
+            existing = index.owned_by(referral_id, agency_id)
+            if existing is not None and erased(existing) and not erased_ok(existing):
+                yield erased_problem(referral_id)
+            else:
+                yield existing
+
     @app.post(
         "/v1/referrals",
         status_code=202,
@@ -336,10 +383,9 @@ def create_api(
         referral_id = referral_id_for(agency.agency_id, submission.agency_reference)
         touches(request, "submit", referral_id)
         fingerprint = submission.fingerprint()
-        async with locks[referral_id]:
-            existing = index.get(referral_id)
-            if existing is not None and erased(existing):
-                return erased_problem(referral_id)
+        async with changing(referral_id, agency.agency_id) as existing:
+            if isinstance(existing, JSONResponse):
+                return existing
             if existing is not None:
                 if existing.fingerprint == fingerprint:
                     response.status_code = 200
@@ -361,7 +407,7 @@ def create_api(
                 fingerprint=fingerprint,
                 received_at=now,
             )
-            await publisher.publish_command(command, correlation_of(request))
+            command_id = await publisher.publish_command(command, correlation_of(request))
             index.add_pending(
                 Pending(
                     referral_id,
@@ -372,6 +418,7 @@ def create_api(
                     ReferralStatus.RECEIVED,
                     now,
                     now,
+                    command_id=command_id,
                 )
             )
         log.info("referral_received", referral_id=str(referral_id), agency_id=agency.agency_id)
@@ -392,12 +439,11 @@ def create_api(
         """Replace the referral with a new version (e.g. supplying missing information), assessed again."""
         agency = agency_of(request)
         touches(request, "amend", referral_id)
-        async with locks[referral_id]:
-            existing = index.owned_by(referral_id, agency.agency_id)
+        async with changing(referral_id, agency.agency_id) as existing:
             if existing is None:
                 return not_found()
-            if erased(existing):
-                return erased_problem(referral_id)
+            if isinstance(existing, JSONResponse):
+                return existing
             if existing.status is ReferralStatus.WITHDRAWN:
                 return problem(409, "Conflict", "The referral is withdrawn and cannot be amended.")
             if submission.agency_reference != existing.agency_reference:
@@ -421,7 +467,7 @@ def create_api(
                 amend=True,
                 received_at=now,
             )
-            await publisher.publish_command(command, correlation_of(request))
+            command_id = await publisher.publish_command(command, correlation_of(request))
             index.add_pending(
                 Pending(
                     referral_id,
@@ -433,6 +479,7 @@ def create_api(
                     existing.submitted_at,
                     now,
                     history=tuple(existing.history),
+                    command_id=command_id,
                 )
             )
         return ReferralAccepted(
@@ -452,12 +499,11 @@ def create_api(
         """Withdraw the referral. Its history is kept."""
         agency = agency_of(request)
         touches(request, "withdraw", referral_id)
-        async with locks[referral_id]:
-            existing = index.owned_by(referral_id, agency.agency_id)
+        async with changing(referral_id, agency.agency_id, erased_ok=withdrawn) as existing:
             if existing is None:
                 return not_found()
-            if erased(existing) and existing.status is not ReferralStatus.WITHDRAWN:
-                return erased_problem(referral_id)
+            if isinstance(existing, JSONResponse):
+                return existing
             if existing.status is not ReferralStatus.WITHDRAWN:
                 now = clock.now()
                 command = WithdrawReferral(
@@ -466,7 +512,7 @@ def create_api(
                     reason=withdrawal.reason,
                     received_at=now,
                 )
-                await publisher.publish_command(command, correlation_of(request))
+                command_id = await publisher.publish_command(command, correlation_of(request))
                 index.add_pending(
                     Pending(
                         referral_id,
@@ -479,6 +525,7 @@ def create_api(
                         now,
                         existing.decision,
                         tuple(existing.history),
+                        command_id,
                     )
                 )
         return ReferralAccepted(
@@ -492,10 +539,12 @@ def create_api(
         responses=ERROR_RESPONSES,
     )
     async def get_referral(referral_id: uuid.UUID, request: Request) -> Any:
-        """Current status and decision."""
+        """Current status and decision, and the MAPPA panels about it the scheme was asked to attend."""
         touches(request, "get", referral_id)
         referral = index.owned_by(referral_id, agency_of(request).agency_id)
-        return _view(referral, base_url) if referral is not None else not_found()
+        if referral is None:
+            return not_found()
+        return _view(referral, base_url, circles).model_copy(update={"mappa_panels": panels(referral_id)})
 
     @app.get(
         "/v1/referrals/{referral_id}/history",
@@ -514,12 +563,88 @@ def create_api(
     @app.get("/v1/referrals", response_model=ReferralList, dependencies=[bearer], responses=ERROR_RESPONSES)
     async def list_referrals(request: Request, status: ReferralStatus | None = None) -> Any:
         """This agency's referrals, newest first, optionally with one status."""
-        referrals = [
-            r for r in index.of_agency(agency_of(request).agency_id) if status is None or r.status is status
+        views = [_view(r, base_url, circles) for r in index.of_agency(agency_of(request).agency_id)]
+        views = [v for v in views if status is None or v.status is status]
+        views.sort(key=lambda v: v.submitted_at, reverse=True)
+        touches(request, "list", *(v.referral_id for v in views))
+        return ReferralList(referrals=views)
+
+    concern_errors: dict[int | str, dict[str, Any]] = {
+        **ERROR_RESPONSES,
+        404: {"model": Problem, "description": "No such concern, or another agency's"},
+    }
+
+    def concern_not_found() -> JSONResponse:
+        return problem(404, "Not Found", "No concern with that id for your agency.")
+
+    @app.get("/v1/concerns", response_model=ConcernList, dependencies=[bearer], responses=ERROR_RESPONSES)
+    async def list_concerns(request: Request, state: ConcernState | None = None) -> Any:
+        """Concerns raised in this agency's circles, newest first, optionally in one state (`open`: not
+        acknowledged yet). The summaries are read one at a time (`GET /v1/concerns/{concern_id}`)."""
+        found = circles.concerns_of(agency_of(request).agency_id)
+        views = [
+            circle_rules.concern_view(entry, c, base_url, circles.acknowledged_at(c.concern_id))
+            for entry, c in found
         ]
-        referrals.sort(key=lambda r: r.submitted_at, reverse=True)
-        touches(request, "list", *(r.referral_id for r in referrals))
-        return ReferralList(referrals=[_view(r, base_url) for r in referrals])
+        views = [v for v in views if state is None or v.state is state]
+        views.sort(key=lambda v: (v.raised_at, str(v.concern_id)), reverse=True)
+        touches(request, "concerns", *sorted({v.referral_id for v in views}))
+        return ConcernList(concerns=views)
+
+    @app.get(
+        "/v1/concerns/{concern_id}",
+        response_model=ConcernDetail,
+        dependencies=[bearer],
+        responses=concern_errors,
+    )
+    async def get_concern(concern_id: uuid.UUID, request: Request) -> Any:
+        """One concern with its summary (to the referring agency only)."""
+        found = circles.concern_of(concern_id, agency_of(request).agency_id)
+        if found is None:
+            touches(request, "concern")
+            return concern_not_found()
+        entry, concern = found
+        touches(request, "concern", entry.referral_id)
+        at = circles.acknowledged_at(concern_id)
+        return circle_rules.concern_view(entry, concern, base_url, at, with_summary=True)
+
+    @app.post(
+        "/v1/concerns/{concern_id}/acknowledgement",
+        response_model=ConcernView,
+        dependencies=[bearer],
+        responses=concern_errors,
+    )
+    async def acknowledge_concern(concern_id: uuid.UUID, body: Acknowledgement, request: Request) -> Any:
+        """Acknowledge a concern: its state becomes `acknowledged` (an urgent one is no longer escalated).
+        Acknowledging again answers the same and changes nothing."""
+        agency = agency_of(request)
+        found = circles.concern_of(concern_id, agency.agency_id)
+        if found is None:
+            touches(request, "acknowledge_concern")
+            return concern_not_found()
+        entry, concern = found
+        touches(request, "acknowledge_concern", entry.referral_id)
+        async with locks.hold(concern_id):
+            if concern.acknowledged_at is None and circles.acknowledged_at(concern_id) is None:
+                now = clock.now()
+                command = AcknowledgeConcern(
+                    command_id=derive_id(concern_id, "acknowledge"),  # the same on a retry
+                    referral_id=entry.referral_id,
+                    requested_by=f"agency:{agency.agency_id}",
+                    requested_at=now,
+                    concern_id=concern_id,
+                    agency_id=agency.agency_id,
+                    note=body.note,
+                )
+                await publisher.publish_command(command, correlation_of(request))
+                circles.acknowledge(concern_id, now)
+                log.info(
+                    "concern_acknowledged",
+                    concern_id=str(concern_id),
+                    referral_id=str(entry.referral_id),
+                    agency_id=agency.agency_id,
+                )
+        return circle_rules.concern_view(entry, concern, base_url, circles.acknowledged_at(concern_id))
 
     install_probes(app, ready)
 
@@ -531,7 +656,8 @@ def create_api(
         limiter=limiter or RateLimiter(per_minute=0, burst=0),
         max_body=max_body,
     )
-    install_metrics(app, metrics or Metrics(SERVICE))
+    app.add_middleware(Hardened, policy=API_POLICY)  # security headers; no-store: referrals are personal
+    install_metrics(app, metrics or Metrics(SERVICE), route=metrics_route)
     return app
 
 
@@ -541,9 +667,10 @@ class KafkaCommandPublisher:
     def __init__(self, publisher: Publisher) -> None:
         self.publisher = publisher
 
-    async def publish_command(self, command: Event, correlation_id: str) -> None:
+    async def publish_command(self, command: Event, correlation_id: str) -> str:
         envelope: Envelope = self.publisher.envelope(command, correlation_id)
         await self.publisher.publish(command, envelope)
+        return str(envelope.id)
 
 
 def openapi_document() -> dict[str, Any]:
@@ -554,7 +681,7 @@ def openapi_document() -> dict[str, Any]:
             return None
 
     class _Nowhere:
-        async def publish_command(self, command: Event, correlation_id: str) -> None:
+        async def publish_command(self, command: Event, correlation_id: str) -> str | None:
             raise RuntimeError("not connected")
 
         async def record(self, *_: Any, **__: Any) -> None:
@@ -574,8 +701,15 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
     prefix = settings.topic_prefix
     directory = AgencyDirectory(bootstrap, prefix)
     state = settings.state_dir("referrals-api")
-    sealer = build_sealer(settings, ["referral"], client_id="circles-referrals-api-keys", directory=state)
+    # Every request waits for its records' acknowledgements in turn (a new referral's data key, then its
+    # command, then the access record): no lingering before a send (issue 13; docs/benchmarks.md).
+    sealer = build_sealer(
+        settings, ["referral"], client_id="circles-referrals-api-keys", directory=state, linger_ms=0
+    )
     read_model = ReferralReadModel(bootstrap, sealer, prefix, directory=state / REFERRALS_STATE.name)
+    mappa_panels = MappaPanels(bootstrap, prefix)
+    circles = CirclesReadModel(bootstrap, sealer, prefix)
+    refusals = RefusalReader(bootstrap, read_model.index, prefix)
     metrics = Metrics(SERVICE)
     publisher = Publisher(
         bootstrap,
@@ -584,38 +718,61 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         metrics=metrics,
         sealer=sealer,
         timeout_s=settings.publish_timeout_s,
+        linger_ms=0,
     )
     started = {"ready": False}
+    probes = ProbeServer(
+        settings.health_host,
+        settings.health_port,
+        metrics,
+        lambda: (ready(), "ready" if ready() else "starting"),
+    )
+
+    def ready() -> bool:
+        return supervision.healthy() and started["ready"]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await probes.start()  # /metrics (and probes) on their own listener, never the public port
         await publisher.start()
         await sealer.start()
         await directory.start()
         await read_model.start()
+        await mappa_panels.view.start()
+        await circles.start()
+        await refusals.start()
         async with asyncio.timeout(120):
             await directory.view.sync()
+            await mappa_panels.view.sync()
+            await circles.view.sync()
         await read_model.view.caught_up()  # ready only once caught up, however long a first start reads
         started["ready"] = True
         log.info("api_ready", referrals=len(read_model.index), read=read_model.view.read)
         try:
             yield
         finally:
+            await mappa_panels.view.stop()
+            await refusals.stop()
+            await circles.stop()
             await read_model.stop()
             await directory.stop()
             await sealer.stop()
             await publisher.stop()
+            await probes.stop()
 
     return create_api(
         authenticator=directory,
         index=read_model.index,
         publisher=KafkaCommandPublisher(publisher),
+        circles=circles.index,
         access_log=AccessLog(publisher),
         base_url=settings.base_url(),
         clock=clock_from_setting(settings.clock),
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         max_body=settings.max_body_bytes,
         lifespan=lifespan,
-        ready=lambda: supervision.healthy() and started["ready"],
+        ready=ready,
         metrics=metrics,
+        panels=mappa_panels.of,
+        metrics_route=False,
     )

@@ -22,7 +22,8 @@ from services.referrals.demo import DEMO_AGENCIES
 from services.referrals.domain.retention import closed_on, due
 from services.referrals.erasure import WAIT_SECONDS, ErasureDesk, Result
 from services.referrals.settings import ReferralsSettings
-from services.runtime.cli_support import CliError, bootstrap, echo_json, operator, prefix, run
+from services.runtime.cli_support import CliError, bootstrap, echo_json, operator, prefix, run, settings
+from services.runtime.destinations import DestinationRefused, check_url
 
 
 def _show(credentials: Credentials, as_json: bool, what: str) -> None:
@@ -32,11 +33,13 @@ def _show(credentials: Credentials, as_json: bool, what: str) -> None:
                 "agency_id": credentials.agency_id,
                 "api_key": credentials.api_key,
                 "webhook_secret": credentials.webhook_secret,
+                "kafka_signing_key": credentials.kafka_signing_key,
             }
         )
         return
     click.echo(f"{what} {credentials.agency_id}.")
     click.echo(f"API key (shown once; only a salted hash is kept): {credentials.api_key}")
+    click.echo(f"Kafka submission signing key (shown once): {credentials.kafka_signing_key}")
     if credentials.webhook_secret:
         click.echo(f"Webhook signing secret (shown once): {credentials.webhook_secret}")
 
@@ -69,7 +72,12 @@ def add(
     webhook_url: str | None,
     as_json: bool,
 ) -> None:
-    """Register an agency and print its API key once."""
+    """Register an agency and print its API key and Kafka signing key once."""
+    if webhook_url:
+        try:  # https, and no address of this host or a private network unless the settings allow
+            check_url(webhook_url, settings().destinations())
+        except DestinationRefused as refused:
+            raise CliError(f"--webhook-url: {refused}") from None
     try:
         credentials = run(
             register_agency(
@@ -92,7 +100,7 @@ def add(
 @click.argument("agency_id")
 @click.option("--json", "as_json", is_flag=True)
 def rotate(agency_id: str, as_json: bool) -> None:
-    """Print a new API key; the old one stops working."""
+    """Print a new API key and Kafka signing key; the old ones stop working."""
     try:
         credentials = run(rotate_key(bootstrap(), agency_id, prefix=prefix()))
     except AgencyNotFound as error:
@@ -149,7 +157,12 @@ def add_demo_set(as_json: bool) -> None:
     if as_json:
         echo_json(
             [
-                {"agency_id": c.agency_id, "api_key": c.api_key, "webhook_secret": c.webhook_secret}
+                {
+                    "agency_id": c.agency_id,
+                    "api_key": c.api_key,
+                    "webhook_secret": c.webhook_secret,
+                    "kafka_signing_key": c.kafka_signing_key,
+                }
                 for c in created
             ]
         )

@@ -5,7 +5,10 @@ kept on disk in the API process's state directory (``StoredView``: a start reads
 wrote since the copy's checkpoint) with an index by agency; a record is opened and parsed when a request
 looks it up, and the most recently used are kept parsed (``CACHE_SIZE``). Submissions this API process has
 just accepted, and the worker has not applied yet, are held as ``Pending`` so that a GET straight after a
-POST finds the referral ("received") instead of a 404.
+POST finds the referral ("received") instead of a 404. A pending version goes when the worker's record
+catches up with it, or when the worker refuses its command (a dead letter on the commands' dead-letter
+topic carrying the command's id: an amendment of a referral withdrawn or erased meanwhile through another
+channel), so the API shows the worker's record again.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from schemas.common import ReferralStatus
 from schemas.partner_api import Decision, HistoryEntry
-from schemas.topics import REFERRALS_STATE
+from schemas.topics import REFERRALS_COMMANDS, REFERRALS_STATE
 from services.protection.sealer import Sealer
 from services.referrals.domain.referral import ReferralEntry, ReferralRecord
 from services.runtime.codec import Erased
+from services.runtime.kafka import TopicTail
 from services.runtime.logs import get_logger
 from services.runtime.views import StoredView
 
@@ -44,6 +49,8 @@ class Pending:
     updated_at: datetime
     decision: Decision | None = None
     history: tuple[HistoryEntry, ...] = ()
+    command_id: str | None = None
+    """The id (``ce_id``) of the command that made this version: its dead letter clears it."""
 
 
 Referral = ReferralRecord | Pending
@@ -67,6 +74,19 @@ class ReferralIndex:
     def add_pending(self, pending: Pending) -> None:
         self._pending[pending.referral_id] = pending
         self._by_agency.setdefault(pending.agency_id, set()).add(pending.referral_id)
+
+    def refused(self, referral_id: uuid.UUID, command_id: str) -> bool:
+        """The worker refused the command ``command_id``: the version it would have made is not pending."""
+        pending = self._pending.get(referral_id)
+        if pending is None or pending.command_id != command_id:
+            return False
+        del self._pending[referral_id]
+        if referral_id not in self._records:  # a refused first submission leaves nothing to show
+            self._by_agency.get(pending.agency_id, set()).discard(referral_id)
+        return True
+
+    def pending(self) -> int:
+        return len(self._pending)
 
     def get(self, referral_id: uuid.UUID) -> Referral | None:
         return self._pending.get(referral_id) or self._records.get(referral_id)
@@ -183,3 +203,33 @@ class ReferralReadModel:
 
     async def stop(self) -> None:
         await self.view.stop()
+
+
+class RefusalReader(TopicTail):
+    """Follows the commands' dead-letter topic from its end: each command the worker refused clears the
+    version it left pending in ``index`` (only this process's commands are pending here)."""
+
+    def __init__(self, bootstrap_servers: str, index: ReferralIndex, prefix: str = "") -> None:
+        topic = prefix + REFERRALS_COMMANDS.dlq
+        super().__init__(bootstrap_servers, [topic], "circles-referrals-api-refusals", f"refusals:{topic}")
+        self.index = index
+
+    def on_record(self, topic: str, record: Any) -> None:
+        refusal_of(self.index, record.key, record.headers)
+
+
+def refusal_of(index: ReferralIndex, key: bytes | None, headers: Any) -> bool:
+    """Apply one dead letter of a command (its key is the referral id, ``ce_id`` the command's id)."""
+    command_id = next(
+        (bytes(value).decode() for name, value in headers or () if name == "ce_id" and value), None
+    )
+    if key is None or command_id is None:
+        return False
+    try:
+        referral_id = uuid.UUID(key.decode())
+    except ValueError:
+        return False
+    cleared = index.refused(referral_id, command_id)
+    if cleared:
+        log.info("pending_version_refused", referral_id=str(referral_id))
+    return cleared

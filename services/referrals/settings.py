@@ -34,9 +34,21 @@ class ReferralsSettings(RuntimeSettings):
         default=90, ge=1, description="Personal data kept after an ineligible decision"
     )
 
+    retention_needs_information_days: int = Field(
+        default=180, ge=1, description="Personal data kept after the last change while information is awaited"
+    )
+    retention_open_days: int = Field(
+        default=2 * 365,
+        ge=1,
+        description="Personal data of any other open referral kept after its last change (or release date)",
+    )
+
     def retention(self) -> RetentionPolicy:
         return RetentionPolicy(
-            closed_days=self.retention_closed_days, ineligible_days=self.retention_ineligible_days
+            closed_days=self.retention_closed_days,
+            ineligible_days=self.retention_ineligible_days,
+            needs_information_days=self.retention_needs_information_days,
+            open_days=self.retention_open_days,
         )
 
     def base_url(self) -> str:

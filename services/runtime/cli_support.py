@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import json
 import os
+import re
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -22,6 +23,24 @@ T = TypeVar("T")
 
 class CliError(click.ClickException):
     """Exit status 1 with a one-line reason."""
+
+
+class OneLineCommand(click.Command):
+    """A command whose usage errors are one line (``Error: ...``, exit status 2), without the usage text."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            error.ctx = None
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            error.ctx = None
+            raise
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -62,6 +81,16 @@ def operator() -> str:
         return f"cli:{getpass.getuser()}"
     except OSError:  # no name for this uid (a bare container)
         return f"cli:uid-{os.getuid()}"
+
+
+def os_user_id() -> str:
+    """The OS user running the command as an id (``cli-<user>``, lower-case letters, digits and hyphens)."""
+    try:
+        user = getpass.getuser()
+    except OSError:  # no name for this uid (a bare container)
+        user = f"uid-{os.getuid()}"
+    slug = re.sub(r"[^a-z0-9-]+", "-", user.lower()).strip("-") or "unknown"
+    return f"cli-{slug}"[:63]
 
 
 def echo_json(value: Any) -> None:

@@ -155,13 +155,16 @@ class RequestMetrics:
         return partial or UNMATCHED
 
 
-def install_metrics(app: FastAPI, metrics: Metrics) -> Metrics:
+def install_metrics(app: FastAPI, metrics: Metrics, *, route: bool = True) -> Metrics:
     """``GET /metrics`` (Prometheus text, no authentication: ids and counts only) and request metrics.
-    Call it after adding the app's other middleware, so that it wraps them all."""
+    Call it after adding the app's other middleware, so that it wraps them all. ``route=False``: count the
+    requests, but serve ``/metrics`` elsewhere (the partner API: on its probe server, not its public port)."""
 
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+    if route:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics() -> Response:
+            return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     app.add_middleware(RequestMetrics, metrics=metrics, fastapi=app)
     return metrics
@@ -181,3 +184,103 @@ def install_probes(app: FastAPI, ready: Callable[[], bool]) -> None:
         return JSONResponse(
             {"status": "ready" if is_ready else "starting"}, status_code=200 if is_ready else 503
         )
+
+
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+"""The coordinator page's Content-Security-Policy: its own scripts, styles and images only (no inline code),
+never framed (clickjacking), forms posted only to itself."""
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+"""The APIs' Content-Security-Policy: JSON is no document; a browser made to render one runs nothing."""
+
+
+class Hardened:
+    """ASGI middleware: security headers on every answer, ``Cache-Control: no-store`` on every answer
+    ``no_store`` says holds personal data, and a limit on whole request bodies (413 before the app reads
+    one byte of a body that is too large, whatever its fields).
+
+    Headers: ``Content-Security-Policy`` (with ``frame-ancestors``), ``X-Content-Type-Options: nosniff``,
+    ``Referrer-Policy: no-referrer``, ``X-Frame-Options: DENY`` (older browsers)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        policy: str,
+        no_store: Callable[[str], bool] = lambda _: True,
+        max_body: int | None = None,
+    ) -> None:
+        self.app = app
+        self.headers = [
+            (b"content-security-policy", policy.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+        ]
+        self.no_store = no_store
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = list(self.headers)
+        if self.no_store(scope["path"]):
+            extra.append((b"cache-control", b"no-store"))
+
+        replaced = {name for name, _ in extra}
+
+        async def send_hardened(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(n, v) for n, v in message.get("headers", []) if n.lower() not in replaced]
+                message = {**message, "headers": kept + extra}
+            await send(message)
+
+        if self.max_body is not None and scope["method"] in {"POST", "PUT", "PATCH"}:
+            replay = await self._read_body(scope, receive)
+            if replay is None:
+                await self._too_large(scope, send_hardened)
+                return
+            receive = replay
+        await self.app(scope, receive, send_hardened)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> Receive | None:
+        assert self.max_body is not None
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body:
+            return None
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            body.extend(message.get("body", b""))
+            if len(body) > self.max_body:
+                return None
+            more = message.get("more_body", False)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        return replay
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        assert self.max_body is not None
+        log.info("request_body_too_large", path=scope["path"], limit=self.max_body)
+        text = f"The form is too large: at most {self.max_body // 1024} KiB.".encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")],
+            }
+        )
+        await send({"type": "http.response.body", "body": text})

@@ -191,8 +191,11 @@ class Publisher:
         metrics: Metrics | None = None,
         timeout_s: float | None = None,
         sealer: Codec | None = None,
+        linger_ms: int | None = None,
     ) -> None:
-        """``sealer``: the codec of a process holding data keys (``services.protection``'s ``Sealer``)."""
+        """``sealer``: the codec of a process holding data keys (``services.protection``'s ``Sealer``).
+        ``linger_ms``: the producer's (default ``producer()``'s); 0 for a request handler that waits for
+        each acknowledgement in turn (an API), where lingering only adds to every request's latency."""
         self.source = source
         self.prefix = prefix
         self.metrics = metrics
@@ -202,10 +205,13 @@ class Publisher:
         self.codec = sealer or PLAIN
         self._bootstrap = bootstrap_servers
         self._producer: Any = None
+        self._overrides: dict[str, Any] = {} if linger_ms is None else {"linger_ms": linger_ms}
 
     async def start(self) -> None:
         client_id = self.source.strip("/").replace("/", "-")
-        self._producer = RenewingProducer(lambda: producer(self._bootstrap, client_id=client_id), client_id)
+        self._producer = RenewingProducer(
+            lambda: producer(self._bootstrap, client_id=client_id, **self._overrides), client_id
+        )
         await self._producer.start()
 
     async def stop(self) -> None:
@@ -413,7 +419,51 @@ class Outcome:
         return bytes(headers.get("dlq_error", b"")).decode(errors="replace")
 
 
-class OutcomeWatcher:
+class TopicTail:
+    """Follows topics from their end as it is at ``start()`` (no consumer group), handing each record to
+    ``on_record`` in a supervised task."""
+
+    def __init__(self, bootstrap_servers: str, topics: list[str], client_id: str, name: str) -> None:
+        self.topics = topics
+        self.name = name
+        self._options = {
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": client_id,
+            "group_id": None,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "latest",
+        }
+        self._consumer: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(*self.topics, **self._options, **security_options())
+        await self._consumer.start()
+        async with asyncio.timeout(30):
+            while not self._consumer.assignment():
+                await self._consumer.getmany(timeout_ms=50)
+        for tp in self._consumer.assignment():
+            await self._consumer.position(tp)  # fixes the starting point at the current end
+        self._task = supervise(self.name, self._step)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _step(self) -> None:
+        for tp, records in (await self._consumer.getmany(timeout_ms=200)).items():
+            for record in records:
+                self.on_record(tp.topic, record)
+
+    def on_record(self, topic: str, record: Any) -> None:
+        raise NotImplementedError
+
+
+class OutcomeWatcher(TopicTail):
     """Watches topics from their current end for the outcome of commands sent after ``start()``: a record
     whose ``ce_causationid`` is the command's id, or a dead letter carrying the command's own ``ce_id``.
 
@@ -428,37 +478,10 @@ class OutcomeWatcher:
         *,
         types: Collection[str] | None = None,
     ) -> None:
-        self.topics = topics
+        super().__init__(bootstrap_servers, topics, client_id, "outcome-watcher")
         self.types = frozenset(types) if types is not None else None
-        self._options = {
-            "bootstrap_servers": bootstrap_servers,
-            "client_id": client_id,
-            "group_id": None,
-            "enable_auto_commit": False,
-            "auto_offset_reset": "latest",
-        }
-        self._consumer: Any = None
-        self._task: asyncio.Task[None] | None = None
         self._waiting: dict[str, asyncio.Future[Outcome]] = {}
         self._seen: dict[str, Outcome] = {}
-
-    async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(*self.topics, **self._options, **security_options())
-        await self._consumer.start()
-        async with asyncio.timeout(30):
-            while not self._consumer.assignment():
-                await self._consumer.getmany(timeout_ms=50)
-        for tp in self._consumer.assignment():
-            await self._consumer.position(tp)  # fixes the starting point at the current end
-        self._task = supervise("outcome-watcher", self._step)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
 
     async def wait(self, command_id: str, seconds: float) -> Outcome | None:
         if command_id in self._seen:
@@ -472,20 +495,16 @@ class OutcomeWatcher:
         finally:
             self._waiting.pop(command_id, None)
 
-    async def _step(self) -> None:
-        for tp, records in (await self._consumer.getmany(timeout_ms=200)).items():
-            for record in records:
-                headers = {
-                    name: value.decode(errors="replace") for name, value in record.headers or () if value
-                }
-                dead = tp.topic.endswith(".dlq")
-                key = headers.get("ce_id") if dead else headers.get("ce_causationid")
-                wanted = dead or self.types is None or headers.get("ce_type") in self.types
-                if not key or not wanted:
-                    continue
-                outcome = Outcome(tp.topic, record)
-                future = self._waiting.get(key)
-                if future is not None and not future.done():
-                    future.set_result(outcome)
-                elif len(self._seen) < 10_000:
-                    self._seen.setdefault(key, outcome)
+    def on_record(self, topic: str, record: Any) -> None:
+        headers = {name: value.decode(errors="replace") for name, value in record.headers or () if value}
+        dead = topic.endswith(".dlq")
+        key = headers.get("ce_id") if dead else headers.get("ce_causationid")
+        wanted = dead or self.types is None or headers.get("ce_type") in self.types
+        if not key or not wanted:
+            return
+        outcome = Outcome(topic, record)
+        future = self._waiting.get(key)
+        if future is not None and not future.done():
+            future.set_result(outcome)
+        elif len(self._seen) < 10_000:
+            self._seen.setdefault(key, outcome)

@@ -9,6 +9,7 @@ from typing import Self
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.runtime.destinations import DestinationPolicy
 from services.runtime.kafka_security import KafkaSecurity, Mechanism, Protocol
 from services.runtime.stack_record import (
     LOCAL_DATA_DIR,
@@ -62,6 +63,13 @@ class RuntimeSettings(BaseSettings):
     clock: str = Field(default="system", description="'system', or 'file:/path' (see runtime/clock.py)")
     health_host: str = Field(default="127.0.0.1", description="Where workers serve /health, /ready, /metrics")
     health_port: int = Field(default=0, ge=0, le=65535, description="Their port; 0 picks a free one (logged)")
+    webhook_allow_loopback_http: bool = Field(
+        default=False,
+        description="Webhooks to this host, over http too (the dev stack's receivers)",
+    )
+    webhook_allow_private: bool = Field(
+        default=False, description="Webhooks to private network addresses (an agency over a private link)"
+    )
     kek_file: Path | None = Field(
         default=None, description="Key-encryption keys (JSON); default <data dir>/kek.json if it exists"
     )
@@ -72,6 +80,14 @@ class RuntimeSettings(BaseSettings):
         copy): ``<data dir>/state/<prefix><process>/<worker id or "main">``. Two processes given the same
         one get a temporary copy in the second (``LocalStore``: correct, only slower to start)."""
         return self.data_dir / "state" / f"{self.topic_prefix}{process}" / (self.worker_id or "main")
+
+    def destinations(self) -> DestinationPolicy:
+        """Where webhooks may go (``services.runtime.destinations``)."""
+        loopback = self.webhook_allow_loopback_http
+        if not loopback and not self.kafka_bootstrap_servers:  # a command beside `make run`: as its stack
+            record = read_record(self.data_dir)
+            loopback = record is not None and record.webhook_allow_loopback_http and record.broker_alive()
+        return DestinationPolicy(allow_loopback_http=loopback, allow_private=self.webhook_allow_private)
 
     def kafka_security(self) -> KafkaSecurity:
         """What ``services.runtime.kafka_security.security_options()`` gives every client of the process."""

@@ -27,6 +27,9 @@ class StackRecord(BaseModel):
     topic_prefix: str = ""
     kek_file: Path | None = Field(default=None, description="CIRCLES_KEK_FILE the stack was given, if any")
     kek_inline: bool = Field(default=False, description="The stack was given its KEK as CIRCLES_KEK")
+    webhook_allow_loopback_http: bool = Field(
+        default=False, description="Its workers deliver webhooks to this host over http (test receivers)"
+    )
 
     def broker_alive(self) -> bool:
         """Whether the recorded broker process is still there (a killed stack leaves its record behind)."""

@@ -299,6 +299,9 @@ class Item:
 
 Handler = Callable[[UnitOfWork, Envelope, Event], Awaitable[None]]
 BatchHandler = Callable[[UnitOfWork, list[Item]], Awaitable[None]]
+Authenticator = Callable[[Envelope, Any], Awaitable[None]]
+"""Checks a decoded record's origin from its raw bytes and headers (e.g. a signature); raises
+``ProcessingError`` to dead-letter it before its handler sees it."""
 
 
 @dataclass
@@ -310,6 +313,8 @@ class _Route:
     handler: Handler | None = None
     batch_handler: BatchHandler | None = None
     seal_dead_letters: str | None = None
+    dead_letter_subject: Callable[[Any], str | None] | None = None
+    authenticate: Authenticator | None = None
     processed: int = 0
     dead_lettered: int = 0
 
@@ -377,13 +382,24 @@ class StreamWorker:
         known: Mapping[str, type[Event]] | None = None,
         *,
         seal_dead_letters: str | None = None,
+        dead_letter_subject: Callable[[Any], str | None] | None = None,
+        authenticate: Authenticator | None = None,
     ) -> None:
         """Records of ``spec`` go one by one to ``handler``; a refused record is dead-lettered.
 
         ``seal_dead_letters``: a subject kind; for a topic of plain personal data (written by others), each
-        dead letter is sealed whole with a data key of its own (``<kind>:<uuid>``), destroyable later."""
+        dead letter is sealed whole, under the data key of the subject ``dead_letter_subject(record)`` names
+        (so that erasing that subject destroys the dead letter too), else under a key of its own
+        (``<kind>:<uuid>``). On such a topic nothing arrives sealed: a record with a field that looks sealed
+        is dead-lettered, not skipped as an erased subject's would be.
+        ``authenticate``: for a topic written by others, checks each record's origin before ``handler``."""
         self.routes[self._topic(spec)] = self._new_route(
-            spec, known, handler=handler, seal_dead_letters=seal_dead_letters
+            spec,
+            known,
+            handler=handler,
+            seal_dead_letters=seal_dead_letters,
+            dead_letter_subject=dead_letter_subject,
+            authenticate=authenticate,
         )
 
     def route_batch(
@@ -648,6 +664,10 @@ class StreamWorker:
         except UndecodableRecord as bad:
             self._dead_letter(uow, route, record, bad.reason, ErrorKind.UNDECODABLE)
         except Erased:
+            if route.seal_dead_letters is not None:  # plain data from outside: no sealed field is genuine
+                reason = "a field looks sealed (sealed:v1:...): records on this topic carry plain values only"
+                self._dead_letter(uow, route, record, reason, ErrorKind.UNDECODABLE)
+                return None
             log.info(
                 "erased_record_skipped", topic=record.topic, partition=record.partition, offset=record.offset
             )
@@ -664,6 +684,8 @@ class StreamWorker:
         ):
             savepoint = uow.savepoint()
             try:
+                if route.authenticate is not None:
+                    await route.authenticate(envelope, record)
                 await route.handler(uow, envelope, event)
             except TRANSIENT:
                 raise
@@ -700,7 +722,10 @@ class StreamWorker:
             partition=record.partition,
             offset=record.offset,
         )
-        sealed_as = f"{route.seal_dead_letters}:{uuid4()}" if route.seal_dead_letters else None
+        sealed_as = None
+        if route.seal_dead_letters:
+            named = route.dead_letter_subject(record) if route.dead_letter_subject else None
+            sealed_as = named or f"{route.seal_dead_letters}:{uuid4()}"
         uow.emit_raw(route.dlq, record.key, record.value, headers, seal_as=sealed_as)
         route.dead_lettered += 1
         self.metrics.error(kind)

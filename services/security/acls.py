@@ -7,7 +7,8 @@ Principals (SASL/SCRAM users; the local secure broker creates the same list):
   sign in as their service): it may
   - write (and read back) the topics it owns, its keys topic included, except those only the ``circles``
     command writes (catalogue ``cli: only-writer``: agencies, coordinator accounts and their data keys),
-    which it only reads;
+    which it only reads; and write those whose catalogue ``writers`` name it, as a front end of their owner
+    (the partner API writes an agency's acknowledgement of a concern to the circles commands);
   - read the topics it consumes, through its consumer group or whole as a view (changelogs included),
     and delete from those it purges (catalogue ``purged_by_consumers``: the plain inbound submissions);
   - write and read the dead-letter topics of the topics its workers consume (a worker dead-letters a record
@@ -175,6 +176,8 @@ def rights(prefix: str = "") -> dict[str, Rights]:
                 own.topic(prefix + spec.name, Operation.READ)
                 if spec.cli is not CliAccess.ONLY_WRITER:
                     own.topic(prefix + spec.name, Operation.WRITE)
+            if service in spec.writers:
+                own.topic(prefix + spec.name, Operation.WRITE)
             if service in spec.consumers:
                 own.topic(prefix + spec.name, Operation.READ)
                 if spec.purged_by_consumers:

@@ -6,6 +6,8 @@ with axe-core (no serious or critical violations)."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import os
 import shutil
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -285,3 +288,70 @@ def test_reject_one_volunteer_and_see_the_replacement(stack: Stack, page: Page) 
     expect(page.get_by_role("img", name="Events written per second")).to_be_visible()
     check(page, "14-operations")
     assert json.loads(httpx.get(f"{stack.web_url}/ready").text)["status"] == "ready"
+
+
+def test_record_for_the_return_and_see_the_figures_chart_and_csv(stack: Stack, page: Page) -> None:
+    """Issue 12: the report shows the commissioner's return with its chart (and the chart's table), the
+    forms record a MAPPA panel, a mentoring session and an audit, and the CSV downloads."""
+    referral_id = stack.submit("RETURN-1")
+    sign_in(page)
+    page.goto("/referrals")
+    for _ in range(60):  # the referral reaches the coordinator's projection a moment later
+        if page.get_by_text("RETURN-1").count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    today = datetime.now(UTC).date().isoformat()
+    page.goto(f"/report?start={today[:4]}-01-01&end={today}")
+    expect(page.get_by_role("heading", name="The commissioner's return")).to_be_visible()
+    chart = page.get_by_role("img", name="The commissioner's return against its targets")
+    expect(chart).to_be_visible()
+    expect(page.get_by_role("table", name="The return's figures")).to_be_visible()
+    check(page, "15-return")
+
+    panel = page.get_by_role("form", name="A MAPPA panel the scheme was asked to attend")
+    panel.get_by_label("Referral id").fill(str(referral_id))
+    panel.get_by_label("MAPPA level").select_option("3")
+    panel.get_by_label("Date of the panel").fill("2999-01-01")
+    panel.get_by_role("button", name="Record the panel").click()
+    expect(page.get_by_role("alert")).to_contain_text("in the future")
+    check(page, "16-return-refused")
+
+    panel = page.get_by_role("form", name="A MAPPA panel the scheme was asked to attend")
+    panel.get_by_label("Referral id").fill(str(referral_id))
+    panel.get_by_label("MAPPA level").select_option("3")
+    panel.get_by_role("button", name="Record the panel").click()
+    expect(page.get_by_role("status").first).to_contain_text("Recorded: the MAPPA panel")
+    session = page.get_by_role("form", name="A 1-1 mentoring session")
+    session.get_by_label("Referral id").fill(str(referral_id))
+    session.get_by_label("Length in minutes").fill("50")
+    session.get_by_role("button", name="Record the session").click()
+    expect(page.get_by_role("status").first).to_contain_text("Recorded: the mentoring session")
+    audit = page.get_by_role("form", name="An audit of practice")
+    audit.get_by_label("Area audited").fill("minutes")
+    audit.get_by_label("Actions needed").check()
+    audit.get_by_label("Number of actions (if any)").fill("2")
+    audit.get_by_role("button", name="Record the audit").click()
+    expect(page.get_by_role("status").first).to_contain_text("Recorded: the audit")
+
+    figures = page.get_by_role("table", name="The return's figures")
+    attended = figures.get_by_role("row", name="Level 3 panels: attended of asked")
+    for _ in range(40):  # the records reach the page's view a moment later
+        if attended.get_by_role("cell").inner_text() == "1 of 1":
+            break
+        page.wait_for_timeout(500)
+        page.goto(f"/report?start={today[:4]}-01-01&end={today}")
+    expect(attended.get_by_role("cell")).to_have_text("1 of 1")
+    expect(figures.get_by_role("row", name="Mentoring sessions").get_by_role("cell")).to_have_text(
+        "1 (50 minutes)"
+    )
+    expect(chart).to_contain_text("MAPPA panels attended")
+    check(page, "17-return-recorded")
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the commissioner's return (CSV)").click()
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert rows[0] == ["section", "figure", "value"]
+    table = {(section, figure): value for section, figure, value in rows[1:]}
+    assert table[("mappa_panels", "by_level.3.attended")] == "1"
+    assert table[("mentoring", "minutes")] == "50" and table[("audits", "with_actions")] == "1"

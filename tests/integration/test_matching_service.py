@@ -23,6 +23,7 @@ from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, 
 from schemas.events.referrals import SubmitReferral
 from schemas.topics import EVENT_TYPES, MATCHING_EVENTS, REFERRALS_STATE, TOPICS
 from services.referrals.domain.referral import ReferralEntry, referral_id_for
+from services.runtime.cli_support import os_user_id
 from services.runtime.kafka import create_topics
 from tests.conftest import leaks
 from tests.kafka_helpers import consume_all, wait_drained
@@ -203,8 +204,13 @@ def test_proposals_decisions_circles_and_a_waiting_referral(stack: Stack) -> Non
     refused = run_cli(stack.env, "proposal", "accept", proposal["proposal_id"], check=False)
     assert refused.returncode == 1 and "already rejected" in refused.stderr
 
-    stack.cli("proposal", "accept", second["proposal_id"], "--note", "good fit")
+    stack.cli("proposal", "accept", second["proposal_id"], "--note", "good fit", "--by", "coordinator-lee")
     stack.wait_for_status(first, "circle_formed")
+    listed = json.loads(stack.cli("proposal", "list", "--json"))
+    deciders = {p["proposal_id"]: p["decided_by"] for p in listed}
+    assert deciders[proposal["proposal_id"]] == os_user_id()  # the OS user running the command: cli-<user>
+    assert deciders[second["proposal_id"]] == "coordinator-lee"
+    assert "(decided by coordinator-lee)" in stack.cli("proposal", "list", "--status", "accepted")
     formed = [e for _, e in stack.matching_events() if isinstance(e, CircleFormed) and e.referral_id == first]
     assert len(formed) == 1 and formed[0].circles_formed_in_year == 1 and formed[0].yearly_target == 8
     after = {v["volunteer_id"]: v for v in json.loads(stack.cli("volunteer", "list", "--json"))}
@@ -351,10 +357,14 @@ def test_the_coordinator_api_does_what_the_cli_does(stack: Stack) -> None:
         assert {v["volunteer_id"] for v in proposal["volunteers"]} == {"api-0", "api-1", "api-2", "api-3"}
         listed = client.get("/v1/proposals", params={"status": "open"}, headers=auth).json()
         assert proposal["proposal_id"] in [p["proposal_id"] for p in listed]
-        decided = client.post(
-            f"/v1/proposals/{proposal['proposal_id']}/decision", headers=auth, json={"outcome": "accept"}
-        )
+        path = f"/v1/proposals/{proposal['proposal_id']}/decision"
+        named = {**auth, "X-Circles-Account": "Not An Id"}
+        assert client.post(path, headers=named, json={"outcome": "accept"}).status_code == 422
+        acting = {**auth, "X-Circles-Account": "coordinator-ann"}  # the page names its signed-in account
+        decided = client.post(path, headers=acting, json={"outcome": "accept"})
         assert decided.status_code == 200 and decided.json()["outcome"] == "accept"
+        shown = client.get(f"/v1/proposals/{proposal['proposal_id']}", headers=auth).json()
+        assert shown["decided_by"] == "coordinator-ann"
         again = client.post(
             f"/v1/proposals/{proposal['proposal_id']}/decision", headers=auth, json={"outcome": "reject"}
         )

@@ -55,6 +55,7 @@ class Stack:
     matching_port: int
     api: ServiceProcess
     api_url: str
+    api_metrics_port: int
 
     def probe(self, port: int, path: str) -> httpx.Response:
         return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5)
@@ -147,10 +148,13 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     asyncio.run(create_topics(kafka_bootstrap, TOPICS, prefix=prefix))
     env = service_env(kafka_bootstrap, prefix, tmp_path_factory.mktemp("ops"))
     created = run_cli(env, "agency", "add", AGENCY, "--name", "MAPPA (ops test)", "--json")
-    ports = {name: free_port() for name in ("referrals", "matching", "api")}
+    ports = {name: free_port() for name in ("referrals", "matching", "api", "api-metrics")}
     referrals = ServiceProcess("referrals-worker", {**env, "CIRCLES_HEALTH_PORT": str(ports["referrals"])})
     matching = ServiceProcess("matching-worker", {**env, "CIRCLES_HEALTH_PORT": str(ports["matching"])})
-    api = ServiceProcess("referrals-api", {**env, "CIRCLES_API_PORT": str(ports["api"])})
+    api = ServiceProcess(
+        "referrals-api",
+        {**env, "CIRCLES_API_PORT": str(ports["api"]), "CIRCLES_HEALTH_PORT": str(ports["api-metrics"])},
+    )
     processes = [referrals.start(), matching.start(), api.start()]
     try:
         wait_ready(referrals, ports["referrals"])
@@ -167,6 +171,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             ports["matching"],
             api,
             f"http://127.0.0.1:{ports['api']}",
+            ports["api-metrics"],
         )
     finally:
         for process in processes:
@@ -213,7 +218,9 @@ def test_api_metrics_count_requests_by_route_and_commands_out(stack: Stack) -> N
         assert accepted.status_code == 202, accepted.text
         assert client.get(f"/v1/referrals/{uuid.uuid4()}").status_code == 401
         assert client.get(f"/v1/referrals/{uuid.uuid4()}", headers=headers).status_code == 404
-        found = families(client.get("/metrics").text)
+        assert client.get("/metrics").status_code == 404  # never on the public listener (issue 14, 7)
+    found = families(stack.probe(stack.api_metrics_port, "/metrics").text)  # on its own
+    assert stack.probe(stack.api_metrics_port, "/ready").status_code == 200
     assert {name: found[name].type for name in {**STREAM_FAMILIES, **HTTP_FAMILIES}} == {
         **STREAM_FAMILIES,
         **HTTP_FAMILIES,

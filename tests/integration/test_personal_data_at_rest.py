@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,16 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from schemas.events.referrals import InboundSubmission
 from schemas.events.volunteers import ChangeVolunteer, Conflict
-from schemas.topics import MATCHING_CASES, REFERRAL_KEYS, REFERRALS_INBOUND, REFERRALS_STATE, TOPICS
+from schemas.topics import (
+    CIRCLES_STATE,
+    MATCHING_CASES,
+    REFERRAL_KEYS,
+    REFERRALS_INBOUND,
+    REFERRALS_STATE,
+    TOPICS,
+)
+from services.circles.domain.circle import Circle
 from services.matching.domain.cases import Case
 from services.referrals.domain.referral import ReferralEntry
 from services.runtime.kafka import Publisher, create_topics
@@ -56,7 +63,13 @@ from tests.processes import (
     sealing_publisher,
     service_env,
 )
-from tests.samples import PERSONAL_SENTINELS, submission_body
+from tests.samples import (
+    MINUTES_SENTINEL,
+    PERSONAL_SENTINELS,
+    SUMMARY_SENTINEL,
+    inbound_record,
+    submission_body,
+)
 
 pytestmark = pytest.mark.integration
 COORDINATOR = "coordinator@circles.example.org"
@@ -101,6 +114,7 @@ class Run:
     matching_url: str
     smtp: SmtpSink
     keys: dict[str, str]
+    signing_keys: dict[str, str]
     processes: list[ServiceProcess]
     broker_dir: Path
 
@@ -177,11 +191,12 @@ def run(broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         CIRCLES_DIGEST_ENABLED="false",
         CIRCLES_INBOUND_PURGE_INTERVAL_S="0.5",
     )
-    keys = {}
+    keys, signing_keys = {}, {}
     for agency, kind in (("mappa-humberside", "mappa"), ("police-mosovo", "police")):
         args = ["agency", "add", agency, "--name", f"{agency} (test)", "--kind", kind, "--json"]
         args += ["--local-authority", "hull", "--contact-email", f"{agency}@agencies.example.org"]
-        keys[agency] = json.loads(run_cli(env, *args).stdout)["api_key"]
+        created = json.loads(run_cli(env, *args).stdout)
+        keys[agency], signing_keys[agency] = created["api_key"], created["kafka_signing_key"]
     processes = [
         ServiceProcess(name, env).start()
         for name in (
@@ -192,6 +207,7 @@ def run(broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "notifications-worker",
             "coordinator-worker",
             "coordinator-web",
+            "circles-worker",
         )
     ]
     ports = {"referrals-api": port, "matching-api": matching_port, "coordinator-web": web_port}
@@ -209,6 +225,7 @@ def run(broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             f"http://127.0.0.1:{matching_port}",
             smtp,
             keys,
+            signing_keys,
             processes,
             Path(str(broker.data_dir)),
         )
@@ -250,16 +267,14 @@ def inbound_values() -> set[str]:
 
 
 async def submit_inbound(run: Run) -> None:
-    good_body, broken = inbound_bodies()
-    good = InboundSubmission.model_validate(good_body)
+    key = run.signing_keys["police-mosovo"]
+    records = [
+        inbound_record("police-mosovo", key, body, correlation_id=f"inbound-{n}")
+        for n, body in enumerate(inbound_bodies(), start=1)
+    ]
     async with Publisher(run.bootstrap, "/agencies/police-mosovo", prefix=run.prefix) as publisher:
-        await publisher.publish(good, publisher.envelope(good, correlation_id="inbound-1"))
-        await publisher.send_raw(
-            run.prefix + REFERRALS_INBOUND.name,
-            json.dumps(broken).encode(),
-            b"POLICE-INBOUND-2",
-            publisher.envelope(good, correlation_id="inbound-2").headers(),
-        )
+        for record_key, value, headers in records:
+            await publisher.send_raw(run.prefix + REFERRALS_INBOUND.name, value, record_key, headers)
 
 
 async def make_ready(run: Run) -> None:
@@ -283,6 +298,25 @@ async def make_ready(run: Run) -> None:
     async with sealing_publisher(run.env, "/circles/matching/cli") as publisher:
         for change in changes:
             await publisher.publish(change, publisher.envelope(change, f"volunteer-{change.volunteer_id}"))
+
+
+def record_minutes_and_a_concern(run: Run, circle_id: str) -> None:
+    """A meeting with its minutes and an urgent concern on the formed circle, through the CLI (the clock is
+    set to the real day: the circle formed today, and a meeting is not dated before that)."""
+    clock = Path(run.env["CIRCLES_CLOCK"].removeprefix("file:"))
+    clock.write_text(datetime.now(UTC).isoformat())
+    wait_until(lambda: circle_id in run.cli("circle", "list"), seconds=30, what="the circle to be active")
+    folder = Path(run.env["CIRCLES_DATA_DIR"])
+    (folder / "minutes.txt").write_text(MINUTES_SENTINEL)
+    (folder / "summary.txt").write_text(SUMMARY_SENTINEL)
+    today = datetime.now(UTC).date().isoformat()
+    run.cli("circle", "meeting", circle_id, "--date", today, "--core-member", "attended",
+            "--minutes-file", str(folder / "minutes.txt"))  # fmt: skip
+    run.cli(
+        "circle", "concern", circle_id, "--level", "urgent", "--summary-file", str(folder / "summary.txt")
+    )
+    (folder / "minutes.txt").unlink()
+    (folder / "summary.txt").unlink()
 
 
 def test_after_a_realistic_run_no_topic_and_no_file_of_the_broker_holds_a_personal_value(run: Run) -> None:
@@ -330,6 +364,7 @@ def test_after_a_realistic_run_no_topic_and_no_file_of_the_broker_holds_a_person
     wait_until(
         lambda: any(m.template == "circle_formed" for m in run.smtp.received()), seconds=30, what="messages"
     )
+    record_minutes_and_a_concern(run, f"circle-{eligible['referral_id']}")
     inbound_topic = run.prefix + REFERRALS_INBOUND.name
     wait_until(lambda: not asyncio.run(consume_all(run.bootstrap, inbound_topic)), what="the inbound purge")
     print(f"\nrealistic run: {time.monotonic() - started:.1f}s")
@@ -359,6 +394,8 @@ def test_after_a_realistic_run_no_topic_and_no_file_of_the_broker_holds_a_person
         "circles.matching.cases.v1",
         "circles.notifications.log.v1",
         "circles.referrals.access.v1",
+        "circles.circles.commands.v1",
+        "circles.circles.state.v1",
     ):
         assert held.get(name), f"{name} is empty: the search proves nothing there"
     assert REFERRALS_INBOUND.name not in held  # purged once processed
@@ -373,6 +410,10 @@ def test_after_a_realistic_run_no_topic_and_no_file_of_the_broker_holds_a_person
     assert "Kafkasubmitterson" in police.model_dump_json()
     cases = asyncio.run(read_sealed_table(run.env, MATCHING_CASES.name, Case))
     assert DECISION_NOTE in cases[eligible["referral_id"]].model_dump_json()
+    circles = asyncio.run(read_sealed_table(run.env, CIRCLES_STATE.name, Circle))
+    opened_circle = circles[eligible["referral_id"]].model_dump_json()
+    assert MINUTES_SENTINEL in opened_circle and SUMMARY_SENTINEL in opened_circle
+    assert files_holding(Path(run.env["CIRCLES_DATA_DIR"]) / "state", SEEDED) == {}  # the workers' tables
     mails = b"".join(mail.raw for mail in run.smtp.received())
     assert mails and not [value for value in SEEDED if value.encode() in mails]
     check_the_brokers_disk(run)

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,20 @@ import httpx
 import pytest
 
 from schemas.envelope import Envelope, decode
-from schemas.events.referrals import InboundSubmission, ReferralAssessed, ReferralSubmitted, ReferralWithdrawn
+from schemas.events.referrals import (
+    ReferralAssessed,
+    ReferralSubmitted,
+    ReferralWithdrawn,
+    WithdrawReferral,
+)
 from schemas.topics import EVENT_TYPES, REFERRAL_EVENTS, REFERRALS_INBOUND, TOPICS
+from services.protection.errors import KeyDestroyed
+from services.referrals.domain.referral import referral_id_for
 from services.runtime.kafka import Publisher, create_topics
 from tests.conftest import leaks
 from tests.kafka_helpers import consume, consume_all, wait_drained
 from tests.processes import ServiceProcess, free_port, run_cli, sealer_for, service_env
-from tests.samples import submission_body
+from tests.samples import inbound_record, submission_body
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +48,7 @@ class Stack:
     worker: ServiceProcess
     api: ServiceProcess
     keys: dict[str, str]
+    signing_keys: dict[str, str]
 
     def client(self, agency: str) -> httpx.Client:
         return httpx.Client(
@@ -103,16 +112,18 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         CIRCLES_REASSESS_INTERVAL_S="0.5",
         CIRCLES_API_PORT=str(port),
     )
-    keys = {}
+    keys, signing_keys = {}, {}
     for agency in ("mappa-humberside", "police-mosovo"):
-        created = run_cli(env, "agency", "add", agency, "--name", f"{agency} (test)", "--json")
-        keys[agency] = json.loads(created.stdout)["api_key"]
+        added = run_cli(env, "agency", "add", agency, "--name", f"{agency} (test)", "--json")
+        created = json.loads(added.stdout)
+        keys[agency], signing_keys[agency] = created["api_key"], created["kafka_signing_key"]
     worker = ServiceProcess("referrals-worker", env).start()
     api = ServiceProcess("referrals-api", env).start()
     try:
         worker.wait_for_log("worker_ready")
         api.wait_http(f"http://127.0.0.1:{port}/ready")
-        yield Stack(env, prefix, kafka_bootstrap, f"http://127.0.0.1:{port}", clock_file, worker, api, keys)
+        url = f"http://127.0.0.1:{port}"
+        yield Stack(env, prefix, kafka_bootstrap, url, clock_file, worker, api, keys, signing_keys)
     finally:
         api.stop()
         worker.stop()
@@ -214,19 +225,17 @@ def test_withdrawal(stack: Stack) -> None:
 
 
 def test_agency_systems_may_submit_over_kafka_with_the_same_validation(stack: Stack) -> None:
-    good = InboundSubmission.model_validate(submission_body(agency_reference="POLICE-KAFKA-1"))
+    key = stack.signing_keys["police-mosovo"]
+    good = inbound_record(
+        "police-mosovo", key, submission_body(agency_reference="POLICE-KAFKA-1"), correlation_id="kafka-1"
+    )
+    broken = submission_body(agency_reference="POLICE-KAFKA-2", risk__level="extreme")
+    bad = inbound_record("police-mosovo", key, broken, correlation_id="kafka-2")
 
     async def produce() -> None:
         async with Publisher(stack.bootstrap, "/agencies/police-mosovo", prefix=stack.prefix) as publisher:
-            await publisher.publish(good, publisher.envelope(good, correlation_id="kafka-1"))
-            broken = submission_body(agency_reference="POLICE-KAFKA-2", risk__level="extreme")
-            envelope = publisher.envelope(good, correlation_id="kafka-2")
-            await publisher.send_raw(
-                stack.prefix + REFERRALS_INBOUND.name,
-                json.dumps(broken).encode(),
-                b"POLICE-KAFKA-2",
-                envelope.headers(),
-            )
+            for record_key, value, headers in (good, bad):
+                await publisher.send_raw(stack.prefix + REFERRALS_INBOUND.name, value, record_key, headers)
 
     asyncio.run(produce())
     with stack.client("police-mosovo") as client:
@@ -240,8 +249,61 @@ def test_agency_systems_may_submit_over_kafka_with_the_same_validation(stack: St
     assert "risk.level" in reason and "extreme" not in reason
     # the agency's plain personal data is sealed whole in the dead letter, under a key of its own
     assert dead[0].value.startswith(b"sealed:v1:") and leaks(dead[0].value.decode()) == []
-    original = json.dumps(submission_body(agency_reference="POLICE-KAFKA-2", risk__level="extreme"))
-    assert asyncio.run(opened(stack.env, dead[0].value)) == original.encode()
+    assert asyncio.run(opened(stack.env, dead[0].value)) == bad[1]
+
+
+def test_inbound_dead_letters_are_erased_with_their_referral_and_sealed_looking_fields_refused(
+    stack: Stack,
+) -> None:
+    """Issue 14, finding 6: a dead-lettered inbound record is sealed under its referral's data key (erasing
+    the referral destroys it), and a field that looks sealed is dead-lettered, not silently skipped."""
+    key = stack.signing_keys["police-mosovo"]
+    good = submission_body(agency_reference="POLICE-ERASE-1")
+    broken = submission_body(agency_reference="POLICE-ERASE-1", risk__level="extreme")
+    forged = submission_body(agency_reference="POLICE-SEALED-1")
+    forged["notes"] = "sealed:v1:" + "ab" * 16 + ":AAAA"
+
+    async def produce(*bodies: dict[str, Any]) -> None:
+        async with Publisher(stack.bootstrap, "/agencies/police-mosovo", prefix=stack.prefix) as publisher:
+            for n, body in enumerate(bodies):
+                record_key, value, headers = inbound_record(
+                    "police-mosovo", key, body, correlation_id=f"kafka-erase-{n}"
+                )
+                await publisher.send_raw(stack.prefix + REFERRALS_INBOUND.name, value, record_key, headers)
+
+    asyncio.run(produce(good))
+    referral_id = str(referral_id_for("police-mosovo", "POLICE-ERASE-1"))
+    stack.wait_for_history("police-mosovo", referral_id, ReferralAssessed.event_type)
+    asyncio.run(produce(broken, forged))
+
+    def dead_letters() -> dict[str, Any]:
+        records = asyncio.run(consume_all(stack.bootstrap, stack.prefix + REFERRALS_INBOUND.dlq))
+        found = {}
+        for record in records:
+            error = dict(record.headers)["dlq_error"].decode()
+            if "looks sealed" in error:
+                found["forged"] = record
+            elif "risk.level" in error and b"POLICE-ERASE-1" in asyncio.run(opened_or_none(record.value)):
+                found["broken"] = record
+        return found
+
+    async def opened_or_none(value: bytes) -> bytes:
+        try:
+            return await opened(stack.env, value)
+        except KeyDestroyed:
+            return b""
+
+    deadline = time.monotonic() + 30
+    while len(found := dead_letters()) < 2:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.5)
+    assert leaks(found["forged"].value.decode()) == [] and found["forged"].value.startswith(b"sealed:v1:")
+    with stack.client("police-mosovo") as client:
+        listed = [r["agency_reference"] for r in client.get("/v1/referrals").json()["referrals"]]
+    assert "POLICE-SEALED-1" not in listed
+    run_cli(stack.env, "erase", "referral", referral_id, "--reason", "DSR-TEST-6")
+    with pytest.raises(KeyDestroyed):  # the dead letter went with the referral's data key
+        asyncio.run(opened(stack.env, found["broken"].value))
 
 
 def test_a_rotated_key_replaces_the_old_one(stack: Stack) -> None:
@@ -249,6 +311,8 @@ def test_a_rotated_key_replaces_the_old_one(stack: Stack) -> None:
     rotated = run_cli(stack.env, "agency", "rotate-key", "police-mosovo", "--json")
     new = json.loads(rotated.stdout)["api_key"]
     assert new != old
+    assert json.loads(rotated.stdout)["kafka_signing_key"] != stack.signing_keys["police-mosovo"]
+    stack.signing_keys["police-mosovo"] = json.loads(rotated.stdout)["kafka_signing_key"]
     deadline = time.monotonic() + 15
     while True:
         refused = httpx.get(f"{stack.api_url}/v1/referrals", headers={"Authorization": f"Bearer {old}"})
@@ -282,3 +346,46 @@ def test_state_survives_a_restart_of_both_processes(stack: Stack) -> None:
             "/v1/referrals", json=submission_body(agency_reference="MAPPA-AFTER-1")
         ).json()["referral_id"]
     stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "eligible")
+
+
+def test_an_amendment_the_worker_refuses_does_not_stay_pending(stack: Stack) -> None:
+    """Issue 15: another channel withdraws the referral before the worker reaches this API's amendment
+    (the worker is stopped meanwhile, so the API cannot have seen the withdrawal): the worker refuses the
+    amendment, and the API shows the withdrawal instead of a version that will never come."""
+    body = submission_body(agency_reference="MAPPA-REFUSED-1", custody__expected_release_date=None)
+    with stack.client("mappa-humberside") as client:
+        referral_id = client.post("/v1/referrals", json=body).json()["referral_id"]
+    stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "needs_information")
+    started = stack.worker.logs().count("worker_ready")
+    stack.worker.stop()
+    withdrawal = WithdrawReferral(
+        referral_id=uuid.UUID(referral_id),
+        agency_id="mappa-humberside",
+        reason="moved away",
+        received_at=datetime.now(UTC),
+    )
+
+    async def withdraw_elsewhere() -> None:
+        sealer = sealer_for(stack.env, ["referral"])
+        await sealer.start()
+        try:
+            async with Publisher(
+                stack.bootstrap, "/circles/referrals/api", prefix=stack.prefix, sealer=sealer
+            ) as publisher:
+                await publisher.publish(
+                    withdrawal, publisher.envelope(withdrawal, correlation_id="other-api")
+                )
+        finally:
+            await sealer.stop()
+
+    asyncio.run(withdraw_elsewhere())
+    amended = submission_body(agency_reference="MAPPA-REFUSED-1")
+    with stack.client("mappa-humberside") as client:
+        assert client.put(f"/v1/referrals/{referral_id}", json=amended).json()["status"] == "received"
+        assert client.get(f"/v1/referrals/{referral_id}").json()["version"] == 2  # pending
+    stack.worker.start()
+    stack.worker.wait_for_log("worker_ready", occurrences=started + 1)
+    view = stack.wait_for("mappa-humberside", referral_id, lambda v: v["status"] == "withdrawn", 60)
+    assert view["version"] == 1
+    with stack.client("mappa-humberside") as client:
+        assert client.put(f"/v1/referrals/{referral_id}", json=amended).status_code == 409  # withdrawn

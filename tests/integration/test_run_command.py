@@ -64,6 +64,7 @@ def start(folder: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], l
         "CIRCLES_MATCHING_API_PORT": str(ports["matching"]),
         "CIRCLES_WEB_PORT": str(ports["web"]),
         "CIRCLES_SMTP_PORT": str(ports["smtp"]),
+        "CIRCLES_PARTNER_METRICS_PORT": str(ports["metrics"]),  # the partner API's /metrics listener
         "CIRCLES_TOPIC_PREFIX": PREFIX,
     }
     process = subprocess.Popen(
@@ -145,7 +146,7 @@ def descendants_of(pid: int) -> list[int]:
 
 def test_run_command_runs_everything_the_cli_finds_it_and_state_survives(tmp_path: Path) -> None:
     folder = fresh_clone(tmp_path / "circles")
-    ports = {name: free_port() for name in ("api", "matching", "web", "smtp")}
+    ports = {name: free_port() for name in ("api", "matching", "web", "smtp", "metrics")}
     process, lines = start(folder, ports)
     text = "".join(lines)
     children = descendants_of(process.pid)
@@ -208,6 +209,13 @@ def the_cli_finds_the_running_stack(folder: Path, ports: dict[str, int], referra
     ):
         assert time.monotonic() < deadline, "the partner API never accepted the key the CLI made"
         time.sleep(0.2)
+    # the partner API's /metrics on its own listener only; a webhook to this host is allowed here (dev stack)
+    assert httpx.get(f"http://127.0.0.1:{ports['api']}/metrics").status_code == 404
+    assert "circles_http_requests" in httpx.get(f"http://127.0.0.1:{ports['metrics']}/metrics").text
+    hooked = circles(
+        folder, "agency", "add", "hook-agency", "--name", "Hook", "--webhook-url", "http://127.0.0.1:9/h"
+    )
+    assert hooked.returncode == 0, hooked.stderr
 
     volunteers = circles(folder, "volunteer", "list", "--json")
     assert volunteers.returncode == 0, volunteers.stderr

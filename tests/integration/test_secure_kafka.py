@@ -6,7 +6,9 @@ referral goes in over HTTP and comes out as a decision, a proposal and emails to
 fields are sealed with data keys on the keys topics, which only the principals that seal or open them may
 use (the ``circles`` command seals volunteers and coordinator accounts; the coordinator page opens account
 names). Then the refusals: a service writing another's topic or data keys, reading a topic it does not
-consume or another service's data keys, joining another's group, a wrong password, a plaintext client.
+consume or another service's data keys, joining another's group, a wrong password, a plaintext client, and
+an agency system submitting over Kafka in another agency's name (every agency system signs in as the one
+``circles-partner-agencies`` principal: what the worker trusts is the agency's own signing key).
 """
 
 from __future__ import annotations
@@ -58,11 +60,12 @@ from tests.processes import (
     sealer_for,
     service_env,
 )
-from tests.samples import submission_body, volunteer_record
+from tests.samples import inbound_record, submission_body, volunteer_record
 
 pytestmark = pytest.mark.integration
 AGENCY = "mappa-humberside"
 AGENCY_EMAIL = "mappa@agencies.example.org"
+VICTIM = "police-humberside"
 COORDINATOR = "coordinator@circles.example.org"
 ACCOUNT, ACCOUNT_NAME, PASSWORD = "secure-coordinator", "Secure Coordinator", "synthetic-pass-phrase-7"
 PROCESSES = (
@@ -72,6 +75,7 @@ PROCESSES = (
     "notifications-worker",
     "coordinator-worker",
     "coordinator-web",
+    "circles-worker",
 )
 
 
@@ -113,6 +117,8 @@ class Stack:
     api_url: str
     web_url: str
     api_key: str
+    signing_key: str
+    victim_api_key: str
     smtp: SmtpSink
     processes: dict[str, ServiceProcess]
 
@@ -165,9 +171,11 @@ def stack(secure: Secure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         CIRCLES_OPERATIONS_POLL_S="1",
     )
     urls = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{web_port}"
-    stack = Stack(secure, prefix, env, *urls, "", smtp, {})
+    stack = Stack(secure, prefix, env, *urls, "", "", "", smtp, {})
     added = stack.cli("agency", "add", AGENCY, "--name", "MAPPA", "--contact-email", AGENCY_EMAIL, "--json")
-    stack.api_key = json.loads(added)["api_key"]
+    stack.api_key, stack.signing_key = json.loads(added)["api_key"], json.loads(added)["kafka_signing_key"]
+    victim = stack.cli("agency", "add", VICTIM, "--name", "Humberside Police", "--kind", "police", "--json")
+    stack.victim_api_key = json.loads(victim)["api_key"]
     # seals the account's name with a coordinator data key, which the command writes and the page only reads
     stack.cli(
         "coordinator", "add", ACCOUNT, "--name", ACCOUNT_NAME, "--password-stdin", input=f"{PASSWORD}\n"
@@ -253,6 +261,7 @@ def test_the_pipeline_runs_with_each_service_signed_in_as_itself(stack: Stack) -
         "matching": 1,
         "notifications": 1,
         "coordinator": 1,
+        "circles": 1,
     }
     assert status.topic(REFERRALS_COMMANDS.name).last_event_age_s is not None
 
@@ -260,7 +269,13 @@ def test_the_pipeline_runs_with_each_service_signed_in_as_itself(stack: Stack) -
 def test_the_coordinator_page_sees_offsets_but_not_other_services_private_topics(stack: Stack) -> None:
     with using(stack.secure.security("circles-coordinator")):
         status = asyncio.run(pipeline_status(stack.secure.bootstrap, stack.prefix))
-    assert {s.service for s in status.services} == {"referrals", "matching", "notifications", "coordinator"}
+    assert {s.service for s in status.services} == {
+        "referrals",
+        "matching",
+        "notifications",
+        "coordinator",
+        "circles",
+    }
     commands = status.topic(REFERRALS_COMMANDS.name)
     assert commands.end_offset >= 1 and commands.last_event_age_s is None  # described, never read
     assert status.topic(REFERRAL_EVENTS.name).last_event_age_s is not None  # the coordinator consumes it
@@ -346,12 +361,63 @@ def test_agency_systems_may_submit_but_not_read_submissions(stack: Stack) -> Non
     wait_until(dead_lettered, what="the malformed submission in its dead-letter queue")
 
 
+def test_an_agency_system_cannot_submit_over_kafka_in_another_agencys_name(stack: Stack) -> None:
+    """Agency A's system (the shared agency principal, A's own signing key) writes one submission as itself
+    and two claiming to be agency B in ``ce_source``: one signed with A's key, one unsigned. A's goes
+    through; both forgeries are dead-lettered with their reason, and B sees no referral."""
+    own = inbound_record(
+        AGENCY, stack.signing_key, submission_body(agency_reference="SECURE-KAFKA-1"), "kafka-own"
+    )
+    forged = inbound_record(
+        VICTIM, stack.signing_key, submission_body(agency_reference="FORGED-1"), "kafka-forged"
+    )
+    unsigned = inbound_record(VICTIM, None, submission_body(agency_reference="FORGED-2"), "kafka-unsigned")
+
+    async def produce() -> None:
+        producer = _producer(stack, "circles-partner-agencies")
+        await producer.start()
+        try:
+            for key, value, headers in (forged, unsigned, own):
+                await producer.send_and_wait(
+                    stack.prefix + REFERRALS_INBOUND.name, value, key=key, headers=headers
+                )
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+        mine = {"Authorization": f"Bearer {stack.api_key}"}
+
+        def accepted() -> bool:
+            listed = client.get("/v1/referrals", headers=mine).json()["referrals"]
+            return "SECURE-KAFKA-1" in {r["agency_reference"] for r in listed}
+
+        wait_until(accepted, what="agency A's own signed Kafka submission, accepted")
+
+        def reasons() -> dict[str, int]:
+            queues = json.loads(stack.cli("ops", "dlq", "list", "--json"))
+            return next((q["by_reason"] for q in queues if q["topic"] == REFERRALS_INBOUND.dlq), {})
+
+        forged_reason = (
+            f"signature refused: signature does not verify with the key of agency {VICTIM!r} (ce_source): "
+            "forged, altered or signed with another key"
+        )
+        unsigned_reason = "signature refused: unsigned: no circles-signature header"
+        wait_until(
+            lambda: {forged_reason, unsigned_reason} <= {r.split(" (every")[0] for r in reasons()},
+            what="both forged submissions dead-lettered with their reasons",
+        )
+        victims = client.get("/v1/referrals", headers={"Authorization": f"Bearer {stack.victim_api_key}"})
+        assert victims.status_code == 200 and victims.json()["referrals"] == []
+
+
 def test_a_service_may_not_read_unconsumed_topics_or_others_data_keys_nor_join_another_group(
     stack: Stack,
 ) -> None:
     with pytest.raises(TopicAuthorizationFailedError):
         asyncio.run(_consume_once(stack, "circles-notifications", REFERRALS_COMMANDS.name))
-    for user in ("circles-matching", "circles-ops"):  # nor another service's data keys
+    # nor another service's data keys (the command line seals minutes and concern summaries with them)
+    for user in ("circles-matching", "circles-notifications"):
         with pytest.raises(TopicAuthorizationFailedError):
             asyncio.run(_consume_once(stack, user, REFERRAL_KEYS.name))
     with pytest.raises(GroupAuthorizationFailedError):

@@ -57,12 +57,13 @@ def test_referrals_may_not_write_matching_topics() -> None:
 
 @pytest.mark.parametrize("spec", PRIMARY, ids=lambda spec: spec.name)
 def test_one_service_writes_each_topic(spec: TopicSpec) -> None:
-    """Single writer: the owner, or for registries only the ``circles`` command."""
+    """Single writer: the owner, or for registries only the ``circles`` command; besides the owner, only the
+    front ends the catalogue names (``writers``)."""
     service_writers = WRITES.get(spec.name, set()) - {OPERATIONS_USER}
     if spec.cli is CliAccess.ONLY_WRITER:
         assert service_writers == set() and OPERATIONS_USER in WRITES[spec.name]
     else:
-        assert service_writers == {user_of(spec.owner)}
+        assert service_writers == {user_of(spec.owner), *(user_of(writer) for writer in spec.writers)}
 
 
 def test_dead_letter_topics_are_written_by_the_services_that_consume_their_source() -> None:
@@ -176,7 +177,12 @@ def test_the_sealers_found_are_those_of_the_services_and_the_command() -> None:
         user_of(Service.REFERRALS): {"circles.referrals.keys.v1"},
         user_of(Service.MATCHING): {"circles.volunteers.keys.v1"},
         user_of(Service.COORDINATOR): {"circles.coordinator.keys.v1"},
-        OPERATIONS_USER: {"circles.volunteers.keys.v1", "circles.coordinator.keys.v1"},
+        user_of(Service.CIRCLES): {"circles.referrals.keys.v1"},
+        OPERATIONS_USER: {
+            "circles.volunteers.keys.v1",
+            "circles.coordinator.keys.v1",
+            "circles.referrals.keys.v1",
+        },
     }
     assert set().union(*SEALERS.values()) == KEYS_TOPICS
 

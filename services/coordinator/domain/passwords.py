@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from functools import cache
 
 from schemas.events.coordinator import PasswordHash
 
@@ -29,6 +30,18 @@ def verify_password(password: str, stored: PasswordHash) -> bool:
         password.encode(), salt=bytes.fromhex(stored.salt), n=stored.n, r=stored.r, p=stored.p, dklen=32
     )
     return hmac.compare_digest(digest.hex(), stored.hash)
+
+
+@cache
+def _dummy() -> PasswordHash:
+    return hash_password(secrets.token_urlsafe(24))
+
+
+def verify_nothing(password: str) -> bool:
+    """The work of ``verify_password`` against a hash no password matches: an unknown or disabled
+    account answers in the time a known one does, so timing tells no one which accounts exist."""
+    verify_password(password, _dummy())
+    return False
 
 
 def generated_password() -> str:

@@ -53,6 +53,7 @@ class CircleRecord(Contract):
     volunteer_ids: list[VolunteerId]
     formed_at: AwareDatetime
     formed_on: date
+    ended_on: date | None = Field(default=None, description="The circle ended: its volunteers are free")
 
 
 class Case(Contract):

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from schemas.common import Outcome
 from schemas.envelope import Event
+from schemas.events.circles import CircleEnded
 from schemas.events.matching import (
     CircleFormed,
     MatchDecided,
@@ -129,6 +130,16 @@ class Matching:
             return
         proposals = [proposal.model_copy(update={"note": None}) for proposal in case.proposals]
         self._put(case.model_copy(update={"proposals": proposals}))
+
+    def on_circle_ended(self, event: CircleEnded, cause: uuid.UUID, at: datetime) -> Emitted:
+        """The circle ended: its volunteers no longer count it towards their limit, so waiting referrals
+        are tried again (most urgent first)."""
+        case = self.cases.get(event.referral_id)
+        if case is None or case.circle is None or case.circle.ended_on is not None or cause in case.applied:
+            return []
+        circle = case.circle.model_copy(update={"ended_on": event.ended_on})
+        self._put(case.model_copy(update={"circle": circle, "applied": case.remembering(cause)}))
+        return self._retry_waiting(cause, at)
 
     def on_volunteer(self, record: VolunteerRecord, cause: uuid.UUID, at: datetime) -> Emitted:
         self._set_volunteer(record)
@@ -423,6 +434,8 @@ class Matching:
         if case.circle is not None:
             year = target_year(case.circle.formed_on, self.policy)
             self.formed_per_year[year] = self.formed_per_year.get(year, 0) + sign
+            if case.circle.ended_on is not None:
+                return  # an ended circle holds none of its volunteers' capacity
             for volunteer_id in case.circle.volunteer_ids:
                 entry = (str(case.referral_id), case.circle.formed_on)
                 circles = self.load.circles.setdefault(volunteer_id, [])

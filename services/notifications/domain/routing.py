@@ -17,10 +17,19 @@ again (a redelivery after a crash) asks for the very same messages, which the de
 | circle formed                        | circle_formed / ..._outer_circle | referring agency / outer circle |
 | volunteer reminder: DBS expiring     | dbs_expiring (60/30/7 days)      | coordinator                     |
 | volunteer reminder: supervision      | supervision_overdue              | coordinator                     |
+| circle: meeting recorded             | meeting_recorded                 | referring agency (webhook)      |
+| circle: concern raised, routine      | concern_raised                   | referring agency (webhook)      |
+| circle: concern raised, urgent       | concern_raised                   | referring agency, coordinator   |
+| circle: concern escalated            | concern_escalated                | referring agency, coordinator   |
+| circle: review recorded              | review_recorded                  | referring agency (webhook)      |
+| circle: ended                        | circle_ended                     | referring agency (webhook)      |
 
 Agencies are told by email (``contact_email``) and by signed webhook (``webhook_url``), whichever they
-registered. The outer circle of a new circle is every probation and police agency covering the circle's
-local authority. Timers add service-level escalations, the daily digest and delivery failures (below).
+registered; of a circle's life, only an urgent concern and an escalation are emailed (to the agency's contact
+and the coordinator), the rest goes to the agency's system by webhook. A concern's message carries its id, its
+level and a link (the agency reads the summary over the partner API): never its text, nor the minutes. The
+outer circle of a new circle is every probation and police agency covering the circle's local authority.
+Timers add service-level escalations, the daily digest and delivery failures (below).
 """
 
 from __future__ import annotations
@@ -33,6 +42,15 @@ from datetime import date, datetime
 from schemas.common import Outcome, ReferralStatus
 from schemas.envelope import Envelope, Event
 from schemas.events.agencies import AgencyKind, AgencyRecord
+from schemas.events.circles import (
+    CircleEnded,
+    CircleFact,
+    ConcernEscalated,
+    ConcernLevel,
+    ConcernRaised,
+    MeetingRecorded,
+    ReviewRecorded,
+)
 from schemas.events.matching import (
     CircleFormed,
     MatchDeferred,
@@ -63,6 +81,9 @@ class RoutingConfig:
 
     def referral_link(self, referral_id: object) -> str:
         return f"{self.partner_api_url.rstrip('/')}/v1/referrals/{referral_id}"
+
+    def concern_link(self, concern_id: object) -> str:
+        return f"{self.partner_api_url.rstrip('/')}/v1/concerns/{concern_id}"
 
     def page_link(self, *path: object) -> str:
         return "/".join([self.coordinator_url.rstrip("/"), *(str(part) for part in path)])
@@ -138,6 +159,9 @@ def route(
         return _circle_formed(envelope, event, agencies, config, reference)
     if isinstance(event, VolunteerReminderDue):
         return _reminder(envelope, event, config)
+    if isinstance(event, CircleFact):
+        reference = progress.agency_reference if progress is not None else None
+        return circle_requests(envelope, event, agencies, config, reference)
     return []
 
 
@@ -252,6 +276,78 @@ def _circle_formed(
     return requests + _requests(
         envelope.id, envelope, "circle_formed_outer_circle", others, NotificationContext(**base)
     )
+
+
+CIRCLE_TEMPLATES: dict[type[CircleFact], str] = {
+    MeetingRecorded: "meeting_recorded",
+    ConcernRaised: "concern_raised",
+    ConcernEscalated: "concern_escalated",
+    ReviewRecorded: "review_recorded",
+    CircleEnded: "circle_ended",
+}
+"""The circle facts an agency hears of (the webhook's ``event_type``); the others (activation: the agency had
+``circle_formed``; minutes; acknowledgements, which the agency made; extensions) are not sent."""
+
+
+def emailed(event: CircleFact) -> bool:
+    """An urgent concern and an escalation are emailed too (agency contact and coordinator)."""
+    urgent = isinstance(event, ConcernRaised) and event.level is ConcernLevel.URGENT
+    return urgent or isinstance(event, ConcernEscalated)
+
+
+def circle_context(
+    event: CircleFact, config: RoutingConfig, reference: str | None, *, for_coordinator: bool = False
+) -> NotificationContext:
+    """Ids, dates, codes and a link: what a message about a circle's fact may carry."""
+    concern_id, level = None, None
+    if isinstance(event, ConcernRaised | ConcernEscalated):
+        concern_id, level = event.concern_id, event.level
+    status, reason_codes = ReferralStatus.CIRCLE_FORMED, []
+    if isinstance(event, CircleEnded):
+        status = ReferralStatus.CIRCLE_ENDED
+        reason_codes = [event.outcome.value, *([event.reason.value] if event.reason else [])]
+    if for_coordinator:
+        link = config.page_link("circles", event.circle_id)
+    elif concern_id is not None:
+        link = config.concern_link(concern_id)
+    else:
+        link = config.referral_link(event.referral_id)
+    return NotificationContext(
+        referral_id=event.referral_id,
+        agency_id=event.agency_id,
+        agency_reference=reference,
+        status=status,
+        circle_id=event.circle_id,
+        concern_id=concern_id,
+        level=level,
+        reason_codes=reason_codes,
+        due_on=event.next_review_due if isinstance(event, ReviewRecorded) else None,
+        link=link,
+    )
+
+
+def circle_requests(
+    envelope: Envelope,
+    event: CircleFact,
+    agencies: Mapping[str, AgencyRecord],
+    config: RoutingConfig,
+    reference: str | None = None,
+) -> list[NotificationRequested]:
+    """The referring agency's webhook for each fact it hears of; for an urgent concern and an escalation,
+    an email to its contact and to the coordinator as well."""
+    template = CIRCLE_TEMPLATES.get(type(event))
+    if template is None:
+        return []
+    recipients = [
+        r for r in _referrer(agencies, event.agency_id) if r.channel is ChannelKind.WEBHOOK or emailed(event)
+    ]
+    requests = _requests(
+        envelope.id, envelope, template, recipients, circle_context(event, config, reference)
+    )
+    if emailed(event):
+        coordinator = circle_context(event, config, reference, for_coordinator=True)
+        requests += _requests(envelope.id, envelope, template, coordinator_recipients(config), coordinator)
+    return requests
 
 
 def reminder_bucket(event: VolunteerReminderDue, config: RoutingConfig) -> int | None:

@@ -38,6 +38,22 @@ class Assessment:
         return [reason.code for reason in self.reasons]
 
 
+def implausible_dates(submission: ReferralSubmission, policy: EligibilityPolicy, today: date) -> list[str]:
+    """The dates that cannot be right (sanity bounds, so that no date defers or decides for ever): a birth
+    in the future or over ``max_age`` years ago, consent given in the future, a release more than
+    ``max_release_years`` ahead."""
+    found = []
+    born = submission.core_member.date_of_birth
+    if born > today or age_on(born, today) > policy.max_age:
+        found.append("the date of birth")
+    if submission.consent.date is not None and submission.consent.date > today:
+        found.append("the consent date")
+    release = submission.custody.expected_release_date
+    if release is not None and release > add_months(today, 12 * policy.max_release_years):
+        found.append("the expected release date")
+    return found
+
+
 def assess(submission: ReferralSubmission, policy: EligibilityPolicy, today: date) -> Assessment:
     failed: list[Reason] = []
 
@@ -56,7 +72,13 @@ def assess(submission: ReferralSubmission, policy: EligibilityPolicy, today: dat
             ReasonCode.NOT_IN_SCOPE,
             f"No sexual offence conviction or registration, and not MAPPA category {categories}.",
         )
-    if age_on(submission.core_member.date_of_birth, today) < policy.minimum_age:
+    implausible = implausible_dates(submission, policy, today)
+    if implausible:
+        fail(
+            ReasonCode.IMPLAUSIBLE_DATE,
+            f"Please check {' and '.join(implausible)}: the date given cannot be right.",
+        )
+    elif age_on(submission.core_member.date_of_birth, today) < policy.minimum_age:
         fail(ReasonCode.UNDER_18, f"The core member is under {policy.minimum_age} on the day of assessment.")
     if submission.core_member.local_authority not in policy.areas:
         fail(
@@ -80,6 +102,8 @@ def assess(submission: ReferralSubmission, policy: EligibilityPolicy, today: dat
             fail(
                 ReasonCode.RELEASE_DATE_MISSING, "In custody with no expected release date: please supply it."
             )
+        elif "the expected release date" in implausible:
+            pass  # asked for again above: no deferral to a date that cannot be right
         elif release > add_months(today, policy.pre_release_window_months):
             window = policy.pre_release_window_months
             reassess_on = add_months(release, -window)
@@ -92,7 +116,7 @@ def assess(submission: ReferralSubmission, policy: EligibilityPolicy, today: dat
     codes = {ReasonCode(reason.code) for reason in failed}
     if codes & HARD:
         outcome, reassess_on = Outcome.INELIGIBLE, None
-    elif ReasonCode.RELEASE_DATE_MISSING in codes:
+    elif codes & {ReasonCode.RELEASE_DATE_MISSING, ReasonCode.IMPLAUSIBLE_DATE}:
         outcome = Outcome.NEEDS_INFORMATION
     elif ReasonCode.RELEASE_OUTSIDE_WINDOW in codes:
         outcome = Outcome.DEFERRED

@@ -45,3 +45,8 @@ def verify(api_key: str, stored: ApiKeyHash) -> bool:
 
 def new_webhook_secret() -> str:
     return f"whsec_{secrets.token_urlsafe(32)}"
+
+
+def new_kafka_signing_key() -> str:
+    """The agency's key for signing its Kafka submissions (``domain.inbound_signature``)."""
+    return f"ksk_{secrets.token_urlsafe(32)}"

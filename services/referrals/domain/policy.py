@@ -19,6 +19,12 @@ class EligibilityPolicy(Contract):
     accepted_risk_levels: frozenset[RiskLevel]
     pre_release_window_months: int = Field(ge=0, le=60)
     in_scope_mappa_categories: frozenset[int]
+    max_release_years: int = Field(
+        default=15, ge=1, le=100, description="A release date further ahead is taken for a mistake"
+    )
+    max_age: int = Field(
+        default=110, ge=18, le=150, description="An older date of birth is taken for a mistake"
+    )
 
 
 def load_policy(path: Path = DEFAULT_POLICY) -> EligibilityPolicy:

@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from schemas.common import PERSONAL, AgencyId, Contract, Outcome, ReferralStatus
 from schemas.envelope import Event
+from schemas.events.circles import CircleEnded
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, ProposalCancelled
 from schemas.events.referrals import (
     EraseReferral,
@@ -238,6 +239,10 @@ def withdraw(
     return Change(ReferralEntry(record=record), [(event_id, event)])
 
 
+ERASED_BY = {"request": "data-protection", "retention": "retention-policy"}
+"""Who asked, as ``ReferralErased`` (read by every service) says it: a role, never a person. The person
+(the OS user who ran the command) is kept only in the private erase command and the access log."""
+
 OPEN = frozenset(
     {
         ReferralStatus.RECEIVED,
@@ -286,7 +291,7 @@ def erase(
         agency_reference=current.agency_reference,
         erased_at=now,
         reason=command.reason,
-        requested_by=command.requested_by,
+        requested_by=ERASED_BY[command.reason],
     )
     events.append((erased_id, erased))
     why = "on request" if command.reason == "request" else "under the retention policy"
@@ -332,7 +337,7 @@ def _erasure_again(record: ReferralRecord, command: EraseReferral, command_id: u
         agency_reference=record.agency_reference,
         erased_at=record.erased_at,
         reason=command.reason,
-        requested_by=command.requested_by,
+        requested_by=ERASED_BY[command.reason],
     )
     events.append((derive_id(command_id, "erased"), erased))
     return Change(None, events)
@@ -443,6 +448,10 @@ def _follow(
     elif isinstance(event, CircleFormed):
         summary = f"Circle formed with {len(event.volunteer_ids)} volunteers."
         new_status = ReferralStatus.CIRCLE_FORMED
+    elif isinstance(event, CircleEnded):
+        reason = f" ({event.reason})" if event.reason is not None else ""
+        summary = f"Circle ended {event.outcome}{reason} on {event.ended_on.isoformat()}."
+        new_status = ReferralStatus.CIRCLE_ENDED
     else:
         summary = f"The open proposal was cancelled ({event.reason})."
         new_status = status
@@ -458,7 +467,9 @@ def _apply_parked(record: ReferralRecord, parked: list[ParkedEvent]) -> Referral
     for item in parked:
         if not record.has_event(item.event_id):
             event = EVENT_TYPES[item.type].model_validate(item.data)
-            assert isinstance(event, MatchProposed | MatchDeferred | CircleFormed | ProposalCancelled)
+            assert isinstance(
+                event, MatchProposed | MatchDeferred | CircleFormed | ProposalCancelled | CircleEnded
+            )
             record = _follow(record, event, item.event_id, item.time)
     return record
 

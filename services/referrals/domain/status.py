@@ -4,12 +4,20 @@ matching service's events, in the referrals service's own record."""
 from __future__ import annotations
 
 from schemas.common import Outcome, ReferralStatus
+from schemas.events.circles import CircleEnded
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed, ProposalCancelled
 
 MATCHING_PROGRESS = frozenset(
-    {ReferralStatus.PROPOSED, ReferralStatus.AWAITING_VOLUNTEERS, ReferralStatus.CIRCLE_FORMED}
+    {
+        ReferralStatus.PROPOSED,
+        ReferralStatus.AWAITING_VOLUNTEERS,
+        ReferralStatus.CIRCLE_FORMED,
+        ReferralStatus.CIRCLE_ENDED,
+    }
 )
-MatchingEvent = MatchProposed | MatchDeferred | CircleFormed | ProposalCancelled
+MatchingEvent = MatchProposed | MatchDeferred | CircleFormed | ProposalCancelled | CircleEnded
+"""What moves a referral on after its decision: the matching service's events, and the circles service's
+ending of its circle."""
 
 
 def after_decision(current: ReferralStatus | None, outcome: Outcome) -> ReferralStatus:
@@ -32,4 +40,6 @@ def after_matching(
         return ReferralStatus.AWAITING_VOLUNTEERS
     if isinstance(event, CircleFormed):
         return ReferralStatus.CIRCLE_FORMED
+    if isinstance(event, CircleEnded):
+        return ReferralStatus.CIRCLE_ENDED
     return current

@@ -41,6 +41,9 @@ class Accounts:
             ACCOUNT if account_id == "coordinator" and verify_password(password, ACCOUNT.password) else None
         )
 
+    def get(self, account_id: str) -> CoordinatorAccount | None:
+        return ACCOUNT if account_id == "coordinator" else None
+
 
 def proposal(status: str = "open", attempt: int = 1, referral: uuid.UUID | None = None) -> ProposalView:
     return ProposalView(
@@ -102,6 +105,7 @@ class Matching:
     def __init__(self) -> None:
         self.items = [proposal(), proposal("accepted")]
         self.decisions: list[tuple[uuid.UUID, DecisionRequest]] = []
+        self.deciders: list[str] = []
         self.refuse: MatchingRefused | None = None
 
     async def proposals(self, status: str | None = None) -> list[ProposalView]:
@@ -128,10 +132,11 @@ class Matching:
             ),
         ]
 
-    async def decide(self, proposal_id: uuid.UUID, request: DecisionRequest) -> Any:
+    async def decide(self, proposal_id: uuid.UUID, request: DecisionRequest, by: str) -> Any:
         if self.refuse:
             raise self.refuse
         self.decisions.append((proposal_id, request))
+        self.deciders.append(by)
         return None
 
 
@@ -315,3 +320,12 @@ def test_target_and_report(web) -> None:
     assert svg.headers["content-type"] == "image/svg+xml" and "<title" in svg.text
     bad = client.get("/report", params={"start": "2026-12-01", "end": "2026-11-01"})
     assert bad.status_code == 422
+
+
+def test_a_decision_names_the_signed_in_account(web) -> None:
+    """Issue 14, finding 5: the page passes the account to the matching API, which records it."""
+    client, matching = web
+    csrf = signed_in(client)
+    open_one = matching.items[0]
+    client.post(f"/proposals/{open_one.proposal_id}/decision", data={"outcome": "accept", "csrf_token": csrf})
+    assert matching.deciders == ["coordinator"]

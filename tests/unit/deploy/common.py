@@ -18,6 +18,8 @@ from unittest import mock
 from pydantic import AliasChoices
 
 from schemas.topics import Service
+from services.circles.agents import CirclesWorker
+from services.circles.settings import CirclesSettings
 from services.coordinator.agents import CoordinatorWorker
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.web import build_web
@@ -44,6 +46,7 @@ PROCESS_SETTINGS: dict[str, tuple[type[RuntimeSettings], str]] = {
     "coordinator-worker": (CoordinatorSettings, "health_port"),
     "coordinator-web": (CoordinatorSettings, "web_port"),
     "notifications-worker": (NotificationsSettings, "health_port"),
+    "circles-worker": (CirclesSettings, "health_port"),
 }
 """Each process, the settings it reads (services/processes.py) and the setting naming its HTTP port."""
 
@@ -55,6 +58,7 @@ BUILDERS: dict[str, Callable[[Any], object]] = {
     "coordinator-worker": CoordinatorWorker,
     "coordinator-web": build_web,
     "notifications-worker": NotificationsWorker,
+    "circles-worker": CirclesWorker,
 }
 """What each process builds from its settings before it connects to anything (services/processes.py):
 building one from a deployment's environment fails where starting it would, short of Kafka."""
@@ -64,6 +68,7 @@ WORKER_SERVICE: dict[str, Service] = {
     "matching-worker": Service.MATCHING,
     "notifications-worker": Service.NOTIFICATIONS,
     "coordinator-worker": Service.COORDINATOR,
+    "circles-worker": Service.CIRCLES,
 }
 """The stream workers and the consumer group (service) each is a member of."""
 
@@ -121,6 +126,20 @@ def listening_port(process: str, environment: dict[str, str]) -> int:
     settings = settings_from(process, environment)
     port: int = getattr(settings, PROCESS_SETTINGS[process][1])
     assert port, f"{process} would listen on a random port: set its port"
+    return port
+
+
+METRICS_APART = {"referrals-api": "health_port"}
+"""Processes whose /metrics is not on their (public) port: the partner API serves it on its probe listener
+(issue 14, finding 7)."""
+
+
+def metrics_port(process: str, environment: dict[str, str]) -> int:
+    """Where Prometheus scrapes the process: its HTTP port, or its own metrics listener."""
+    if process not in METRICS_APART:
+        return listening_port(process, environment)
+    port: int = getattr(settings_from(process, environment), METRICS_APART[process])
+    assert port, f"{process} would serve /metrics on a random port: set it"
     return port
 
 

@@ -1,6 +1,7 @@
-"""The Kubernetes manifests (deploy/k8s): valid against the Kubernetes and Strimzi schemas, topics generated
-from the catalogue, and every process deployed once, configured with settings it has, probed and scraped
-on the port it listens on, and scaled no further than its partitions."""
+"""The Kubernetes manifests (deploy/k8s): valid against the Kubernetes and Strimzi schemas, topics and Kafka
+users generated from the catalogue, Kafka reachable only over TLS with SASL/SCRAM under ACLs, and every
+process deployed once, signed in as its own service's user, configured with settings it has, probed and
+scraped on the port it listens on, and scaled no further than its partitions."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import yaml
 from deploy.k8s import generate
 from deploy.k8s.validate import HERE as K8S
 from deploy.k8s.validate import Resource, Validator, kustomization, resources
-from schemas.topics import TOPICS
+from schemas.topics import TOPICS, Service
 from services.coordinator.settings import CoordinatorSettings
 from services.processes import PROCESSES
 from services.protection.keks import add_kek
+from services.security.acls import Operation, PatternType, ResourceType, acls, principal, user_of
 from tests.unit.deploy.common import (
     ALL_SETTINGS,
     HTTP_PROCESSES,
@@ -29,6 +31,7 @@ from tests.unit.deploy.common import (
     env_names,
     listening_port,
     max_useful_replicas,
+    metrics_port,
     needs_the_kek,
     settings_from,
 )
@@ -39,6 +42,9 @@ SECRET_KEYS = {"coordinator-api-token", "session-secret", "smtp-password"}
 """The keys of the Secret circles-secrets that docs/operations.md tells operators to create."""
 KEK_SECRET, KEK_FILE = "circles-kek", "kek.json"
 """The Secret holding the key-encryption key file, created apart (docs/operations.md)."""
+CLUSTER_CA_SECRET = "circles-cluster-ca-cert"
+"""The Secret in which Strimzi keeps the cluster CA's certificate (``<cluster>-cluster-ca-cert``)."""
+KAFKA_USERS = {u["metadata"]["name"]: u for u in (r.document for r in RESOURCES) if u["kind"] == "KafkaUser"}
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +163,12 @@ def test_the_stale_check_notices_an_edited_file(tmp_path: Path) -> None:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(content)
     assert generate.stale_files(tmp_path) == []
-    (tmp_path / generate.TOPICS_FILE).write_text(content.replace("partitions: 6", "partitions: 3", 1))
+    topics = generate.render()[generate.TOPICS_FILE]
+    (tmp_path / generate.TOPICS_FILE).write_text(topics.replace("partitions: 6", "partitions: 3", 1))
     assert generate.stale_files(tmp_path) == [str(generate.TOPICS_FILE)]
+    users = generate.render()[generate.USERS_FILE]
+    (tmp_path / generate.USERS_FILE).write_text(users.replace("- Write\n", "", 1))
+    assert generate.stale_files(tmp_path) == [str(generate.TOPICS_FILE), str(generate.USERS_FILE)]
 
 
 def test_each_topic_has_the_catalogues_partitions_and_configuration_on_the_cluster() -> None:
@@ -202,7 +212,9 @@ def test_secrets_come_from_the_secret_the_guide_creates() -> None:
     for workload in WORKLOADS:
         for variable in container(workload).get("env", []):
             reference = variable.get("valueFrom", {}).get("secretKeyRef")
-            if reference:
+            if reference and variable["name"] == "CIRCLES_KAFKA_PASSWORD":
+                assert reference["name"] in KAFKA_USERS, variable  # the User Operator's Secret
+            elif reference:
                 assert reference["name"] == "circles-secrets", variable
                 used.add(reference["key"])
     assert used == SECRET_KEYS
@@ -248,7 +260,8 @@ def test_probes_and_metrics_use_the_port_the_process_listens_on(workload: dict[s
     port = listening_port(process, environment(workload))
     spec = container(workload)
     ports = {p["name"]: p["containerPort"] for p in spec["ports"]}
-    assert list(ports.values()) == [port]
+    scraped = metrics_port(process, environment(workload))
+    assert list(ports.values()) == ([port] if scraped == port else [port, scraped])
 
     def probe_port(probe: str) -> int:
         target = spec[probe]["httpGet"]["port"]
@@ -260,7 +273,7 @@ def test_probes_and_metrics_use_the_port_the_process_listens_on(workload: dict[s
     annotations = workload["spec"]["template"]["metadata"]["annotations"]
     assert annotations == {
         "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(port),
+        "prometheus.io/port": str(scraped),
         "prometheus.io/path": "/metrics",
     }
     assert {"cpu", "memory"} <= set(spec["resources"]["requests"]) and "memory" in spec["resources"]["limits"]
@@ -311,3 +324,123 @@ def test_the_kustomization_lists_every_manifest() -> None:
     assert listed == on_disk
     for path in listed:
         assert all(yaml.safe_load_all((K8S / path).read_text()))
+
+
+_RESOURCE_TYPES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP, "cluster": ResourceType.CLUSTER}
+_PATTERNS = {"literal": PatternType.LITERAL, "prefix": PatternType.PREFIXED}
+
+
+def _operation(strimzi_name: str) -> Operation:
+    """Strimzi's ``IdempotentWrite`` is Kafka's ``IDEMPOTENT_WRITE``."""
+    return Operation["".join(f"_{c}" if c.isupper() else c.upper() for c in strimzi_name).lstrip("_")]
+
+
+def granted(user: dict[str, Any]) -> set[tuple[str, ResourceType, str, Operation, PatternType]]:
+    """What a KafkaUser's ACLs allow, as the catalogue's bindings are written (principal, resource, op)."""
+    spec = user["spec"]
+    assert spec["authentication"] == {"type": "scram-sha-512"}
+    assert spec["authorization"]["type"] == "simple"
+    found = set()
+    for rule in spec["authorization"]["acls"]:
+        assert rule.get("type", "allow") == "allow" and rule.get("host", "*") == "*", rule
+        resource = rule["resource"]
+        for operation in rule["operations"]:
+            found.add(
+                (
+                    principal(user["metadata"]["name"]),
+                    _RESOURCE_TYPES[resource["type"]],
+                    resource["name"],
+                    _operation(operation),
+                    _PATTERNS[resource.get("patternType", "literal")],
+                )
+            )
+    return found
+
+
+def test_the_kafka_users_have_exactly_the_acls_the_catalogue_derives() -> None:
+    (kafka,) = of_kind("Kafka")
+    expected = {(a.principal, a.resource_type, a.resource, a.operation, a.pattern) for a in acls()}
+    declared = set().union(*(granted(user) for user in KAFKA_USERS.values()))
+    assert declared == expected
+    assert all(
+        u["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+        for u in of_kind("KafkaUser")
+    )
+    assert len(of_kind("KafkaUser")) == len(KAFKA_USERS), "a user declared twice"
+
+
+def test_a_kafka_user_with_a_right_too_many_or_too_few_differs_from_the_catalogue() -> None:
+    expected = {(a.principal, a.resource_type, a.resource, a.operation, a.pattern) for a in acls()}
+    user = copy.deepcopy(KAFKA_USERS[user_of(Service.PARTNER_AGENCIES)])
+    user["spec"]["authorization"]["acls"][0]["operations"].append("Read")  # agencies reading submissions
+    assert not granted(user) <= expected
+    user["spec"]["authorization"]["acls"] = []
+    assert granted(user) == set() and any(a[0] == principal(user["metadata"]["name"]) for a in expected)
+
+
+def test_kafka_accepts_only_tls_with_scram_and_denies_what_no_acl_allows() -> None:
+    (kafka,) = of_kind("Kafka")
+    spec = kafka["spec"]
+    listeners = spec["kafka"]["listeners"]
+    assert listeners and all(
+        listener["tls"] is True and listener["authentication"] == {"type": "scram-sha-512"}
+        for listener in listeners
+    ), "a listener without TLS or authentication"
+    assert spec["kafka"]["authorization"]["type"] == "simple"
+    assert not spec["kafka"]["authorization"].get("superUsers"), "no super-user among the workloads"
+    assert spec["kafka"]["config"].get("allow.everyone.if.no.acl.found", False) is False
+    assert "userOperator" in spec["entityOperator"], "the KafkaUsers would never be applied"
+    config = config_env()
+    host, _, port = config["KAFKA_BOOTSTRAP_SERVERS"].partition(":")
+    assert host == f"{kafka['metadata']['name']}-kafka-bootstrap"
+    assert int(port) in {listener["port"] for listener in listeners}
+    assert config["CIRCLES_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert config["CIRCLES_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+
+
+def credential_problems(workload: dict[str, Any]) -> list[str]:
+    """Why the workload would not sign in to Kafka as its own service's user (empty: it does)."""
+    process = process_of(workload)
+    user = user_of(Service(process.rsplit("-", 1)[0]))
+    env = {variable["name"]: variable for variable in container(workload).get("env", [])}
+    problems = []
+    if env.get("CIRCLES_KAFKA_USERNAME", {}).get("value") != user:
+        problems.append(f"{process}: CIRCLES_KAFKA_USERNAME is not {user}")
+    password = env.get("CIRCLES_KAFKA_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef")
+    if password != {"name": user, "key": "password"}:
+        problems.append(f"{process}: CIRCLES_KAFKA_PASSWORD is not from the Secret {user}, key password")
+    if user not in KAFKA_USERS:
+        problems.append(f"{process}: no KafkaUser {user}")
+    ca_volumes = {
+        volume["name"]
+        for volume in workload["spec"]["template"]["spec"]["volumes"]
+        if volume.get("secret", {}).get("secretName") == CLUSTER_CA_SECRET
+    }
+    mounted = {
+        f"{mount['mountPath']}/ca.crt"
+        for mount in container(workload)["volumeMounts"]
+        if mount["name"] in ca_volumes
+    }
+    if config_env()["CIRCLES_KAFKA_CA_FILE"] not in mounted:
+        problems.append(f"{process}: the cluster CA is not mounted at CIRCLES_KAFKA_CA_FILE")
+    return problems
+
+
+@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w["metadata"]["name"])
+def test_each_workload_signs_in_to_kafka_as_its_own_services_user(workload: dict[str, Any]) -> None:
+    assert credential_problems(workload) == []
+
+
+def test_a_workload_without_its_credentials_or_with_another_services_is_noticed() -> None:
+    (workload,) = [w for w in WORKLOADS if process_of(w) == "referrals-api"]
+    without = copy.deepcopy(workload)
+    env = without["spec"]["template"]["spec"]["containers"][0]["env"]
+    env[:] = [v for v in env if v["name"] != "CIRCLES_KAFKA_PASSWORD"]
+    assert credential_problems(without) == [
+        "referrals-api: CIRCLES_KAFKA_PASSWORD is not from the Secret circles-referrals, key password"
+    ]
+    borrowed = copy.deepcopy(workload)
+    for variable in borrowed["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if variable["name"] == "CIRCLES_KAFKA_USERNAME":
+            variable["value"] = "circles-ops"
+    assert credential_problems(borrowed) == ["referrals-api: CIRCLES_KAFKA_USERNAME is not circles-referrals"]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from schemas.common import Gender, LocalAuthority, Outcome, RiskLevel
+from schemas.events.circles import CircleEnded, CircleOutcome, EndReason, circle_id_of
 from schemas.events.matching import (
     CircleFormed,
     MatchDecided,
@@ -407,3 +408,44 @@ def test_acceptance_frees_holds_for_volunteers_with_room_for_another_circle() ->
     events = step(matching, "on_decided", decided(first, proposal.proposal_id, "accept"))
     assert [type(e) for e in events] == [CircleFormed, MatchProposed]
     assert events[1].referral_id == second
+
+
+def _ended(formed: CircleFormed, ended_on: date = date(2026, 11, 24)) -> CircleEnded:
+    return CircleEnded(
+        referral_id=formed.referral_id,
+        circle_id=circle_id_of(formed.referral_id),
+        agency_id=formed.agency_id,
+        outcome=CircleOutcome.ENDED_EARLY,
+        reason=EndReason.MOVED_AWAY,
+        ended_on=ended_on,
+        volunteer_ids=formed.volunteer_ids,
+        ended_at=AT,
+    )
+
+
+def test_an_ended_circle_frees_its_volunteers_and_a_waiting_referral_is_matched() -> None:
+    matching = Matching(POLICY, team(4, max_circles=1))  # each may sit in one circle
+    first, waiting = uuid.uuid4(), uuid.uuid4()
+    proposal = step(matching, "on_assessed", assessed(first))[0]
+    (formed,) = step(matching, "on_decided", decided(first, proposal.proposal_id, "accept"))
+    assert [type(e) for e in step(matching, "on_assessed", assessed(waiting))] == [MatchDeferred]
+    events = step(matching, "on_circle_ended", _ended(formed))
+    assert [type(e) for e in events] == [MatchProposed] and events[0].referral_id == waiting
+    ended = matching.cases[first].circle
+    assert ended is not None and ended.ended_on == date(2026, 11, 24)
+    assert all(matching.load.circles[v] == [] for v in formed.volunteer_ids)
+    assert matching.formed_in(2026) == 1  # still formed this year: the target counts formations
+    rebuilt = Matching(POLICY, matching.pool.records.values(), matching.cases.values())  # after a restart
+    assert all(not rebuilt.load.active_circles(v, date(2026, 11, 24), POLICY) for v in formed.volunteer_ids)
+
+
+def test_a_circle_ending_told_twice_or_for_no_circle_changes_nothing() -> None:
+    matching = Matching(POLICY, team(4))
+    referral = uuid.uuid4()
+    proposal = step(matching, "on_assessed", assessed(referral))[0]
+    (formed,) = step(matching, "on_decided", decided(referral, proposal.proposal_id, "accept"))
+    step(matching, "on_circle_ended", _ended(formed))
+    assert step(matching, "on_circle_ended", _ended(formed, date(2026, 12, 1))) == []
+    assert matching.cases[referral].circle.ended_on == date(2026, 11, 24)  # type: ignore[union-attr]
+    stranger = formed.model_copy(update={"referral_id": uuid.uuid4()})
+    assert step(matching, "on_circle_ended", _ended(stranger)) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date
 from typing import Any
@@ -11,6 +12,16 @@ import pytest
 from schemas.common import LocalAuthority, Outcome, Reason
 from schemas.envelope import Envelope, Event
 from schemas.events.agencies import AgencyKind, AgencyRecord
+from schemas.events.circles import (
+    CircleEnded,
+    CircleOutcome,
+    ConcernEscalated,
+    ConcernLevel,
+    ConcernRaised,
+    EndReason,
+    MeetingRecorded,
+    ReviewRecorded,
+)
 from schemas.events.matching import CircleFormed, ReminderKind, VolunteerReminderDue
 from schemas.events.notifications import ChannelKind
 from schemas.events.referrals import ReferralAssessed, ReferralSubmitted
@@ -20,7 +31,15 @@ from services.notifications.domain.routing import RoutingConfig, route
 from services.notifications.rendering import WEBHOOK_TEMPLATES, render, webhook_body
 from services.referral_progress.progress import ReferralProgress
 from services.runtime.ids import derive_id
-from tests.samples import NOW, agency_record, sample, sample_event
+from tests.samples import (
+    CONCERN_ID,
+    MINUTES_SENTINEL,
+    NOW,
+    SUMMARY_SENTINEL,
+    agency_record,
+    sample,
+    sample_event,
+)
 
 CONFIG = RoutingConfig(
     coordinator_email="coordinator@circles.example.org",
@@ -56,6 +75,7 @@ AGENCIES = {
 }
 
 REFERRER_BOTH = [("agency", REFERRER, "email"), ("agency", REFERRER, "webhook")]
+REFERRER_WEBHOOK = [("agency", REFERRER, "webhook")]
 COORDINATOR = [("coordinator", "coordinator", "email")]
 
 EXPECTED: dict[str, tuple[str | None, list[tuple[str, str, str]]]] = {
@@ -66,6 +86,11 @@ EXPECTED: dict[str, tuple[str | None, list[tuple[str, str, str]]]] = {
     "circles.match.deferred.v1": ("match_deferred", COORDINATOR),
     "circles.match.cancelled.v1": ("proposal_cancelled", COORDINATOR),
     "circles.volunteer.reminder-due.v1": ("dbs_expiring", COORDINATOR),
+    "circles.circle.meeting-recorded.v1": ("meeting_recorded", REFERRER_WEBHOOK),
+    "circles.circle.concern-raised.v1": ("concern_raised", REFERRER_BOTH + COORDINATOR),  # urgent
+    "circles.circle.concern-escalated.v1": ("concern_escalated", REFERRER_BOTH + COORDINATOR),
+    "circles.circle.review-recorded.v1": ("review_recorded", REFERRER_WEBHOOK),
+    "circles.circle.ended.v1": ("circle_ended", REFERRER_WEBHOOK),
     # circle formed is tested on its own below (two templates)
     "circles.circle.formed.v1": (None, []),
 }
@@ -254,3 +279,89 @@ def test_webhook_bodies_carry_references_codes_and_a_link() -> None:
     assert body["event_type"] == "decision_made" and body["status"] == "ineligible"
     assert body["reason_codes"] == ["no_consent"] and body["link"].endswith(body["referral_id"])
     assert body["agency_reference"] == "MAPPA-2026-0142"
+
+
+def _webhook(requests: list[Any]) -> dict[str, Any]:
+    import json
+
+    from services.notifications.domain.delivery import intent
+
+    request = next(r for r in requests if r.recipient.channel is ChannelKind.WEBHOOK)
+    body: dict[str, Any] = json.loads(webhook_body(intent(None, request, 1, "corr", NOW)))
+    return body
+
+
+def test_a_routine_concern_goes_to_the_agency_system_only_an_urgent_one_is_emailed_too() -> None:
+    urgent = sample(ConcernRaised)
+    routine = urgent.model_copy(update={"level": ConcernLevel.ROUTINE})
+    assert summary(messages(routine)) == [("concern_raised", "agency", REFERRER, "webhook")]
+    emails = [r for r in messages(urgent) if r.recipient.channel is ChannelKind.EMAIL]
+    assert {r.recipient.endpoint for r in emails} == {
+        f"{REFERRER}@agencies.example.org",
+        "coordinator@circles.example.org",
+    }
+    coordinator = next(r for r in emails if r.recipient.kind == "coordinator")
+    assert coordinator.context.link == f"https://coordinator.circles.example.org/circles/{urgent.circle_id}"
+    agency_mail = next(r for r in emails if r.recipient.kind == "agency")
+    assert agency_mail.context.link == f"https://api.circles.example.org/v1/concerns/{urgent.concern_id}"
+
+
+def test_a_concern_webhook_carries_its_id_level_and_link_never_its_text() -> None:
+    for event in (sample(ConcernRaised), sample(ConcernEscalated)):
+        requests = messages(event)
+        body = _webhook(requests)
+        assert set(body) == {
+            "event_id",
+            "event_type",
+            "occurred_at",
+            "referral_id",
+            "agency_reference",
+            "status",
+            "reason_codes",
+            "link",
+            "circle_id",
+            "concern_id",
+            "level",
+        }
+        assert body["concern_id"] == str(CONCERN_ID) and body["level"] == "urgent"
+        assert body["link"] == f"https://api.circles.example.org/v1/concerns/{CONCERN_ID}"
+        assert body["circle_id"] == event.circle_id and body["status"] == "circle_formed"
+        for request in requests:
+            rendered = render(request.template, request.context)
+            assert str(CONCERN_ID) in rendered.text
+            for text in (rendered.subject, rendered.text, rendered.html, json.dumps(body)):
+                assert SUMMARY_SENTINEL not in text and MINUTES_SENTINEL not in text
+
+
+def test_circle_events_say_status_dates_and_outcome() -> None:
+    ended = _webhook(messages(sample(CircleEnded)))
+    assert ended["event_type"] == "circle_ended" and ended["status"] == "circle_ended"
+    assert ended["reason_codes"] == ["completed"]
+    early = sample(CircleEnded).model_copy(
+        update={"outcome": CircleOutcome.ENDED_EARLY, "reason": EndReason.MOVED_AWAY}
+    )
+    assert _webhook(messages(early))["reason_codes"] == ["ended_early", "moved_away"]
+    assert "moved away" in render("circle_ended", messages(early)[0].context).text
+    review = _webhook(messages(sample(ReviewRecorded)))
+    assert review["next_review_due"] == "2027-02-23" and "reassess_on" not in review
+    meeting = _webhook(messages(sample(MeetingRecorded)))
+    assert meeting["link"] == f"https://api.circles.example.org/v1/referrals/{meeting['referral_id']}"
+    assert "concern_id" not in meeting
+
+
+def test_circle_messages_carry_the_agency_reference_when_known() -> None:
+    event = sample(MeetingRecorded)
+    known = ReferralProgress(
+        referral_id=event.referral_id, agency_id=event.agency_id, agency_reference="MAPPA-2026-0999"
+    )
+    requests = route(envelope_for(event), event, AGENCIES, CONFIG, known)
+    assert _webhook(requests)["agency_reference"] == known.agency_reference
+
+
+def test_an_agency_without_a_webhook_hears_of_a_circle_only_by_urgent_email() -> None:
+    email_only = {REFERRER: agency(REFERRER, AgencyKind.MAPPA, [], webhook=False)}
+    assert messages(sample(MeetingRecorded), email_only) == []
+    assert summary(messages(sample(ConcernEscalated), email_only)) == [
+        ("concern_escalated", "agency", REFERRER, "email"),
+        ("concern_escalated", "coordinator", "coordinator", "email"),
+    ]

@@ -31,6 +31,11 @@ def _routes(service: Service, tmp_path: Path) -> set[str]:
         from services.notifications.settings import NotificationsSettings
 
         return set(NotificationsWorker(NotificationsSettings(**common)).worker.routes)
+    if service is Service.CIRCLES:
+        from services.circles.agents import CirclesWorker
+        from services.circles.settings import CirclesSettings
+
+        return set(CirclesWorker(CirclesSettings(**common)).worker.routes)
     from services.coordinator.agents import CoordinatorWorker
     from services.coordinator.settings import CoordinatorSettings
 
@@ -43,7 +48,13 @@ def test_consumed_topics_are_the_workers_routes(service: Service, tmp_path: Path
 
 
 def test_every_service_with_a_worker_is_watched() -> None:
-    assert set(SERVICES) == {Service.REFERRALS, Service.MATCHING, Service.NOTIFICATIONS, Service.COORDINATOR}
+    assert set(SERVICES) == {
+        Service.REFERRALS,
+        Service.MATCHING,
+        Service.NOTIFICATIONS,
+        Service.COORDINATOR,
+        Service.CIRCLES,
+    }
     assert group_id(Service.MATCHING, "t1.") == "t1.circles-matching"
     assert all(spec.dlq for spec in GROUP_TOPICS)
 

@@ -20,7 +20,7 @@ from services.referrals.access import Access
 from services.referrals.api import create_api
 from services.referrals.domain.policy import load_policy
 from services.referrals.domain.referral import submit
-from services.referrals.readmodel import ReferralIndex
+from services.referrals.readmodel import ReferralIndex, refusal_of
 from services.runtime.clock import FixedClock
 from tests.samples import agency_record, submission_body
 from tests.strategies import broken_bodies
@@ -39,17 +39,21 @@ class Recorder:
 
     def __init__(self) -> None:
         self.commands: list[tuple[Event, str]] = []
+        self.command_ids: list[str] = []
         self.accesses: list[tuple[str, Access, str, datetime, int | None]] = []
         self.fail = False
         self.access_fails = False
         self.broker_away = False
 
-    async def publish_command(self, command: Event, correlation_id: str) -> None:
+    async def publish_command(self, command: Event, correlation_id: str) -> str:
         if self.fail:
             raise RuntimeError("broker unavailable: Testy Fictionalperson")
         if self.broker_away:
             raise KafkaTimeoutError()
         self.commands.append((command, correlation_id))
+        command_id = str(uuid.uuid4())
+        self.command_ids.append(command_id)
+        return command_id
 
     async def record(
         self,
@@ -271,6 +275,40 @@ def test_amend_and_withdraw(world) -> None:
         == 409
     )
     assert client.post(f"/v1/referrals/{referral_id}/withdrawal", json={}, headers=auth()).status_code == 422
+
+
+def test_an_amendment_the_worker_refuses_is_not_left_pending(world) -> None:
+    """Issue 15: the worker refuses an amendment (the referral was withdrawn or erased meanwhile through
+    another channel); its dead letter carries the command's id, and the API stops showing the version."""
+    client, index, recorder = world
+    referral_id = client.post(
+        "/v1/referrals", json=submission_body(custody__expected_release_date=None), headers=auth()
+    ).json()["referral_id"]
+    worker_applies(index, recorder)
+    path = f"/v1/referrals/{referral_id}"
+    assert client.put(path, json=submission_body(), headers=auth()).json()["status"] == "received"
+    assert client.get(path, headers=auth()).json()["version"] == 2 and index.pending() == 1
+    headers = [("ce_id", recorder.command_ids[0].encode())]  # an older command's dead letter: not this one
+    assert not refusal_of(index, referral_id.encode(), headers) and index.pending() == 1
+    headers = [("ce_type", b"x"), ("ce_id", recorder.command_ids[-1].encode()), ("dlq_error", b"refused")]
+    assert refusal_of(index, referral_id.encode(), headers) and index.pending() == 0
+    view = client.get(path, headers=auth()).json()
+    assert view["version"] == 1 and view["status"] == "needs_information"
+    again = client.put(path, json=submission_body(), headers=auth())  # not "the same body": sent again
+    assert again.json()["status"] == "received" and len(recorder.commands) == 3
+
+
+def test_the_lock_map_holds_only_referrals_in_use(world) -> None:
+    client, index, recorder = world
+    for n in range(20):
+        body = submission_body(agency_reference=f"MAPPA-LOCK-{n}")
+        assert client.post("/v1/referrals", json=body, headers=auth()).status_code == 202
+        worker_applies(index, recorder)
+        referral_id = recorder.commands[-1][0].referral_id
+        client.put(f"/v1/referrals/{referral_id}", json={**body, "notes": "more"}, headers=auth())
+        client.post(f"/v1/referrals/{referral_id}/withdrawal", json={"reason": "x"}, headers=auth())
+    assert len(recorder.commands) == 60
+    assert len(client.app.state.locks) == 0
 
 
 def test_an_unexpected_failure_is_a_500_problem_without_details(world) -> None:

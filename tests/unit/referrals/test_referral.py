@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 
 from schemas.common import AgeBand, ReferralStatus
+from schemas.events.circles import CircleEnded
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed
 from schemas.events.referrals import (
     ReassessReferral,
@@ -32,6 +33,7 @@ from services.referrals.domain.referral import (
     submit,
     withdraw,
 )
+from services.referrals.domain.retention import closed_on
 from services.runtime.ids import derive_id
 from tests.samples import sample, submission, submission_body
 from tests.strategies import submission_bodies
@@ -170,10 +172,11 @@ def test_a_deferred_referral_is_reassessed_when_its_release_comes_into_the_windo
 def test_matching_events_drive_status_and_history_once() -> None:
     entry, _ = submitted()
     statuses = []
-    events: list[MatchDeferred | MatchProposed | CircleFormed] = [
+    events: list[MatchDeferred | MatchProposed | CircleFormed | CircleEnded] = [
         sample(MatchDeferred),
         sample(MatchProposed),
         sample(CircleFormed),
+        sample(CircleEnded),
     ]
     for event in events:
         event_id = uuid.uuid4()
@@ -187,7 +190,10 @@ def test_matching_events_drive_status_and_history_once() -> None:
         ReferralStatus.AWAITING_VOLUNTEERS,
         ReferralStatus.PROPOSED,
         ReferralStatus.CIRCLE_FORMED,
+        ReferralStatus.CIRCLE_ENDED,
     ]
+    assert entry.record is not None and entry.record.history[-1].summary.startswith("Circle ended completed")
+    assert closed_on(entry.record) == NOW.date()  # retention runs from the ending
 
 
 def test_a_matching_event_before_the_record_is_parked_then_applied() -> None:
