@@ -1,15 +1,18 @@
-"""Restart of the referrals worker holding 100,000 (and 1,000,000) referrals of state, until it is ready
-(``/ready`` 200).
+"""Restart of the referrals worker and of the partner API holding 100,000 (and 1,000,000) referrals of
+state, until each is ready (``/ready`` 200).
 
 The state is written straight to the worker's changelog topic (``build_state``: what the worker writes for
-a submission, sealed, with one data key per referral on the keys topic), and the worker's first start
-builds its on-disk store from it. A restarted worker then opens its store and reads the changelog only
-from its checkpoint, and reads the keys topic (every data key record) as every start does.
+a submission, sealed, with one data key per referral on the keys topic), and the first start of the worker
+and of the API builds their on-disk copies from it (the worker's tables, the API's read model, and each
+one's copy of the keys topic). A restarted process then opens its copies and reads each topic only from
+its checkpoint.
 
-Then, several times: stop the worker (SIGTERM, a clean leave of the group) or kill it (SIGKILL, a crash:
-the group still counts the dead member until its session times out), start it again and time from the
-start of the new process to ``/ready`` answering 200 (polled every 20 ms). The worker's own log gives the
-part spent reading the changelog (``recovery_seconds`` of ``partitions_assigned``).
+Then, several times: stop the process (SIGTERM; for the worker a clean leave of the group) or kill it
+(SIGKILL; for the worker a crash: the group still counts the dead member until its session times out),
+start it again and time from the start of the new process to ``/ready`` answering 200 (polled every
+20 ms). The process's own log gives what it read at the start: the worker's changelog records
+(``recovered_records``, ``recovery_seconds`` of ``partitions_assigned``), the key records of the keys topic
+(``data_keys_ready``) and the API's state records (``api_ready``).
 """
 
 from __future__ import annotations
@@ -39,12 +42,15 @@ from services.referrals.domain.referral import ReferralEntry, submit
 from services.runtime.kafka import producer as make_producer
 
 WORKER = "referrals-worker"
+API = "referrals-api"
+RESTARTED = (WORKER, API)
 TEMPLATES = 50
 
 
 async def build_state(stack: Stack, count: int) -> dict[str, Any]:
     """Write ``count`` referrals of state straight to the worker's changelog (and their data keys to the
-    keys topic), then start the worker and let it build its store from them; returns how long each took.
+    keys topic), then start the worker and the partner API and let them build their stores from them;
+    returns how long each took.
 
     Each value is what the worker writes for a submission: a ``ReferralEntry`` made by the domain's
     ``submit`` (a few templates, each copied under a new referral id), its personal fields sealed under a
@@ -90,7 +96,7 @@ async def build_state(stack: Stack, count: int) -> dict[str, Any]:
     finally:
         await producer.stop()
     written_s = time.monotonic() - started
-    stack.start((WORKER,))
+    stack.start(RESTARTED)
     await asyncio.to_thread(stack.wait_until_ready, 3600)
     built_s = time.monotonic() - started
     return {
@@ -101,15 +107,21 @@ async def build_state(stack: Stack, count: int) -> dict[str, Any]:
     }
 
 
-def restart(stack: Stack, how: str, seconds: float = 120) -> dict[str, Any]:
-    """``how``: "stop" (SIGTERM) or "kill" (SIGKILL). Returns the time to ready and its recovery part."""
-    process = stack.processes[WORKER]
+def ready_url(stack: Stack, name: str) -> str:
+    port = stack.ports["api"] if name == API else stack.processes[name].env["CIRCLES_HEALTH_PORT"]
+    return f"http://127.0.0.1:{port}/ready"
+
+
+def restart(stack: Stack, how: str, seconds: float = 120, name: str = WORKER) -> dict[str, Any]:
+    """``how``: "stop" (SIGTERM) or "kill" (SIGKILL) the process ``name``. Returns the time to ready and
+    what the process read at its start."""
+    process = stack.processes[name]
     if how == "kill":
         process.kill()
     else:
         process.stop()
     logged = process.log_path.stat().st_size
-    url = f"http://127.0.0.1:{process.env['CIRCLES_HEALTH_PORT']}/ready"
+    url = ready_url(stack, name)
     started = time.monotonic()
     process.start()
     answering: float | None = None
@@ -118,16 +130,20 @@ def restart(stack: Stack, how: str, seconds: float = 120) -> dict[str, Any]:
             if answering is None and status is not None:
                 answering = time.monotonic() - started
             if time.monotonic() - started > seconds or not process.alive():
-                raise RuntimeError(f"{WORKER} not ready {seconds}s after a restart:\n{process.tail()}")
+                raise RuntimeError(f"{name} not ready {seconds}s after a restart:\n{process.tail()}")
             time.sleep(0.02)
     ready_s = time.monotonic() - started
-    assigned = _assigned(process, logged)
+    started_log = _logged(process, logged)
+    assigned = started_log.get("partitions_assigned", {})
     return {
+        "process": name,
         "how": how,
         "ready_s": round(ready_s, 3),
         "probe_answering_s": round(answering if answering is not None else ready_s, 3),
         "recovered_records": assigned.get("recovered_records"),
         "recovery_s": assigned.get("recovery_seconds"),
+        "key_records_read": started_log.get("data_keys_ready", {}).get("read"),
+        "state_records_read": started_log.get("api_ready", {}).get("read"),
     }
 
 
@@ -138,15 +154,19 @@ def _status(client: httpx.Client, url: str) -> int | None:
         return None
 
 
-def _assigned(process: BenchProcess, offset: int) -> dict[str, Any]:
-    """The worker's ``partitions_assigned`` log line written after ``offset``."""
+LOGGED = ("partitions_assigned", "data_keys_ready", "api_ready")
+
+
+def _logged(process: BenchProcess, offset: int) -> dict[str, dict[str, Any]]:
+    """The first of each ``LOGGED`` line the process wrote after ``offset``, by event."""
+    found: dict[str, dict[str, Any]] = {}
     with process.log_path.open("rb") as log:
         log.seek(offset)
         for line in log.read().decode(errors="replace").splitlines():
-            if '"partitions_assigned"' in line:
-                entry: dict[str, Any] = json.loads(line)
-                return entry
-    return {}
+            for event in LOGGED:
+                if f'"{event}"' in line and event not in found:
+                    found[event] = json.loads(line)
+    return found
 
 
 def state_stack(bootstrap: str, work: Path, size: int) -> Stack:

@@ -370,17 +370,20 @@ async def run_restart(bootstrap: str, args: argparse.Namespace, work: Path) -> l
                 f"  written in {built['state_written_s']:.0f} s, the worker's store built in "
                 f"{built['store_built_s']:.0f} s"
             )
-            for how in ("stop", "kill"):
+            for process, how in [(p, how) for p in restart.RESTARTED for how in ("stop", "kill")]:
                 results = []
                 for n in range(args.runs):
-                    result = await asyncio.to_thread(restart.restart, stack, how)
+                    result = await asyncio.to_thread(restart.restart, stack, how, name=process)
                     say(
-                        f"  {how} + start {n + 1}: ready in {result['ready_s']:.2f} s (probe up "
-                        f"{result['probe_answering_s']:.2f} s, changelog read {result['recovery_s']} s, "
-                        f"{result['recovered_records']} records)"
+                        f"  {process} {how} + start {n + 1}: ready in {result['ready_s']:.2f} s (probe up "
+                        f"{result['probe_answering_s']:.2f} s; read at start: changelog "
+                        f"{result['recovered_records']}, keys {result['key_records_read']}, state "
+                        f"{result['state_records_read']})"
                     )
                     results.append(result)
                 name = f"restart_after_{how}_s" if size == 100_000 else f"restart_{size}_after_{how}_s"
+                if process == restart.API:
+                    name = name.replace("restart_", "restart_api_", 1)
                 found.append(measurement(name, "s", [r["ready_s"] for r in results], results, state=built))
         finally:
             await asyncio.to_thread(stack.stop)

@@ -115,7 +115,12 @@ class AccountDirectory:
     """Accounts kept current from their compacted topic."""
 
     def __init__(self, settings: RuntimeSettings) -> None:
-        self.sealer = build_sealer(settings, ["coordinator"], client_id="circles-accounts-keys")
+        self.sealer = build_sealer(
+            settings,
+            ["coordinator"],
+            client_id="circles-accounts-keys",
+            directory=settings.state_dir("coordinator-web"),
+        )
         self.view: CompactedView[CoordinatorAccount] = CompactedView(
             settings.bootstrap_servers(),
             settings.topic_prefix + COORDINATOR_ACCOUNTS.name,

@@ -50,7 +50,12 @@ class MatchingWorker:
         self.inbox_topic = prefix + MATCHING_INBOX.name
         self.events_topic = prefix + MATCHING_EVENTS.name
         self.volunteers_topic = prefix + VOLUNTEERS.name
-        self.sealer = build_sealer(settings, ["volunteer", "decision"], client_id="circles-matching-keys")
+        self.sealer = build_sealer(
+            settings,
+            ["volunteer", "decision"],
+            client_id="circles-matching-keys",
+            directory=settings.state_dir("matching-worker"),
+        )
         self.worker = StreamWorker(SERVICE, settings, self.sealer)
         self.cases = self.worker.table("cases", Case, MATCHING_CASES, subject="decision")
         self.pool = self.worker.table("pool", VolunteerRecord, MATCHING_POOL, subject="volunteer")

@@ -235,7 +235,11 @@ class KafkaBackend:
         prefix = settings.topic_prefix
         # a request waits for each acknowledgement in turn: no lingering before a send (as the partner API)
         self.sealer = build_sealer(
-            settings, ["volunteer", "decision"], client_id="circles-matching-api-keys", linger_ms=0
+            settings,
+            ["volunteer", "decision"],
+            client_id="circles-matching-api-keys",
+            directory=settings.state_dir("matching-api"),
+            linger_ms=0,
         )
         self.live = LiveMatchingState(bootstrap, load_policy(settings.matching_policy), self.sealer, prefix)
         self.metrics = Metrics(SERVICE)

@@ -9,15 +9,24 @@ to its end and then either has the key or knows it was destroyed.
 Destroying a subject's keys writes tombstones: the process forgets them at once; the broker's compaction
 (tuned on the keys topics, see the catalogue) removes the wrapped keys from its log soon after. Without the
 key, the sealed fields in every other topic, replica and backup are noise.
+
+A process's copy of the keys topic is kept on disk (``StoredView``, in the process's state directory), so
+a start reads only the key records written since its last checkpoint, not every data key ever made. A
+destroyed key is deleted from that copy and made to leave its files at once (``LocalStore.forget``), in
+the writing process when it writes the tombstone and in every other when it reads it. Unwrapped keys are
+kept in memory only for the most recently used (``UNWRAPPED``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import uuid
+from collections import OrderedDict
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import AwareDatetime
 
@@ -25,10 +34,13 @@ from schemas.common import Contract
 from services.protection.errors import KeyDestroyed
 from services.protection.keks import KeyEncryptionKeys, WrappedKey
 from services.protection.sealing import DataKey
-from services.runtime.kafka import CompactedView, RenewingProducer, producer
+from services.runtime.kafka import RenewingProducer, producer
 from services.runtime.logs import get_logger
+from services.runtime.views import StoredView
 
 log = get_logger(__name__)
+UNWRAPPED = 50_000
+"""Unwrapped data keys kept in memory (the most recently used); the others are unwrapped again when needed."""
 
 
 class KeyRecord(Contract):
@@ -50,24 +62,28 @@ class KeyStore:
         keks: KeyEncryptionKeys,
         *,
         client_id: str = "circles-keys",
+        partitions: int = 1,
+        directory: Path | None = None,
         linger_ms: int | None = None,
     ) -> None:
-        """``linger_ms``: the key writer's (default ``producer()``'s); 0 in an API, where a request waits
-        for its new key's acknowledgement."""
+        """``directory``: where the copy of the keys topic lives (None: a temporary copy, the whole topic
+        read at every start, as a one-off command does). ``linger_ms``: the key writer's (default
+        ``producer()``'s); 0 in an API, where a request waits for its new key's acknowledgement."""
         self._overrides: dict[str, int] = {} if linger_ms is None else {"linger_ms": linger_ms}
         self.topic = topic
         self._keks = keks
         self._bootstrap = bootstrap_servers
-        self._records: dict[str, KeyRecord] = {}
-        self._by_subject: dict[str, set[str]] = {}
-        self._unwrapped: dict[str, DataKey] = {}
+        self._unwrapped: OrderedDict[str, DataKey] = OrderedDict()
         self._creating: dict[str, asyncio.Task[DataKey]] = {}
-        self._view: CompactedView[KeyRecord] = CompactedView(
+        self._view = StoredView(
             bootstrap_servers,
             topic,
-            KeyRecord.model_validate_json,
-            on_change=self._changed,
+            partitions,
+            directory=directory,
             client_id=client_id,
+            indexes={"subject": _subject_of},
+            on_change=self._read,
+            forget_deleted=True,
         )
         self._producer: RenewingProducer | None = None
 
@@ -78,6 +94,8 @@ class KeyStore:
         await self._producer.start()
         await self._view.start()
         await self._view.sync()
+        if self._view.store.persistent:  # a process's own copy (a one-off command's is temporary: quiet)
+            log.info("data_keys_ready", topic=self.topic, keys=len(self._view), read=self._view.read)
 
     async def stop(self) -> None:
         await self._view.stop()
@@ -88,39 +106,55 @@ class KeyStore:
         """Catch up with every key written (or destroyed) before this call."""
         await self._view.sync()
 
+    def _read(self, dek_id: str, raw: bytes | None) -> None:
+        """A key record read from the topic (already in the copy)."""
+        if raw is None:
+            self._unwrapped.pop(dek_id, None)
+
     def _changed(self, dek_id: str, record: KeyRecord | None) -> None:
-        old = self._records.pop(dek_id, None)
-        if old is not None:
-            self._by_subject.get(old.subject, set()).discard(dek_id)
+        """A key record this process wrote (acknowledged): into the copy before the view reads it back."""
+        self._view.write_ahead(dek_id, None if record is None else record.model_dump_json().encode())
         if record is None:
             self._unwrapped.pop(dek_id, None)
-            return
-        self._records[dek_id] = record
-        self._by_subject.setdefault(record.subject, set()).add(dek_id)
+
+    def _record(self, dek_id: str) -> KeyRecord | None:
+        raw = self._view.get(dek_id)
+        return None if raw is None else KeyRecord.model_validate_json(raw)
 
     def key(self, dek_id: str) -> DataKey:
         """The data key ``dek_id``; ``KeyDestroyed`` if this process has no record of it (after ``sync``)."""
         found = self._unwrapped.get(dek_id)
         if found is not None:
+            self._unwrapped.move_to_end(dek_id)
             return found
-        record = self._records.get(dek_id)
+        record = self._record(dek_id)
         if record is None:
             raise KeyDestroyed(dek_id)
         raw = self._keks.unwrap(
             WrappedKey(record.kek_id, base64.b64decode(record.wrapped)), record.subject.encode()
         )
-        found = self._unwrapped[dek_id] = DataKey(dek_id, record.subject, raw)
+        found = DataKey(dek_id, record.subject, raw)
+        self._remember(found)
         return found
 
+    def _remember(self, key: DataKey) -> None:
+        self._unwrapped[key.dek_id] = key
+        self._unwrapped.move_to_end(key.dek_id)
+        if len(self._unwrapped) > UNWRAPPED:
+            self._unwrapped.popitem(last=False)
+
     def knows(self, dek_id: str) -> bool:
-        return dek_id in self._records
+        return dek_id in self._unwrapped or self._view.get(dek_id) is not None
+
+    def _ids_of(self, subject: str) -> list[str]:
+        return [dek_id for _, dek_id in self._view.indexed("subject", equal=subject)]
 
     def current(self, subject: str) -> DataKey | None:
         """The subject's newest data key, if it has one."""
-        ids = self._by_subject.get(subject)
-        if not ids:
+        records = [(record, dek_id) for dek_id in self._ids_of(subject) if (record := self._record(dek_id))]
+        if not records:
             return None
-        newest = max(ids, key=lambda dek_id: (self._records[dek_id].created_at, dek_id))
+        _, newest = max(records, key=lambda found: (found[0].created_at, found[1]))
         return self.key(newest)
 
     async def ensure(self, subject: str) -> DataKey:
@@ -148,13 +182,14 @@ class KeyStore:
             created_at=datetime.now(UTC),
         )
         await self._write(dek_id, record)
-        self._unwrapped[dek_id] = DataKey(dek_id, subject, raw)
-        return self._unwrapped[dek_id]
+        key = DataKey(dek_id, subject, raw)
+        self._remember(key)
+        return key
 
     async def destroy(self, subject: str) -> int:
         """Tombstone every data key of ``subject``; returns how many there were."""
         await self.sync()
-        ids = sorted(self._by_subject.get(subject, set()))
+        ids = sorted(self._ids_of(subject))
         for dek_id in ids:
             await self._write(dek_id, None)
         if ids:
@@ -165,7 +200,8 @@ class KeyStore:
         """Wrap every data key under the primary KEK again (after a new KEK was added); returns how many."""
         await self.sync()
         count = 0
-        for dek_id, record in list(self._records.items()):
+        for dek_id, raw_record in list(self._view.items()):
+            record = KeyRecord.model_validate_json(raw_record)
             if record.kek_id == self._keks.primary_id:
                 continue
             raw = self._keks.unwrap(
@@ -184,7 +220,8 @@ class KeyStore:
     def kek_counts(self) -> dict[str, int]:
         """How many data keys each KEK wraps: a KEK may leave the file once it wraps none."""
         counts: dict[str, int] = {}
-        for record in self._records.values():
+        for _, raw in self._view.items():
+            record = KeyRecord.model_validate_json(raw)
             counts[record.kek_id] = counts.get(record.kek_id, 0) + 1
         return counts
 
@@ -195,7 +232,13 @@ class KeyStore:
         self._changed(dek_id, record)
 
     def subjects(self) -> set[str]:
-        return {subject for subject, ids in self._by_subject.items() if ids}
+        return {subject for subject, _ in self._view.indexed("subject")}
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._view)
+
+
+def _subject_of(raw: bytes) -> str:
+    """A key record's subject (the index of a subject's keys), read without validating the record."""
+    subject: str = json.loads(raw)["subject"]
+    return subject

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -152,17 +153,30 @@ def build_sealer(
     kinds: Iterable[str],
     client_id: str = "circles-keys",
     *,
+    directory: Path | None = None,
     linger_ms: int | None = None,
 ) -> Sealer:
-    """A sealer over the keys topics of ``kinds`` (``referral``, ``volunteer``, ``coordinator``);
-    ``linger_ms`` for its key writers (see ``KeyStore``)."""
+    """A sealer over the keys topics of ``kinds`` (``referral``, ``volunteer``, ``coordinator``).
+
+    ``directory``: a long-running process's state directory (``RuntimeSettings.state_dir``), where each
+    keys topic's copy is kept between starts; None (a one-off command): temporary copies. ``linger_ms``
+    for its key writers (see ``KeyStore``)."""
     keks, prefix, bootstrap = keks_of(settings), settings.topic_prefix, settings.bootstrap_servers()
     by_topic: dict[str, KeyStore] = {}
     stores = {}
     for kind in kinds:
-        topic = prefix + SUBJECT_KEYS[kind].name
+        spec = SUBJECT_KEYS[kind]
+        topic = prefix + spec.name
         if topic not in by_topic:
-            by_topic[topic] = KeyStore(bootstrap, topic, keks, client_id=client_id, linger_ms=linger_ms)
+            by_topic[topic] = KeyStore(
+                bootstrap,
+                topic,
+                keks,
+                client_id=client_id,
+                partitions=spec.partitions,
+                directory=directory / spec.name if directory is not None else None,
+                linger_ms=linger_ms,
+            )
         stores[kind] = by_topic[topic]
     return Sealer(stores)
 

@@ -103,7 +103,12 @@ class ReferralsWorker:
         self.policy = load_policy(settings.eligibility_policy)
         self.clock = clock_from_setting(settings.clock)
         prefix = settings.topic_prefix
-        self.sealer = build_sealer(settings, ["referral", "inbound"], client_id="circles-referrals-keys")
+        self.sealer = build_sealer(
+            settings,
+            ["referral", "inbound"],
+            client_id="circles-referrals-keys",
+            directory=settings.state_dir("referrals-worker"),
+        )
         self.worker = StreamWorker(SERVICE, settings, self.sealer)
         self.table = self.worker.table("referrals", ReferralEntry, REFERRALS_STATE, subject="referral")
         self.table.index(REASSESS_INDEX, _reassess_text, ReassessmentView)

@@ -51,6 +51,7 @@ from schemas.partner_api import (
     ReferralView,
     Withdrawal,
 )
+from schemas.topics import REFERRALS_STATE
 from services.protection.sealer import build_sealer
 from services.referrals.access import Access, AccessLog
 from services.referrals.agencies import AgencyDirectory
@@ -699,10 +700,13 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
     bootstrap = settings.bootstrap_servers()
     prefix = settings.topic_prefix
     directory = AgencyDirectory(bootstrap, prefix)
+    state = settings.state_dir("referrals-api")
     # Every request waits for its records' acknowledgements in turn (a new referral's data key, then its
     # command, then the access record): no lingering before a send (issue 13; docs/benchmarks.md).
-    sealer = build_sealer(settings, ["referral"], client_id="circles-referrals-api-keys", linger_ms=0)
-    read_model = ReferralReadModel(bootstrap, sealer, prefix)
+    sealer = build_sealer(
+        settings, ["referral"], client_id="circles-referrals-api-keys", directory=state, linger_ms=0
+    )
+    read_model = ReferralReadModel(bootstrap, sealer, prefix, directory=state / REFERRALS_STATE.name)
     mappa_panels = MappaPanels(bootstrap, prefix)
     circles = CirclesReadModel(bootstrap, sealer, prefix)
     refusals = RefusalReader(bootstrap, read_model.index, prefix)
@@ -739,11 +743,11 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         await refusals.start()
         async with asyncio.timeout(120):
             await directory.view.sync()
-            await read_model.view.sync()
             await mappa_panels.view.sync()
             await circles.view.sync()
+        await read_model.view.caught_up()  # ready only once caught up, however long a first start reads
         started["ready"] = True
-        log.info("api_ready", referrals=len(read_model.index))
+        log.info("api_ready", referrals=len(read_model.index), read=read_model.view.read)
         try:
             yield
         finally:

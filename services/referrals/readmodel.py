@@ -1,18 +1,25 @@
 """What the partner API answers from.
 
-Referral records come from the worker's state topic (compacted; the worker is their single writer).
-Submissions this API process has just accepted, and the worker has not applied yet, are held as
-``Pending`` so that a GET straight after a POST finds the referral ("received") instead of a 404. A
-pending version goes when the worker's record catches up with it, or when the worker refuses its command
-(a dead letter on the commands' dead-letter topic carrying the command's id: an amendment of a referral
-withdrawn or erased meanwhile through another channel), so the API shows the worker's record again.
+Referral records come from the worker's state topic (compacted; the worker is their single writer),
+kept on disk in the API process's state directory (``StoredView``: a start reads only what the worker
+wrote since the copy's checkpoint) with an index by agency; a record is opened and parsed when a request
+looks it up, and the most recently used are kept parsed (``CACHE_SIZE``). Submissions this API process has
+just accepted, and the worker has not applied yet, are held as ``Pending`` so that a GET straight after a
+POST finds the referral ("received") instead of a 404. A pending version goes when the worker's record
+catches up with it, or when the worker refuses its command (a dead letter on the commands' dead-letter
+topic carrying the command's id: an amendment of a referral withdrawn or erased meanwhile through another
+channel), so the API shows the worker's record again.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from schemas.common import ReferralStatus
@@ -20,10 +27,14 @@ from schemas.partner_api import Decision, HistoryEntry
 from schemas.topics import REFERRALS_COMMANDS, REFERRALS_STATE
 from services.protection.sealer import Sealer
 from services.referrals.domain.referral import ReferralEntry, ReferralRecord
-from services.runtime.kafka import CompactedView, TopicTail
+from services.runtime.codec import Erased
+from services.runtime.kafka import TopicTail
 from services.runtime.logs import get_logger
+from services.runtime.views import StoredView
 
 log = get_logger(__name__)
+CACHE_SIZE = 20_000
+"""Referral records kept parsed in memory (the most recently looked up)."""
 
 
 @dataclass(frozen=True)
@@ -99,23 +110,93 @@ def _caught_up(record: ReferralRecord, pending: Pending) -> bool:
     return record.version >= pending.version
 
 
+class StoredReferralIndex(ReferralIndex):
+    """The index over a ``StoredView`` of the worker's state topic (indexed by agency), with this process's
+    pending submissions laid over it. A record is parsed (its sealed fields opened) when looked up; one whose
+    data key was destroyed is not found, as an erased subject's old record is not."""
+
+    def __init__(self, view: StoredView, parse: Callable[[bytes], ReferralEntry]) -> None:
+        super().__init__()
+        self._view = view
+        self._parse = parse
+        self._cache: OrderedDict[uuid.UUID, ReferralRecord | None] = OrderedDict()
+
+    def changed(self, key: str, raw: bytes | None) -> None:
+        """A state record the view has just stored: the cached copy is stale, a pending one may be done."""
+        try:
+            referral_id = uuid.UUID(key)
+        except ValueError:
+            return
+        self._cache.pop(referral_id, None)
+        pending = self._pending.get(referral_id)
+        if pending is not None and raw is not None:
+            record = self._stored(referral_id)
+            if record is not None and _caught_up(record, pending):
+                del self._pending[referral_id]
+
+    def _stored(self, referral_id: uuid.UUID) -> ReferralRecord | None:
+        if referral_id in self._cache:
+            self._cache.move_to_end(referral_id)
+            return self._cache[referral_id]
+        raw = self._view.get(str(referral_id))
+        record = self._record(raw) if raw is not None else None
+        self._cache[referral_id] = record
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return record
+
+    def _record(self, raw: bytes) -> ReferralRecord | None:
+        try:
+            return self._parse(raw).record
+        except Erased:  # its data key was destroyed: what was sealed is gone for good
+            return None
+        except Exception as error:  # a bad record must not fail requests; it is logged (no content)
+            log.warning("referral_record_unreadable", error=type(error).__name__)
+            return None
+
+    def apply(self, record: ReferralRecord) -> None:
+        raise TypeError("a stored index is fed by its view")
+
+    def get(self, referral_id: uuid.UUID) -> Referral | None:
+        return self._pending.get(referral_id) or self._stored(referral_id)
+
+    def of_agency(self, agency_id: str) -> list[Referral]:
+        ids = {uuid.UUID(key) for _, key in self._view.indexed("agency", equal=agency_id)}
+        ids |= self._by_agency.get(agency_id, set())
+        found = (self.get(referral_id) for referral_id in ids)
+        return [referral for referral in found if referral is not None and referral.agency_id == agency_id]
+
+    def __len__(self) -> int:
+        return len(self._view) + sum(1 for key in self._pending if self._view.get(str(key)) is None)
+
+
+def _agency_of(raw: bytes) -> str | None:
+    """The agency of a state record (the index of an agency's referrals), read without opening it."""
+    record = json.loads(raw).get("record")
+    return str(record["agency_id"]) if record else None
+
+
 class ReferralReadModel:
     """The index, fed from the worker's state topic (its personal fields opened with the referral keys)."""
 
-    def __init__(self, bootstrap_servers: str, sealer: Sealer, prefix: str = "") -> None:
-        self.index = ReferralIndex()
-        self.view: CompactedView[ReferralEntry] = CompactedView(
+    def __init__(
+        self, bootstrap_servers: str, sealer: Sealer, prefix: str = "", directory: Path | None = None
+    ) -> None:
+        """``directory``: where the copy of the state topic lives (None: a temporary one)."""
+        self.view = StoredView(
             bootstrap_servers,
             prefix + REFERRALS_STATE.name,
-            sealer.parser(ReferralEntry),
-            on_change=self._on_change,
+            REFERRALS_STATE.partitions,
+            directory=directory,
             client_id="circles-referrals-api",
-            sealer=sealer,
+            indexes={"agency": _agency_of},
+            prepare=sealer.prepare,
+            on_change=self._changed,
         )
+        self.index = StoredReferralIndex(self.view, sealer.parser(ReferralEntry))
 
-    def _on_change(self, _: str, entry: ReferralEntry | None) -> None:
-        if entry is not None and entry.record is not None:
-            self.index.apply(entry.record)
+    def _changed(self, key: str, raw: bytes | None) -> None:
+        self.index.changed(key, raw)
 
     async def start(self) -> None:
         await self.view.start()

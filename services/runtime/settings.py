@@ -75,6 +75,12 @@ class RuntimeSettings(BaseSettings):
     )
     kek: SecretStr | None = Field(default=None, description="Or one key-encryption key, base64 of 32 bytes")
 
+    def state_dir(self, process: str) -> Path:
+        """Where a long-running process keeps its on-disk copies between starts (one RocksDB directory per
+        copy): ``<data dir>/state/<prefix><process>/<worker id or "main">``. Two processes given the same
+        one get a temporary copy in the second (``LocalStore``: correct, only slower to start)."""
+        return self.data_dir / "state" / f"{self.topic_prefix}{process}" / (self.worker_id or "main")
+
     def destinations(self) -> DestinationPolicy:
         """Where webhooks may go (``services.runtime.destinations``)."""
         loopback = self.webhook_allow_loopback_http

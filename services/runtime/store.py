@@ -150,8 +150,12 @@ class LocalStore:
 
     # -- writing --------------------------------------------------------------------------------------------
 
-    def write(self, partition: int, changes: Iterable[Change], offset: int | None) -> None:
-        """Apply ``changes`` and, if given, checkpoint the partition at ``offset``: one atomic batch."""
+    def write(
+        self, partition: int, changes: Iterable[Change], offset: int | None, since: float | None = None
+    ) -> None:
+        """Apply ``changes`` and, if given, checkpoint the partition at ``offset``: one atomic batch.
+        ``since``: when the copy was last known to follow the topic (default now), what ``resume_at``
+        judges a copy's age by."""
         db, pp = self.db, _pp(partition)
         batch = WriteBatch(raw_mode=True)
         count = self.count(partition)
@@ -184,8 +188,35 @@ class LocalStore:
                     moved[rkey] = text.encode()
         batch.put(b"n" + pp, str(count).encode())
         if offset is not None:
-            batch.put(b"p" + pp, f"{offset} {time.time():.0f}".encode())
+            batch.put(b"p" + pp, f"{offset} {time.time() if since is None else since:.0f}".encode())
         db.write(batch)
+
+    def forget(self, partition: int, keys: Iterable[str]) -> None:
+        """Make deleted ``keys`` leave the disk now: a RocksDB delete only writes a tombstone, and the old
+        value stays in the write-ahead log and in table files until a compaction drops it. Flushing makes the
+        log obsolete (RocksDB removes it) and a compaction of each key's range rewrites the table files
+        holding it without the value (RocksDB removes the old files)."""
+        wanted = [b"v" + _pp(partition) + key.encode() for key in keys]
+        if not wanted:
+            return
+        self.db.flush()
+        for vkey in wanted:
+            self.db.compact_range(vkey, vkey + SEP)
+
+    def resume_at(self, partition: int, beginning: int, end: int, stale_after_s: float) -> int:
+        """Where the partition's copy goes on from, given the topic's ``beginning`` and ``end``: its
+        checkpoint, or (reset) the beginning when the copy is missing, ahead of the topic (recreated),
+        behind its beginning (records deleted), or checkpointed longer than ``stale_after_s`` ago with
+        records after it (compaction may have removed a tombstone it never saw)."""
+        checkpoint = self.checkpoint(partition)
+        if checkpoint is not None:
+            offset, written = checkpoint
+            old = offset < end and time.time() - written > stale_after_s
+            if beginning <= offset <= end and not old:
+                return offset
+            log.info("state_copy_rebuilt", store=self.name, partition=partition, checkpoint=offset, old=old)
+        self.reset(partition)
+        return beginning
 
     def reset(self, partition: int) -> None:
         """Forget the partition's copy (it is then read again from the beginning of the topic)."""

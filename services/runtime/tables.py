@@ -9,7 +9,6 @@ kept parsed in memory (``CACHE_SIZE``); indexes (``index``) let timers find what
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -241,7 +240,7 @@ class StateTable(Generic[M]):
             ends = await consumer.end_offsets(tps)
             pending = set()
             for tp in tps:
-                position = self._start_at(tp.partition, beginnings[tp], ends[tp])
+                position = self.store.resume_at(tp.partition, beginnings[tp], ends[tp], STALE_AFTER_S)
                 if position < ends[tp]:
                     consumer.seek(tp, position)
                     pending.add(tp)
@@ -261,25 +260,6 @@ class StateTable(Generic[M]):
         finally:
             await consumer.stop()
         return read
-
-    def _start_at(self, partition: int, beginning: int, end: int) -> int:
-        """Where this partition's copy goes on from (its checkpoint), or the beginning after a reset."""
-        checkpoint = self.store.checkpoint(partition)
-        if checkpoint is not None:
-            offset, written = checkpoint
-            old = offset < end and time.time() - written > STALE_AFTER_S
-            if beginning <= offset <= end and not old:
-                return offset
-            log.info(
-                "state_copy_rebuilt",
-                table=self.name,
-                partition=partition,
-                checkpoint=offset,
-                end=end,
-                old=old,
-            )
-        self.store.reset(partition)
-        return beginning
 
     async def _catch_up(self, partition: int, records: list[Any]) -> None:
         """Changelog records read on recovery, into the store with the offset they reach."""
