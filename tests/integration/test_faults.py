@@ -37,6 +37,7 @@ KILL_ORDER = (
     "matching-api",
     "notifications-worker",
     "coordinator-worker",
+    "circles-worker",
     "coordinator-web",
 )
 
