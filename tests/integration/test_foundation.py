@@ -65,6 +65,15 @@ async def test_the_catalogue_creates_every_topic_with_its_partitions_and_policy(
         assert policies[topics + spec.name]["cleanup.policy"] == spec.cleanup.value, spec.name
 
 
+def _home(event: type[Event]) -> str:
+    """The topic the event is published on; for an event of several topics (a session ended, one topic per
+    account kind) the catalogue's first."""
+    try:
+        return topic_of(event).name
+    except LookupError:
+        return next(spec.name for spec in TOPICS if event in spec.events)
+
+
 async def test_every_event_type_round_trips_through_the_broker(
     kafka_bootstrap: str, topics: str, tmp_path: Path
 ) -> None:
@@ -80,11 +89,11 @@ async def test_every_event_type_round_trips_through_the_broker(
         async with Publisher(kafka_bootstrap, "/tests/roundtrip", prefix=topics, sealer=sealer) as publisher:
             for event in SAMPLES.values():
                 envelope = publisher.envelope(event, correlation_id="corr-roundtrip")
-                await publisher.publish(event, envelope)
+                await publisher.publish(event, envelope, topic=topics + _home(type(event)))
                 sent[envelope.id] = event
         by_topic: dict[str, int] = {}
         for event in sent.values():
-            name = topics + topic_of(type(event)).name
+            name = topics + _home(type(event))
             by_topic[name] = by_topic.get(name, 0) + 1
         received: dict[uuid.UUID, Event] = {}
         for name, count in by_topic.items():

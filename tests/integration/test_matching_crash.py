@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from tests.samples import submission, volunteer_record
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 VOLUNTEERS_IN_POOL = 120
 REFERRALS = 200
+PACE_S = 0.05
+"""Between submissions: the stream lasts about 10 s, so the kill falls inside it however fast matching is."""
 KILL_AFTER_EVENTS = 60
 
 
@@ -72,6 +75,7 @@ async def submit_referrals(env: dict[str, str]) -> list[uuid.UUID]:
             )
             futures.append(await publisher.send(command, publisher.envelope(command, f"corr-{i}")))
             ids.append(referral_id)
+            await asyncio.sleep(PACE_S)
         await asyncio.gather(*futures)
     return ids
 
@@ -87,11 +91,15 @@ def test_sigkill_of_the_matching_worker_mid_stream(kafka_bootstrap: str, tmp_pat
         matching.wait_for_log("worker_ready")
         asyncio.run(register_pool(env))
         asyncio.run(consume(kafka_bootstrap, prefix + VOLUNTEERS.name, VOLUNTEERS_IN_POOL, seconds=60))
-        ids = asyncio.run(submit_referrals(env))
-        asyncio.run(consume(kafka_bootstrap, prefix + MATCHING_EVENTS.name, KILL_AFTER_EVENTS, seconds=60))
-        matching.kill()  # mid-stream: some of the referrals have been matched or deferred, not all
-        at_kill = len(asyncio.run(consume_all(kafka_bootstrap, prefix + MATCHING_EVENTS.name)))
-        matching.start()
+        with ThreadPoolExecutor(1) as stream:
+            submitted = stream.submit(lambda: asyncio.run(submit_referrals(env)))
+            asyncio.run(
+                consume(kafka_bootstrap, prefix + MATCHING_EVENTS.name, KILL_AFTER_EVENTS, seconds=60)
+            )
+            matching.kill()  # mid-stream: some of the referrals have been matched or deferred, not all
+            at_kill = len(asyncio.run(consume_all(kafka_bootstrap, prefix + MATCHING_EVENTS.name)))
+            matching.start()
+            ids = submitted.result()
 
         deadline = time.monotonic() + 120
         while True:
