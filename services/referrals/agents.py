@@ -88,7 +88,7 @@ def inbound_subject(record: Any) -> str | None:
     agency_id = source.removeprefix("/agencies/")
     try:
         body = json.loads(record.value or b"")
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to decode: the record does not say
         body = None
     given = body.get("agency_reference") if isinstance(body, dict) else None
     reference = given if isinstance(given, str) else (record.key or b"").decode(errors="replace")

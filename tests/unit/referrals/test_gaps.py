@@ -72,3 +72,15 @@ def test_referral_erased_names_a_role_not_the_person() -> None:
         change = erase(entry, asked, uuid.uuid4(), NOW)
         (erased,) = [e for _, e in change.events if isinstance(e, ReferralErased)]
         assert erased.requested_by == role and "jo" not in erased.model_dump_json()
+
+
+def test_an_inbound_record_nested_too_deep_to_decode_names_no_referral() -> None:
+    """The fuzz test's deeply nested body: its dead letter gets a key of its own; no crash."""
+    from types import SimpleNamespace
+
+    from services.referrals.agents import inbound_subject
+
+    record = SimpleNamespace(
+        headers=[("ce_source", b"/agencies/probation-hull")], value=b"[" * 100_000, key=b""
+    )
+    assert inbound_subject(record) is None
