@@ -13,7 +13,7 @@ from schemas.events.coordinator import (
     VolunteerAccount,
 )
 from schemas.topics import COORDINATOR_ACCOUNTS
-from services.coordinator.domain.passwords import hash_password, verify_nothing, verify_password
+from services.coordinator.domain.passwords import account_if_password, hash_password
 from services.protection.sealer import Sealer, build_sealer
 from services.runtime.kafka import CompactedView, Publisher, read_compacted
 from services.runtime.settings import RuntimeSettings
@@ -141,11 +141,7 @@ class AccountDirectory:
         """The account if the password is its own; the same scrypt work whether or not it exists.
 
         Blocking (scrypt takes tens of milliseconds): the page calls it off its event loop."""
-        account = self.view.get(account_id)
-        if account is None or account.disabled:
-            verify_nothing(password)
-            return None
-        return account if verify_password(password, account.password) else None
+        return account_if_password(self.view.get(account_id), password)
 
     def get(self, account_id: str) -> CoordinatorAccount | None:
         """The account as last set, disabled or not (``still_valid`` decides what that means)."""

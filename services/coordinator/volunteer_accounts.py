@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from schemas.events.coordinator import PasswordHash, VolunteerAccount, VolunteerAccountSet
 from schemas.topics import VOLUNTEER_ACCOUNTS
 from services.coordinator.accounts import AccountExists, NoSuchAccount
-from services.coordinator.domain.passwords import hash_password, verify_nothing, verify_password
+from services.coordinator.domain.passwords import account_if_password, hash_password
 from services.runtime.codec import PLAIN
 from services.runtime.kafka import CompactedView, Publisher, read_compacted
 from services.runtime.settings import RuntimeSettings
@@ -96,11 +96,7 @@ class VolunteerAccountDirectory:
 
     def sign_in(self, account_id: str, password: str) -> VolunteerAccount | None:
         """Blocking (scrypt): the page calls it off its event loop; the same work for unknown accounts."""
-        account = self.view.get(account_id)
-        if account is None or account.disabled:
-            verify_nothing(password)
-            return None
-        return account if verify_password(password, account.password) else None
+        return account_if_password(self.view.get(account_id), password)
 
     def get(self, account_id: str) -> VolunteerAccount | None:
         return self.view.get(account_id)

@@ -12,10 +12,6 @@ not the volunteer's own is "not found", as an unknown one is.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import hmac
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -33,6 +29,9 @@ from pydantic import ValidationError
 from schemas.events.circles import ConcernLevel, CoreMemberAttendance
 from schemas.events.coordinator import VolunteerAccount
 from services.accounts.sessions import EndedSessions, LocalSessions, SessionSigner, still_valid
+from services.accounts.sign_in import csrf_ok
+from services.accounts.sign_in import sign_in as sign_in_with
+from services.accounts.sign_in import sign_out as sign_out_with
 from services.accounts.throttle import SignInThrottle, ThrottleLimits
 from services.coordinator.circle_commands import CircleCommands, CircleErased, KafkaCommandSink
 from services.coordinator.domain.circles import CircleView, next_meeting_on, of_volunteer
@@ -40,7 +39,7 @@ from services.coordinator.sessions import VOLUNTEER_COOKIE, VOLUNTEER_KIND, Sess
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.views import CircleViews
 from services.coordinator.volunteer_accounts import VolunteerAccountDirectory
-from services.coordinator.web import _client_of, _date_or_raw, _in_words, _loggable, field_errors
+from services.coordinator.web import _date_or_raw, field_errors
 from services.referral_progress.workdays import local, scheme_today
 from services.runtime import supervision
 from services.runtime.clock import Clock, clock_from_setting
@@ -161,52 +160,42 @@ def create_volunteers_web(
     async def sign_in(
         request: Request, account: str = Form(""), password: str = Form(""), next: str = Form(HOME)
     ) -> Response:
-        account_id, client = account.strip(), _client_of(request)
-        logged = {"account_id": _loggable(account_id), "client": client, "kind": VOLUNTEER_KIND}
-        refused_page = functools.partial(
-            page, request, "sign_in.html", None, title="Sign in", next=_home_or(next), account=account
+        return await sign_in_with(
+            request,
+            account=account,
+            password=password,
+            then=_home_or(next),
+            accounts=accounts,
+            names=lambda found: (found.volunteer_id, found.volunteer_id),
+            cookie=VOLUNTEER_COOKIE,
+            signer=signer,
+            throttle=throttle,
+            secure_cookies=secure_cookies,
+            refused=lambda status, error: page(
+                request,
+                "sign_in.html",
+                None,
+                status=status,
+                title="Sign in",
+                next=_home_or(next),
+                account=account,
+                error=error,
+            ),
+            not_right="The volunteer id or password is not right.",
+            log=log,
+            log_fields={"kind": VOLUNTEER_KIND},
         )
-        wait = throttle.retry_after(account_id, client, time.monotonic())
-        if wait:
-            log.warning("sign_in_throttled", retry_after_s=wait, **logged)
-            throttled = refused_page(
-                status=429, error=f"Too many failed sign-ins. Try again in {_in_words(wait)}."
-            )
-            throttled.headers["Retry-After"] = str(wait)
-            return throttled
-        found = await asyncio.to_thread(accounts.sign_in, account_id, password)  # scrypt: off the loop
-        if found is None:
-            throttle.failed(account_id, client, time.monotonic())
-            log.info("sign_in_refused", **logged)
-            return refused_page(status=401, error="The volunteer id or password is not right.")
-        throttle.succeeded(account_id)
-        cookie, _ = signer.issue(found.volunteer_id, found.volunteer_id)
-        response = RedirectResponse(_home_or(next), status_code=303)
-        response.set_cookie(
-            VOLUNTEER_COOKIE,
-            cookie,
-            max_age=signer.max_age,
-            httponly=True,
-            samesite="strict",
-            secure=secure_cookies,
-            path="/",
-        )
-        log.info("signed_in", account_id=found.volunteer_id, client=client, kind=VOLUNTEER_KIND)
-        return response
 
     @app.post("/sign-out")
     async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
-        session = session_of(request)
-        response = RedirectResponse("/sign-in", status_code=303)
-        if (
-            session is not None
-            and csrf_token
-            and hmac.compare_digest(csrf_token.encode(), session.csrf.encode())
-        ):
-            await ended_sessions.end(session)
-            response.delete_cookie(VOLUNTEER_COOKIE, path="/")
-            log.info("signed_out", account_id=session.account_id, kind=VOLUNTEER_KIND)
-        return response
+        return await sign_out_with(
+            session_of(request),
+            csrf_token,
+            cookie=VOLUNTEER_COOKIE,
+            ended=ended_sessions,
+            log=log,
+            log_fields={"kind": VOLUNTEER_KIND},
+        )
 
     @app.get("/")
     async def home() -> RedirectResponse:
@@ -277,7 +266,7 @@ def create_volunteers_web(
         form: dict[str, str],
         send: Callable[[CircleCommands, CircleView], Awaitable[Any]],
     ) -> Response:
-        if not csrf_token or not hmac.compare_digest(csrf_token.encode(), session.csrf.encode()):
+        if not csrf_ok(session, csrf_token):
             return page(
                 request,
                 "message.html",

@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import hmac
 import json
-import math
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,6 +34,9 @@ from schemas.envelope import Event
 from schemas.events.circles import CoreMemberAttendance, EndReason
 from schemas.events.coordinator import CoordinatorAccount, PasswordHash, SchemeRecord
 from services.accounts.sessions import EndedSessions, LocalSessions, still_valid
+from services.accounts.sign_in import csrf_ok
+from services.accounts.sign_in import sign_in as sign_in_with
+from services.accounts.sign_in import sign_out as sign_out_with
 from services.accounts.throttle import SignInThrottle, ThrottleLimits
 from services.coordinator.accounts import AccountDirectory, AccountExists
 from services.coordinator.circle_commands import CircleCommands, CircleErased, KafkaCommandSink
@@ -239,10 +238,6 @@ def create_web(
     async def not_signed_in(_: Request, __: _NotSignedIn) -> Response:
         return Response(status_code=401)
 
-    def csrf_ok(session: Session, token: str) -> bool:
-        """In constant time: how long a refusal takes tells nothing of how much of the token was right."""
-        return bool(token) and hmac.compare_digest(token.encode(), session.csrf.encode())
-
     async def unavailable(request: Request, session: Session) -> HTMLResponse:
         return page(request, "unavailable.html", session, status=503, title="Matching is not answering")
 
@@ -259,49 +254,38 @@ def create_web(
         password: str = Form(""),
         next: str = Form("/proposals"),
     ) -> Response:
-        account_id, client = account.strip(), _client_of(request)
-        logged = {"account_id": _loggable(account_id), "client": client}
-        refused_page = functools.partial(
-            page, request, "sign_in.html", None, title="Sign in", next=_local_path(next), account=account
+        return await sign_in_with(
+            request,
+            account=account,
+            password=password,
+            then=_local_path(next),
+            accounts=accounts,
+            names=lambda found: (found.account_id, found.display_name),
+            cookie=COOKIE,
+            signer=signer,
+            throttle=throttle,
+            secure_cookies=secure_cookies,
+            refused=lambda status, error: page(
+                request,
+                "sign_in.html",
+                None,
+                status=status,
+                title="Sign in",
+                next=_local_path(next),
+                account=account,
+                error=error,
+            ),
+            not_right="The account name or password is not right.",
+            log=log,
+            log_fields={},
         )
-        wait = throttle.retry_after(account_id, client, time.monotonic())
-        if wait:
-            log.warning("sign_in_throttled", retry_after_s=wait, **logged)
-            throttled = refused_page(
-                status=429, error=f"Too many failed sign-ins. Try again in {_in_words(wait)}."
-            )
-            throttled.headers["Retry-After"] = str(wait)
-            return throttled
-        found = await asyncio.to_thread(accounts.sign_in, account_id, password)  # scrypt: off the loop
-        if found is None:
-            throttle.failed(account_id, client, time.monotonic())
-            log.info("sign_in_refused", **logged)
-            return refused_page(status=401, error="The account name or password is not right.")
-        throttle.succeeded(account_id)
-        cookie, _ = signer.issue(found.account_id, found.display_name)
-        response = RedirectResponse(_local_path(next), status_code=303)
-        response.set_cookie(
-            COOKIE,
-            cookie,
-            max_age=signer.max_age,
-            httponly=True,
-            samesite="strict",
-            secure=secure_cookies,
-            path="/",
-        )
-        log.info("signed_in", account_id=found.account_id, client=client)
-        return response
 
     @app.post("/sign-out")
     async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
         """Ends the session on the server side (every page process refuses its cookie), then in the browser"""
-        session = session_of(request)
-        response = RedirectResponse("/sign-in", status_code=303)
-        if session is not None and csrf_ok(session, csrf_token):
-            await ended_sessions.end(session)
-            response.delete_cookie(COOKIE, path="/")
-            log.info("signed_out", account_id=session.account_id)
-        return response
+        return await sign_out_with(
+            session_of(request), csrf_token, cookie=COOKIE, ended=ended_sessions, log=log, log_fields={}
+        )
 
     @app.get("/")
     async def home() -> RedirectResponse:
@@ -961,26 +945,6 @@ def field_errors(invalid: ValidationError) -> list[str]:
         where = ".".join(str(part) for part in error["loc"] if part not in ("body",))
         found.append(f"{where.replace('_', ' ')}: {error['msg']}" if where else str(error["msg"]))
     return found
-
-
-def _client_of(request: Request) -> str:
-    """The client's address as the server sees it (behind a proxy, uvicorn's ``--forwarded-allow-ips``
-    decides whether ``X-Forwarded-For`` is believed; a header the proxy did not set never is)."""
-    return request.client.host if request.client else "unknown"
-
-
-_ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-def _loggable(account_id: str) -> str:
-    """An account id as typed, for the log, only if it could be one: a password typed into the account
-    field (it happens) never reaches the log."""
-    return account_id if _ACCOUNT_ID.match(account_id) else "(not an account id)"
-
-
-def _in_words(seconds: int) -> str:
-    minutes = math.ceil(seconds / 60)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def _local_path(path: str) -> str:
