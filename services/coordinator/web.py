@@ -565,78 +565,40 @@ def create_web(
         log.info("record_kept", kind=kind, record_id=str(made.record_id()), account_id=session.account_id)
         return RedirectResponse(f"/report?recorded={kind}#records", status_code=303)
 
-    @app.post("/records/mappa-panel")
-    async def record_panel(
-        request: Request,
-        referral: str = Form(""),
-        level: str = Form(""),
-        held_on: str = Form(""),
-        attended: str = Form(""),
-        csrf_token: str = Form(""),
-        session: Session = Depends(signed_in),
-    ) -> Response:
-        return await keep(
-            request,
-            session,
-            csrf_token,
-            lambda by: records.mappa_panel(
-                referral_id=uuid.UUID(referral.strip()),
-                level=int(level),
-                held_on=date.fromisoformat(held_on),
-                attended={"yes": True, "no": False}[attended] if attended in ("yes", "no") else _no(),
-                recorded_by=by,
-                now=clock.now(),
-            ),
-            "mappa_panel",
-        )
+    def record_form(kind: str) -> Callable[..., Awaitable[Response]]:
+        """The handler of one record form: every form's fields, those of other kinds left empty."""
 
-    @app.post("/records/mentoring-session")
-    async def record_session(
-        request: Request,
-        referral: str = Form(""),
-        held_on: str = Form(""),
-        minutes: str = Form(""),
-        csrf_token: str = Form(""),
-        session: Session = Depends(signed_in),
-    ) -> Response:
-        return await keep(
-            request,
-            session,
-            csrf_token,
-            lambda by: records.mentoring_session(
-                referral_id=uuid.UUID(referral.strip()),
-                held_on=date.fromisoformat(held_on),
-                minutes=int(minutes),
-                recorded_by=by,
-                now=clock.now(),
-            ),
-            "mentoring_session",
-        )
+        async def keep_form(
+            request: Request,
+            referral: str = Form(""),
+            level: str = Form(""),
+            held_on: str = Form(""),
+            attended: str = Form(""),
+            minutes: str = Form(""),
+            area: str = Form(""),
+            result: str = Form(""),
+            actions: str = Form(""),
+            csrf_token: str = Form(""),
+            session: Session = Depends(signed_in),
+        ) -> Response:
+            form = {
+                "referral": referral,
+                "level": level,
+                "held_on": held_on,
+                "attended": attended,
+                "minutes": minutes,
+                "area": area,
+                "result": result,
+                "actions": actions,
+            }
+            return await keep(
+                request, session, csrf_token, lambda by: records.from_form(kind, form, by, clock.now()), kind
+            )
 
-    @app.post("/records/audit")
-    async def record_audit(
-        request: Request,
-        held_on: str = Form(""),
-        area: str = Form(""),
-        result: str = Form(""),
-        actions: str = Form(""),
-        csrf_token: str = Form(""),
-        session: Session = Depends(signed_in),
-    ) -> Response:
-        return await keep(
-            request,
-            session,
-            csrf_token,
-            lambda by: records.audit(
-                held_on=date.fromisoformat(held_on),
-                area=area.strip(),
-                result=result,
-                actions=int(actions) if actions.strip() else None,
-                recorded_by=by,
-                now=clock.now(),
-            ),
-            "audit",
-        )
+        return keep_form
+
+    for form_name, record_kind in records.FORMS.items():
+        app.post(f"/records/{form_name}")(record_form(record_kind))
 
     @app.get("/report.csv")
     async def report_csv_file(
@@ -919,10 +881,6 @@ def create_web(
         )
 
     return app
-
-
-def _no() -> bool:
-    raise ValueError("choose whether the panel was attended")
 
 
 def _references(progress: list[ReferralProgress]) -> dict[uuid.UUID, str]:
