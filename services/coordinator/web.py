@@ -191,7 +191,7 @@ def create_web(
         no_store=lambda path: not path.startswith("/static/"),  # every page may show personal data
         max_body=MAX_FORM_BODY,
     )
-    templates = Jinja2Templates(directory=HERE / "templates")
+    templates = Jinja2Templates(directory=[HERE / "templates", HERE / "shared_templates"])
     templates.env.filters["when"] = lambda moment: (
         local(moment).strftime("%-d %b %Y, %H:%M") if moment else ""
     )
