@@ -29,9 +29,7 @@ from pydantic import ValidationError
 from schemas.events.circles import ConcernLevel, CoreMemberAttendance
 from schemas.events.coordinator import VolunteerAccount
 from services.accounts.sessions import EndedSessions, LocalSessions, SessionSigner, still_valid
-from services.accounts.sign_in import csrf_ok
-from services.accounts.sign_in import sign_in as sign_in_with
-from services.accounts.sign_in import sign_out as sign_out_with
+from services.accounts.sign_in import SignIn, csrf_ok
 from services.accounts.throttle import SignInThrottle, ThrottleLimits
 from services.coordinator.circle_commands import CircleCommands, CircleErased, KafkaCommandSink
 from services.coordinator.domain.circles import CircleView, next_meeting_on, of_volunteer
@@ -73,11 +71,6 @@ class Circles(Protocol):
     def circle(self, circle_id: str) -> CircleView | None: ...
 
 
-def _home_or(path: str) -> str:
-    """Only redirect within this site (no open redirects)."""
-    return path if path.startswith("/") and not path.startswith("//") else HOME
-
-
 def create_volunteers_web(
     *,
     accounts: Accounts,
@@ -109,7 +102,6 @@ def create_volunteers_web(
         local(moment).strftime("%-d %b %Y, %H:%M") if moment else ""
     )
     templates.env.filters["day"] = lambda day: day.strftime("%a %-d %b %Y") if day else ""
-    throttle = SignInThrottle(sign_in_limits or ThrottleLimits())
     ended_sessions: EndedSessions = sessions or LocalSessions()
 
     def session_of(request: Request) -> Session | None:
@@ -152,50 +144,18 @@ def create_volunteers_web(
 
     install_probes(app, ready)
 
-    @app.get("/sign-in", response_class=HTMLResponse)
-    async def sign_in_page(request: Request, next: str = HOME) -> HTMLResponse:
-        return page(request, "sign_in.html", None, title="Sign in", next=_home_or(next), error=None)
-
-    @app.post("/sign-in", response_class=HTMLResponse)
-    async def sign_in(
-        request: Request, account: str = Form(""), password: str = Form(""), next: str = Form(HOME)
-    ) -> Response:
-        return await sign_in_with(
-            request,
-            account=account,
-            password=password,
-            then=_home_or(next),
-            accounts=accounts,
-            names=lambda found: (found.volunteer_id, found.volunteer_id),
-            cookie=VOLUNTEER_COOKIE,
-            signer=signer,
-            throttle=throttle,
-            secure_cookies=secure_cookies,
-            refused=lambda status, error: page(
-                request,
-                "sign_in.html",
-                None,
-                status=status,
-                title="Sign in",
-                next=_home_or(next),
-                account=account,
-                error=error,
-            ),
-            not_right="The volunteer id or password is not right.",
-            log=log,
-            log_fields={"kind": VOLUNTEER_KIND},
-        )
-
-    @app.post("/sign-out")
-    async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
-        return await sign_out_with(
-            session_of(request),
-            csrf_token,
-            cookie=VOLUNTEER_COOKIE,
-            ended=ended_sessions,
-            log=log,
-            log_fields={"kind": VOLUNTEER_KIND},
-        )
+    SignIn(
+        accounts=accounts,
+        names=lambda found: (found.volunteer_id, found.volunteer_id),
+        cookie=VOLUNTEER_COOKIE,
+        signer=signer,
+        throttle=SignInThrottle(sign_in_limits or ThrottleLimits()),
+        ended=ended_sessions,
+        secure_cookies=secure_cookies,
+        not_right="The volunteer id or password is not right.",
+        log=log,
+        log_fields={"kind": VOLUNTEER_KIND},
+    ).install(app, home=HOME, page=page, session_of=session_of)
 
     @app.get("/")
     async def home() -> RedirectResponse:

@@ -34,9 +34,7 @@ from schemas.envelope import Event
 from schemas.events.circles import CoreMemberAttendance, EndReason
 from schemas.events.coordinator import CoordinatorAccount, PasswordHash, SchemeRecord
 from services.accounts.sessions import EndedSessions, LocalSessions, still_valid
-from services.accounts.sign_in import csrf_ok
-from services.accounts.sign_in import sign_in as sign_in_with
-from services.accounts.sign_in import sign_out as sign_out_with
+from services.accounts.sign_in import SignIn, csrf_ok
 from services.accounts.throttle import SignInThrottle, ThrottleLimits
 from services.coordinator.accounts import AccountDirectory, AccountExists
 from services.coordinator.circle_commands import CircleCommands, CircleErased, KafkaCommandSink
@@ -197,7 +195,6 @@ def create_web(
     )
     templates.env.filters["day"] = lambda day: day.strftime("%-d %b %Y") if day else ""
     open_proposals = OpenProposals(matching)
-    throttle = SignInThrottle(sign_in_limits or ThrottleLimits())
     ended_sessions: EndedSessions = sessions or LocalSessions()
     circle_source: Circles = circles or NoCircles()
 
@@ -243,49 +240,17 @@ def create_web(
 
     install_probes(app, ready)
 
-    @app.get("/sign-in", response_class=HTMLResponse)
-    async def sign_in_page(request: Request, next: str = "/proposals") -> HTMLResponse:
-        return page(request, "sign_in.html", None, title="Sign in", next=_local_path(next), error=None)
-
-    @app.post("/sign-in", response_class=HTMLResponse)
-    async def sign_in(
-        request: Request,
-        account: str = Form(""),
-        password: str = Form(""),
-        next: str = Form("/proposals"),
-    ) -> Response:
-        return await sign_in_with(
-            request,
-            account=account,
-            password=password,
-            then=_local_path(next),
-            accounts=accounts,
-            names=lambda found: (found.account_id, found.display_name),
-            cookie=COOKIE,
-            signer=signer,
-            throttle=throttle,
-            secure_cookies=secure_cookies,
-            refused=lambda status, error: page(
-                request,
-                "sign_in.html",
-                None,
-                status=status,
-                title="Sign in",
-                next=_local_path(next),
-                account=account,
-                error=error,
-            ),
-            not_right="The account name or password is not right.",
-            log=log,
-            log_fields={},
-        )
-
-    @app.post("/sign-out")
-    async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
-        """Ends the session on the server side (every page process refuses its cookie), then in the browser"""
-        return await sign_out_with(
-            session_of(request), csrf_token, cookie=COOKIE, ended=ended_sessions, log=log, log_fields={}
-        )
+    SignIn(
+        accounts=accounts,
+        names=lambda found: (found.account_id, found.display_name),
+        cookie=COOKIE,
+        signer=signer,
+        throttle=SignInThrottle(sign_in_limits or ThrottleLimits()),
+        ended=ended_sessions,
+        secure_cookies=secure_cookies,
+        not_right="The account name or password is not right.",
+        log=log,
+    ).install(app, home="/proposals", page=page, session_of=session_of)
 
     @app.get("/")
     async def home() -> RedirectResponse:
@@ -903,11 +868,6 @@ def field_errors(invalid: ValidationError) -> list[str]:
         where = ".".join(str(part) for part in error["loc"] if part not in ("body",))
         found.append(f"{where.replace('_', ' ')}: {error['msg']}" if where else str(error["msg"]))
     return found
-
-
-def _local_path(path: str) -> str:
-    """Only redirect within this site (no open redirects)."""
-    return path if path.startswith("/") and not path.startswith("//") else "/proposals"
 
 
 def build_web(settings: CoordinatorSettings) -> FastAPI:
