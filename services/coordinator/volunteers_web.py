@@ -137,6 +137,26 @@ def create_volunteers_web(
             message="There is no such circle among yours.",
         )
 
+    def form_expired(request: Request, session: Session) -> HTMLResponse:
+        return page(
+            request,
+            "message.html",
+            session,
+            status=403,
+            title="Form expired",
+            message="This form has expired or did not come from this page. Reload it and try again.",
+        )
+
+    def not_available(request: Request, session: Session) -> HTMLResponse:
+        return page(
+            request,
+            "message.html",
+            session,
+            status=503,
+            title="Not available",
+            message="Recording is not available just now. Try again in a few minutes.",
+        )
+
     def own_circle(session: Session, circle_id: str) -> CircleView | None:
         """The circle if it is the volunteer's own; an unknown circle and another's look the same."""
         circle = circles.circle(circle_id)
@@ -227,14 +247,7 @@ def create_volunteers_web(
         send: Callable[[CircleCommands, CircleView], Awaitable[Any]],
     ) -> Response:
         if not csrf_ok(session, csrf_token):
-            return page(
-                request,
-                "message.html",
-                session,
-                status=403,
-                title="Form expired",
-                message="This form has expired or did not come from this page. Reload it and try again.",
-            )
+            return form_expired(request, session)
         circle = own_circle(session, circle_id)
         if circle is None:
             return not_found(request, session)
@@ -243,14 +256,7 @@ def create_volunteers_web(
                 request, session, circle, errors={what: ["the circle has ended"]}, form=form, status=409
             )
         if commands is None:
-            return page(
-                request,
-                "message.html",
-                session,
-                status=503,
-                title="Not available",
-                message="Recording is not available just now. Try again in a few minutes.",
-            )
+            return not_available(request, session)
         try:
             await send(commands, circle)
         except ValidationError as invalid:
@@ -262,14 +268,7 @@ def create_volunteers_web(
         except CircleErased:
             return not_found(request, session)
         except KafkaError:
-            return page(
-                request,
-                "message.html",
-                session,
-                status=503,
-                title="Not available",
-                message="Recording is not available just now. Try again in a few minutes.",
-            )
+            return not_available(request, session)
         log.info(
             "circle_command_requested", what=what, circle_id=circle.circle_id, account_id=session.account_id
         )

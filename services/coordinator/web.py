@@ -235,6 +235,16 @@ def create_web(
     async def not_signed_in(_: Request, __: _NotSignedIn) -> Response:
         return Response(status_code=401)
 
+    def form_expired(request: Request, session: Session) -> HTMLResponse:
+        return page(
+            request,
+            "error.html",
+            session,
+            status=403,
+            title="Form expired",
+            message="This form has expired or did not come from this page. Reload it and try again.",
+        )
+
     async def unavailable(request: Request, session: Session) -> HTMLResponse:
         return page(request, "unavailable.html", session, status=503, title="Matching is not answering")
 
@@ -333,14 +343,7 @@ def create_web(
         session: Session = Depends(signed_in),
     ) -> Response:
         if not csrf_ok(session, csrf_token):
-            return page(
-                request,
-                "error.html",
-                session,
-                status=403,
-                title="Form expired",
-                message="This form has expired or did not come from this page. Reload it and try again.",
-            )
+            return form_expired(request, session)
         try:
             decision = DecisionRequest(
                 outcome=outcome,
@@ -507,14 +510,7 @@ def create_web(
         request: Request, session: Session, csrf_token: str, make: Callable[[str], SchemeRecord], kind: str
     ) -> Response:
         if not csrf_ok(session, csrf_token):
-            return page(
-                request,
-                "error.html",
-                session,
-                status=403,
-                title="Form expired",
-                message="This form has expired or did not come from this page. Reload it and try again.",
-            )
+            return form_expired(request, session)
         if record is None:
             return page(request, "unavailable.html", session, status=503, title="Records cannot be written")
         try:
@@ -592,16 +588,6 @@ def create_web(
             report=report, chart=chart(report), colours=COLOURS
         )
         return Response(svg, media_type="image/svg+xml")
-
-    def form_expired(request: Request, session: Session) -> HTMLResponse:
-        return page(
-            request,
-            "error.html",
-            session,
-            status=403,
-            title="Form expired",
-            message="This form has expired or did not come from this page. Reload it and try again.",
-        )
 
     @app.get("/circles", response_class=HTMLResponse)
     async def circles_page(
