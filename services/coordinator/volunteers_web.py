@@ -33,7 +33,13 @@ from services.accounts.sign_in import SignIn, csrf_ok
 from services.accounts.throttle import SignInThrottle, ThrottleLimits
 from services.coordinator.circle_commands import CircleCommands, CircleErased, KafkaCommandSink
 from services.coordinator.domain.circles import CircleView, next_meeting_on, of_volunteer
-from services.coordinator.sessions import VOLUNTEER_COOKIE, VOLUNTEER_KIND, Session, volunteer_sessions
+from services.coordinator.sessions import (
+    VOLUNTEER_COOKIE,
+    VOLUNTEER_KIND,
+    Session,
+    volunteer_sessions,
+    warn_without_session_secret,
+)
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.views import CircleViews
 from services.coordinator.volunteer_accounts import VolunteerAccountDirectory
@@ -42,6 +48,7 @@ from services.referral_progress.workdays import local, scheme_today
 from services.runtime import supervision
 from services.runtime.clock import Clock, clock_from_setting
 from services.runtime.http import PAGE_POLICY, Hardened, install_metrics, install_probes
+from services.runtime.lifecycle import running
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
 
@@ -127,35 +134,15 @@ def create_volunteers_web(
             request, name, {"session": session, "now": clock.now(), **context}, status_code=status
         )
 
-    def not_found(request: Request, session: Session) -> HTMLResponse:
-        return page(
-            request,
-            "message.html",
-            session,
-            status=404,
-            title="Circle not found",
-            message="There is no such circle among yours.",
-        )
+    def message(request: Request, session: Session, status: int, title: str, text: str) -> HTMLResponse:
+        return page(request, "message.html", session, status=status, title=title, message=text)
 
-    def form_expired(request: Request, session: Session) -> HTMLResponse:
-        return page(
-            request,
-            "message.html",
-            session,
-            status=403,
-            title="Form expired",
-            message="This form has expired or did not come from this page. Reload it and try again.",
-        )
+    def not_found(request: Request, session: Session) -> HTMLResponse:
+        return message(request, session, 404, "Circle not found", "There is no such circle among yours.")
 
     def not_available(request: Request, session: Session) -> HTMLResponse:
-        return page(
-            request,
-            "message.html",
-            session,
-            status=503,
-            title="Not available",
-            message="Recording is not available just now. Try again in a few minutes.",
-        )
+        text = "Recording is not available just now. Try again in a few minutes."
+        return message(request, session, 503, "Not available", text)
 
     def own_circle(session: Session, circle_id: str) -> CircleView | None:
         """The circle if it is the volunteer's own; an unknown circle and another's look the same."""
@@ -247,7 +234,8 @@ def create_volunteers_web(
         send: Callable[[CircleCommands, CircleView], Awaitable[Any]],
     ) -> Response:
         if not csrf_ok(session, csrf_token):
-            return form_expired(request, session)
+            text = "This form has expired or did not come from this page. Reload it and try again."
+            return message(request, session, 403, "Form expired", text)
         circle = own_circle(session, circle_id)
         if circle is None:
             return not_found(request, session)
@@ -375,26 +363,14 @@ def build_volunteers_web(settings: CoordinatorSettings) -> FastAPI:
     sink = KafkaCommandSink(settings, "/circles/coordinator/volunteers-web")
     clock = clock_from_setting(settings.clock)
     started = {"ready": False}
-    if not settings.session_secret:
-        log.warning(
-            "no_session_secret", hint="set CIRCLES_SESSION_SECRET, or sessions end when the page restarts"
-        )
+    warn_without_session_secret(settings, log)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await accounts.start()
-        await sessions.start()
-        await views.start()
-        await sink.start()
-        started["ready"] = True
-        log.info("web_ready", circles=len(views.circles()))
-        try:
+        async with running([accounts, sessions, views, sink]):
+            started["ready"] = True
+            log.info("web_ready", circles=len(views.circles()))
             yield
-        finally:
-            await sink.stop()
-            await views.stop()
-            await sessions.stop()
-            await accounts.stop()
 
     app = create_volunteers_web(
         accounts=accounts,

@@ -61,7 +61,13 @@ from services.coordinator.domain.scheme_return import (
 from services.coordinator.domain.targets import SchemeTargets, load_targets
 from services.coordinator.matching_client import MatchingClient, MatchingRefused, MatchingUnavailable
 from services.coordinator.operations import OperationsMonitor, OperationsView
-from services.coordinator.sessions import COOKIE, Session, SessionSigner, coordinator_sessions
+from services.coordinator.sessions import (
+    COOKIE,
+    Session,
+    SessionSigner,
+    coordinator_sessions,
+    warn_without_session_secret,
+)
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.views import CoordinatorViews
 from services.coordinator.volunteer_accounts import VolunteerAccountDirectory
@@ -73,6 +79,7 @@ from services.runtime import supervision
 from services.runtime.clock import Clock, clock_from_setting
 from services.runtime.http import PAGE_POLICY, Hardened, install_metrics, install_probes
 from services.runtime.kafka import Publisher
+from services.runtime.lifecycle import running
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
 
@@ -874,33 +881,17 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     async def record(made: SchemeRecord) -> None:
         await publisher.publish(made, publisher.envelope(made, str(made.record_id())))
 
-    if not settings.session_secret:
-        log.warning(
-            "no_session_secret", hint="set CIRCLES_SESSION_SECRET, or sessions end when the page restarts"
-        )
+    warn_without_session_secret(settings, log)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await accounts.start()
-        await publisher.start()
-        await sessions.start()
-        await views.start()
-        await sink.start()
-        await volunteer_accounts.start()
-        await monitor.start()
-        started["ready"] = True
-        log.info("web_ready", referrals=len(views.referrals()))
-        try:
-            yield
-        finally:
-            await matching.close()
-            await monitor.stop()
-            await volunteer_accounts.stop()
-            await sink.stop()
-            await views.stop()
-            await publisher.stop()
-            await sessions.stop()
-            await accounts.stop()
+        async with running([accounts, publisher, sessions, views, sink, volunteer_accounts, monitor]):
+            started["ready"] = True
+            log.info("web_ready", referrals=len(views.referrals()))
+            try:
+                yield
+            finally:
+                await matching.close()
 
     clock = clock_from_setting(settings.clock)
     app = create_web(
