@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,20 +130,36 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "coordinator-web",
         "circles-worker",
     ]
+    with running_stack(env, kafka_bootstrap, prefix, names, "coordinator-web", matching_port, web_port) as up:
+        yield up
+    assert leaks("".join(process.logs() for process in up.processes)) == []
+
+
+@contextmanager
+def running_stack(
+    env: dict[str, str],
+    bootstrap: str,
+    prefix: str,
+    names: list[str],
+    web: str,
+    matching_port: int,
+    web_port: int,
+) -> Iterator[Stack]:
+    """The processes ``names`` started, the workers, the matching API and the page ``web`` ready, and the
+    volunteers registered; stopped (last started first) on leaving."""
     processes = [ServiceProcess(name, env).start() for name in names]
     matching_url, web_url = f"http://127.0.0.1:{matching_port}", f"http://127.0.0.1:{web_port}"
     try:
         for process in processes:
             if process.process.endswith("worker"):
                 process.wait_for_log("worker_ready")
-        processes[2].wait_http(f"{matching_url}/ready")
-        processes[4].wait_http(f"{web_url}/ready")
+        processes[names.index("matching-api")].wait_http(f"{matching_url}/ready")
+        processes[names.index(web)].wait_http(f"{web_url}/ready")
         register_volunteers(matching_url)
-        yield Stack(env, kafka_bootstrap, prefix, web_url, matching_url, processes)
+        yield Stack(env, bootstrap, prefix, web_url, matching_url, processes)
     finally:
         for process in reversed(processes):
             process.stop()
-    assert leaks("".join(process.logs() for process in processes)) == []
 
 
 def register_volunteers(matching_url: str, first: int = 0) -> None:

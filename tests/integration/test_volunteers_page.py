@@ -28,11 +28,11 @@ from tests.integration.test_coordinator_page import (
     Stack,
     accept_proposal_for,
     check,
-    register_volunteers,
     reload_until,
+    running_stack,
 )
 from tests.kafka_helpers import consume_all
-from tests.processes import ServiceProcess, free_port, run_cli, service_env
+from tests.processes import free_port, run_cli, service_env
 
 pytestmark = pytest.mark.integration
 expect.set_options(timeout=20_000)
@@ -67,20 +67,9 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "circles-worker",
         "volunteers-web",
     ]
-    processes = [ServiceProcess(name, env).start() for name in names]
-    matching_url, web_url = f"http://127.0.0.1:{matching_port}", f"http://127.0.0.1:{web_port}"
-    try:
-        for process in processes:
-            if process.process.endswith("worker"):
-                process.wait_for_log("worker_ready")
-        processes[2].wait_http(f"{matching_url}/ready")
-        processes[5].wait_http(f"{web_url}/ready")
-        register_volunteers(matching_url)
-        yield Stack(env, kafka_bootstrap, prefix, web_url, matching_url, processes)
-    finally:
-        for process in reversed(processes):
-            process.stop()
-    logs = "".join(process.logs() for process in processes)
+    with running_stack(env, kafka_bootstrap, prefix, names, "volunteers-web", matching_port, web_port) as up:
+        yield up
+    logs = "".join(process.logs() for process in up.processes)
     assert leaks(logs) == []
     assert "SENTINEL7" not in logs
 
