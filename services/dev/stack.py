@@ -27,19 +27,13 @@ import httpx
 from schemas.topics import TOPICS
 from services.dev.broker import local_kafka
 from services.dev.seed import Credentials, sample_referral, seed, today_utc
+from services.processes import WORKERS
 from services.protection.keks import add_kek
 from services.runtime.kafka import create_topics
 from services.runtime.settings import RuntimeSettings
 from services.runtime.stack_record import LOCAL_DATA_DIR, StackRecord, remove_record, write_record
 
-WORKERS = [
-    "referrals-worker",
-    "matching-worker",
-    "notifications-worker",
-    "coordinator-worker",
-    "circles-worker",
-]
-APIS = ["referrals-api", "matching-api", "coordinator-web", "volunteers-web"]
+APIS = ("referrals-api", "matching-api", "coordinator-web", "volunteers-web")
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
 
 
