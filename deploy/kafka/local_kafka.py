@@ -301,6 +301,13 @@ class LocalKafka:
         return self._process.pid if self._process else None
 
     def start(self, timeout: float = 90.0) -> str:
+        """Start the broker and return its address once it answers (``launch()`` then ``wait()``)."""
+        self.launch()
+        return self.wait(timeout)
+
+    def launch(self) -> str:
+        """Start the broker's process and return the address it will answer at, without waiting for it
+        (``wait()``): what else needs starting can start meanwhile."""
         require_tools("java")
         libs = ensure_jars(self.version)
         if self.data_dir is None:
@@ -331,6 +338,12 @@ class LocalKafka:
         )
         log.close()
         (self.data_dir / "broker.pid").write_text(str(self._process.pid))
+        return self.bootstrap_servers
+
+    def wait(self, timeout: float = 90.0) -> str:
+        """Return the address once the launched broker answers; ``KafkaSetupError`` if it exits first or
+        does not answer within ``timeout`` (then it is killed)."""
+        assert self._process is not None, "launch() the broker first"
         deadline = time.monotonic() + timeout
         while not self._answers():
             if self._process.poll() is not None:

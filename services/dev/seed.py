@@ -18,12 +18,7 @@ from typing import Any
 
 import httpx
 
-from services.coordinator.accounts import add_account
 from services.coordinator.domain.passwords import generated_password
-from services.dev.seed_circles import seed_circles
-from services.dev.seed_volunteers import volunteer_account
-from services.referrals.agencies import list_agencies, register_agency
-from services.referrals.demo import DEMO_AGENCIES
 from services.runtime.settings import RuntimeSettings
 
 AREAS = {
@@ -191,6 +186,13 @@ async def seed(
     today: date,
 ) -> list[str]:
     """Everything a first start needs; returns what it did, one line each. Safe to run again."""
+    # Imported here, not with the module: a second start (nothing to seed) does not pay for them.
+    from services.coordinator.accounts import add_account
+    from services.dev.seed_circles import seed_circles
+    from services.dev.seed_volunteers import volunteer_account
+    from services.referrals.agencies import list_agencies, register_agency
+    from services.referrals.demo import DEMO_AGENCIES
+
     bootstrap, prefix = settings.bootstrap_servers(), settings.topic_prefix
     done = []
     known = {a.agency_id for a in await list_agencies(bootstrap, prefix=prefix)}

@@ -26,8 +26,8 @@ import httpx
 
 from schemas.topics import TOPICS
 from services.dev.broker import local_kafka
-from services.dev.seed import Credentials, sample_referral, seed, today_utc
-from services.protection.keks import add_kek
+from services.dev.seed import Credentials, sample_referral, today_utc
+from services.processes import START_GATE
 from services.runtime.kafka import create_topics
 from services.runtime.settings import RuntimeSettings
 from services.runtime.stack_record import LOCAL_DATA_DIR, StackRecord, remove_record, write_record
@@ -41,6 +41,8 @@ WORKERS = [
 ]
 APIS = ["referrals-api", "matching-api", "coordinator-web", "volunteers-web"]
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
+START_GATE_FILE = "started"
+"""In the data directory while the stack's broker answers and its topics exist: the processes' start gate."""
 
 
 class DevSettings(RuntimeSettings):
@@ -104,14 +106,31 @@ class DevStack:
         }
 
     def start(self) -> str:
+        """The broker, then the topics; the processes start at once beside the broker (their imports take
+        seconds of CPU each) and wait at the start gate until the topics exist (``wait_for_start_gate``)."""
         self.data.mkdir(parents=True, exist_ok=True)
         (self.data / "logs").mkdir(exist_ok=True)
         s = self.settings
         if s.kek is None and s.kek_file is None and not (self.data / "kek.json").exists():
+            from services.protection.keks import add_kek  # a first start only
+
             add_kek(self.data / "kek.json")  # the processes' (and the CLI's) default key-encryption key file
+        gate = self.data / START_GATE_FILE
+        gate.unlink(missing_ok=True)  # left by a stack that was killed: shut until this one's topics exist
         began = time.monotonic()
         self.broker = local_kafka().LocalKafka(data_dir=self.data / "kafka")
-        bootstrap: str = self.broker.start()
+        bootstrap: str = self.broker.launch()
+        from services.dev.mailbox import Mailbox  # a development dependency
+
+        self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
+        self.mailbox.start()
+        env = {**self._environment(bootstrap), START_GATE: str(gate)}
+        own = {"referrals-api": {"CIRCLES_HEALTH_PORT": str(s.partner_metrics_port)}}
+        for name in WORKERS + APIS:
+            managed = Managed(name, self.data / "logs" / f"{name}.log", {**env, **own.get(name, {})})
+            managed.start()
+            self.processes.append(managed)
+        self.broker.wait(180)  # beside nine processes importing: slower than alone
         self.took["broker"] = time.monotonic() - began
         # What the `circles` commands run from this folder read to find the stack (stack_record.py).
         record = StackRecord(
@@ -126,17 +145,8 @@ class DevStack:
         began = time.monotonic()
         asyncio.run(create_topics(bootstrap, TOPICS, prefix=s.topic_prefix))
         self.took["topics"] = time.monotonic() - began
-        from services.dev.mailbox import Mailbox  # a development dependency
-
-        self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
-        self.mailbox.start()
-        env = self._environment(bootstrap)
+        gate.touch()
         began = time.monotonic()
-        own = {"referrals-api": {"CIRCLES_HEALTH_PORT": str(s.partner_metrics_port)}}
-        for name in WORKERS + APIS:
-            managed = Managed(name, self.data / "logs" / f"{name}.log", {**env, **own.get(name, {})})
-            managed.start()
-            self.processes.append(managed)
         self._wait_until_ready()
         self.took["processes"] = time.monotonic() - began
         return bootstrap
@@ -169,15 +179,18 @@ class DevStack:
     def _wait_until_ready(self, seconds: float = 180) -> None:
         deadline = time.monotonic() + seconds
         pending = {name: f"{url}/ready" for name, url in zip(APIS, self.urls().values(), strict=True)}
-        while pending and time.monotonic() < deadline:
-            for name, url in list(pending.items()):
-                try:
-                    if httpx.get(url, timeout=1).status_code == 200:
-                        del pending[name]
-                except httpx.HTTPError:
-                    pass
-            self._restart_the_dead()
-            time.sleep(0.3)
+        # One client for every poll: a new one per request (``httpx.get``) builds an SSL context each time,
+        # which cost this command seconds of CPU while the processes it waits for were starting.
+        with httpx.Client(timeout=1, trust_env=False) as client:
+            while pending and time.monotonic() < deadline:
+                for name, url in list(pending.items()):
+                    try:
+                        if client.get(url).status_code == 200:
+                            del pending[name]
+                    except httpx.HTTPError:
+                        pass
+                self._restart_the_dead()
+                time.sleep(0.1)
         if pending:
             raise click.ClickException(
                 f"not ready after {seconds:.0f}s: {', '.join(pending)}; see {self.data}/logs/"
@@ -198,6 +211,8 @@ class DevStack:
         marker = self.data / "seeded"
         if marker.exists():
             return
+        from services.dev.seed import seed  # a first start only
+
         began = time.monotonic()
         urls = self.urls()
         done = asyncio.run(
@@ -282,6 +297,7 @@ class DevStack:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+        (self.data / START_GATE_FILE).unlink(missing_ok=True)
         remove_record(self.data)
 
 
