@@ -49,6 +49,10 @@ JVM_OPTIONS = [
     "-XX:MaxGCPauseMillis=20",
     "-Djava.awt.headless=true",
 ]
+QUICK_START = ("-XX:TieredStopAtLevel=1",)
+"""JIT with the quick compiler only: about half the CPU a broker's start takes (C2's compiling was about
+half of it: docs/benchmarks.md), for less peak throughput. For the development stack's start
+(``circles dev up``), never the tests' or the benchmarks' brokers."""
 INSTALL_HINT = (
     "install a Java 17+ runtime and Apache Maven "
     "(Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless maven), then run this again"
@@ -278,6 +282,8 @@ class LocalKafka:
     secure: bool = False
     """TLS + SASL/SCRAM on the client listener, ACLs enforced (see the module docstring)."""
     users: tuple[str, ...] = SERVICE_USERS
+    jvm_options: tuple[str, ...] = ()
+    """More JVM options, after ``JVM_OPTIONS`` (``circles dev up`` passes ``QUICK_START``)."""
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _owns_dir: bool = field(default=False, init=False, repr=False)
 
@@ -324,7 +330,7 @@ class LocalKafka:
         if not formatted:
             self._format(libs, properties)
         command = [
-            "java", f"-Xms{min_heap(self.heap)}", f"-Xmx{self.heap}", *JVM_OPTIONS,
+            "java", f"-Xms{min_heap(self.heap)}", f"-Xmx{self.heap}", *JVM_OPTIONS, *self.jvm_options,
             f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}",
             "-cp", f"{libs}/*", "kafka.Kafka", str(properties),
         ]  # fmt: skip
