@@ -51,7 +51,7 @@ from schemas.partner_api import (
     ReferralView,
     Withdrawal,
 )
-from schemas.topics import REFERRALS_STATE
+from schemas.topics import COORDINATOR_RECORDS, REFERRALS_STATE
 from services.protection.sealer import build_sealer
 from services.referrals.access import Access, AccessLog
 from services.referrals.agencies import AgencyDirectory
@@ -708,7 +708,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         settings, ["referral"], client_id="circles-referrals-api-keys", directory=state, linger_ms=0
     )
     read_model = ReferralReadModel(bootstrap, sealer, prefix, directory=state / REFERRALS_STATE.name)
-    mappa_panels = MappaPanels(bootstrap, prefix)
+    mappa_panels = MappaPanels(bootstrap, prefix, directory=state / COORDINATOR_RECORDS.name)
     circles = CirclesReadModel(bootstrap, sealer, prefix)
     refusals = RefusalReader(bootstrap, read_model.index, prefix)
     metrics = Metrics(SERVICE)
