@@ -215,9 +215,7 @@ def test_proposals_decisions_circles_and_a_waiting_referral(stack: Stack) -> Non
     assert len(formed) == 1 and formed[0].circles_formed_in_year == 1 and formed[0].yearly_target == 8
     after = {v["volunteer_id"]: v for v in json.loads(stack.cli("volunteer", "list", "--json"))}
     in_circle = [v["volunteer_id"] for v in second["volunteers"]]
-    assert all(
-        after[v]["circles"] == [str(formed[0].circle_id)] and not after[v]["matchable"] for v in in_circle
-    )
+    assert all(after[v]["circles"] == [f"circle-{first}"] and not after[v]["matchable"] for v in in_circle)
 
     waiting = stack.submit("MATCH-2", risk__level="very-high")
     stack.wait_for_status(waiting, "awaiting_volunteers")

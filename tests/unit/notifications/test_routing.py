@@ -291,6 +291,16 @@ def _webhook(requests: list[Any]) -> dict[str, Any]:
     return body
 
 
+def test_the_circle_formed_webhook_names_the_circle_as_its_later_webhooks_and_the_partner_api_do() -> None:
+    """An agency follows one circle by one id: ``circle_formed`` carried matching's internal id of the
+    formation while ``meeting_recorded``... ``circle_ended`` and ``GET /v1/referrals/{id}`` say
+    ``circle-<referral id>`` (seen walking issue 11 with `make run`'s webhook receiver)."""
+    formed = sample(CircleFormed)
+    later = sample(MeetingRecorded).model_copy(update={"referral_id": formed.referral_id})
+    assert _webhook(messages(formed))["circle_id"] == f"circle-{formed.referral_id}"
+    assert _webhook(messages(later))["circle_id"] == f"circle-{formed.referral_id}"
+
+
 def test_a_routine_concern_goes_to_the_agency_system_only_an_urgent_one_is_emailed_too() -> None:
     urgent = sample(ConcernRaised)
     routine = urgent.model_copy(update={"level": ConcernLevel.ROUTINE})
