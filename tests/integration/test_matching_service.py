@@ -204,7 +204,10 @@ def test_proposals_decisions_circles_and_a_waiting_referral(stack: Stack) -> Non
     refused = run_cli(stack.env, "proposal", "accept", proposal["proposal_id"], check=False)
     assert refused.returncode == 1 and "already rejected" in refused.stderr
 
-    stack.cli("proposal", "accept", second["proposal_id"], "--note", "good fit", "--by", "coordinator-lee")
+    accepted = stack.cli(
+        "proposal", "accept", second["proposal_id"], "--note", "good fit", "--by", "coordinator-lee"
+    )
+    assert f"the circle is formed (circle-{first})" in accepted  # as `circles circle show` takes it
     stack.wait_for_status(first, "circle_formed")
     listed = json.loads(stack.cli("proposal", "list", "--json"))
     deciders = {p["proposal_id"]: p["decided_by"] for p in listed}
