@@ -27,6 +27,7 @@ import httpx
 from schemas.topics import TOPICS
 from services.dev.broker import local_kafka
 from services.dev.seed import Credentials, sample_referral, seed, today_utc
+from services.dev.webhooks import WebhookReceiver
 from services.protection.keks import add_kek
 from services.runtime.kafka import create_topics
 from services.runtime.settings import RuntimeSettings
@@ -51,6 +52,8 @@ class DevSettings(RuntimeSettings):
     web_port: int = 8082
     volunteers_web_port: int = 8084
     smtp_port: int = 8025
+    webhook_port: int = 8085
+    """The demo agencies' webhook receiver (``services/dev/webhooks.py``)."""
     partner_metrics_port: int = 8083
     """The partner API's /metrics (and probes) listener: never its public port."""
 
@@ -90,6 +93,7 @@ class DevStack:
         self.broker: Any = None
         self.processes: list[Managed] = []
         self.mailbox: Any = None
+        self.webhooks: WebhookReceiver | None = None
         self.credentials = Credentials.load(self.data / "credentials.json")
         self.took: dict[str, float] = {}
         """Seconds each step of the start took (``broker``, ``topics``, ``processes``, ``sample data``)."""
@@ -121,6 +125,7 @@ class DevStack:
             kek_file=s.kek_file.resolve() if s.kek_file else None,
             kek_inline=s.kek is not None,
             webhook_allow_loopback_http=True,  # as its processes (below): agencies' test receivers
+            clock=self.clock(),
         )
         write_record(self.data, record)
         began = time.monotonic()
@@ -130,6 +135,10 @@ class DevStack:
 
         self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
         self.mailbox.start()
+        self.webhooks = WebhookReceiver(
+            self.data / "webhooks", self.settings.webhook_port, self._webhook_secret, click.echo
+        )
+        self.webhooks.start()
         env = self._environment(bootstrap)
         began = time.monotonic()
         own = {"referrals-api": {"CIRCLES_HEALTH_PORT": str(s.partner_metrics_port)}}
@@ -141,6 +150,18 @@ class DevStack:
         self.took["processes"] = time.monotonic() - began
         return bootstrap
 
+    def clock(self) -> str:
+        """``CIRCLES_CLOCK`` as the processes get it: a clock file's path made absolute, so that commands
+        run from another folder read the same file."""
+        setting = self.settings.clock
+        if setting.startswith("file:"):
+            return f"file:{Path(setting.removeprefix('file:')).expanduser().resolve()}"
+        return setting
+
+    def _webhook_secret(self, agency_id: str) -> str | None:
+        secrets = self.credentials.values.get("webhook_secrets", {})
+        return secrets.get(agency_id) if isinstance(secrets, dict) else None
+
     def _environment(self, bootstrap: str) -> dict[str, str]:
         urls = self.urls()
         s = self.settings
@@ -148,6 +169,7 @@ class DevStack:
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "CIRCLES_DATA_DIR": str(self.data),
+            "CIRCLES_CLOCK": self.clock(),
             "CIRCLES_TOPIC_PREFIX": s.topic_prefix,
             "CIRCLES_API_PORT": str(s.api_port),
             "CIRCLES_MATCHING_API_PORT": str(s.matching_api_port),
@@ -209,6 +231,7 @@ class DevStack:
                 partner_api=urls["partner"],
                 matching_api=urls["matching"],
                 today=today_utc(),
+                webhooks=self.webhooks.url if self.webhooks is not None else None,
             )
         )
         marker.write_text(json.dumps({"seeded_at": time.time()}))
@@ -234,7 +257,9 @@ class DevStack:
             f"{self.credentials.values.get('volunteer_password', '?')}",
             f"  Matching API       {urls['matching']}   (bearer token in {self.credentials.path})",
             f"  Emails             SMTP 127.0.0.1:{self.settings.smtp_port}, kept in {self.data / 'mail'}",
+            f"  Agency webhooks    {self._webhooks_line()}",
             f"  Logs               {self.data / 'logs'}/<process>.log",
+            *self._clock_lines(),
             "",
             "Demo agencies and their API keys (also in the credentials file, with their Kafka signing keys):",
             *(f"  {agency:<28} {key}" for agency, key in sorted(keys.items())),
@@ -249,6 +274,23 @@ class DevStack:
             "Press Ctrl-C to stop everything.",
         ]
         return "\n".join(lines)
+
+    def _clock_lines(self) -> list[str]:
+        clock = self.clock()
+        if not clock.startswith("file:"):
+            return []
+        path = clock.removeprefix("file:")
+        return [
+            f'  Clock              {clock}: "now" is the ISO time written there (the real time while '
+            "there is none);",
+            f"                     move it with: date -u -d '+3 days' +%FT%TZ > {path}",
+        ]
+
+    def _webhooks_line(self) -> str:
+        url = f"http://127.0.0.1:{self.settings.webhook_port}"
+        if not self.credentials.values.get("webhook_secrets"):
+            return f"{url}   (none: the demo agencies were registered without webhook URLs)"
+        return f"{url}/agencies/<agency id>, kept in {self.data / 'webhooks'} (list: curl -s {url}/)"
 
     def _how_commands_find_it(self) -> str:
         if self.data.name == LOCAL_DATA_DIR:
@@ -276,6 +318,9 @@ class DevStack:
                 time.sleep(0.1)
             managed.signal(signal.SIGKILL)
         self.processes.clear()
+        if self.webhooks is not None:
+            self.webhooks.stop()
+            self.webhooks = None
         if self.mailbox is not None:
             self.mailbox.stop()
             self.mailbox = None
