@@ -186,8 +186,12 @@ async def seed(
     partner_api: str,
     matching_api: str,
     today: date,
+    webhooks: str | None = None,
 ) -> list[str]:
-    """Everything a first start needs; returns what it did, one line each. Safe to run again."""
+    """Everything a first start needs; returns what it did, one line each. Safe to run again.
+
+    ``webhooks``: the dev webhook receiver's address; each demo agency is registered with its own URL there
+    (``<webhooks>/agencies/<agency id>``) and its webhook secret is kept in the credentials."""
     # Imported here, not with the module: a second start (nothing to seed) does not pay for them.
     import httpx
 
@@ -211,6 +215,7 @@ async def seed(
                 kind=demo.kind,
                 local_authorities=list(demo.areas),
                 contact_email=demo.contact_email,
+                webhook_url=f"{webhooks}/agencies/{demo.agency_id}" if webhooks else None,
                 prefix=prefix,
             )
             for demo in DEMO_AGENCIES
@@ -222,6 +227,10 @@ async def seed(
     signing = dict(credentials.values.get("kafka_signing_keys", {}))
     signing.update({agency.agency_id: agency.kafka_signing_key for agency in created})
     credentials.values["kafka_signing_keys"] = signing  # for trying a signed Kafka submission (README)
+    secrets = dict(credentials.values.get("webhook_secrets", {}))
+    secrets.update({agency.agency_id: agency.webhook_secret for agency in created if agency.webhook_secret})
+    if secrets:
+        credentials.values["webhook_secrets"] = secrets  # what the dev webhook receiver checks with
     credentials.save()
     if "coordinator_password" not in credentials.values:
         password = generated_password()

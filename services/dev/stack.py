@@ -23,7 +23,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,6 +32,9 @@ from services.dev.seed import Credentials, sample_referral, today_utc
 from services.processes import START_GATE
 from services.runtime.settings import RuntimeSettings
 from services.runtime.stack_record import LOCAL_DATA_DIR, StackRecord, remove_record, write_record
+
+if TYPE_CHECKING:
+    from services.dev.webhooks import WebhookReceiver
 
 WORKERS = [
     "referrals-worker",
@@ -54,6 +57,8 @@ class DevSettings(RuntimeSettings):
     web_port: int = 8082
     volunteers_web_port: int = 8084
     smtp_port: int = 8025
+    webhook_port: int = 8085
+    """The demo agencies' webhook receiver (``services/dev/webhooks.py``)."""
     partner_metrics_port: int = 8083
     """The partner API's /metrics (and probes) listener: never its public port."""
     broker_quick_start: bool = True
@@ -177,6 +182,7 @@ class DevStack:
         self.broker: Any = None
         self.processes: list[Managed] = []
         self.mailbox: Any = None
+        self.webhooks: WebhookReceiver | None = None
         self.credentials = Credentials.load(self.data / "credentials.json")
         self.took: dict[str, float] = {}
         """Seconds each step of the start took (``broker``, ``topics``, ``processes``, ``sample data``)."""
@@ -216,9 +222,14 @@ class DevStack:
             managed.fork() if forking else managed.start()  # a restart (below) starts afresh
             self.processes.append(managed)
         from services.dev.mailbox import Mailbox  # a development dependency
+        from services.dev.webhooks import WebhookReceiver
 
         self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
         self.mailbox.start()
+        self.webhooks = WebhookReceiver(
+            self.data / "webhooks", self.settings.webhook_port, self._webhook_secret, click.echo
+        )
+        self.webhooks.start()
         self.broker.wait(180)  # beside nine processes importing: slower than alone
         self.took["broker"] = time.monotonic() - began
         # What the `circles` commands run from this folder read to find the stack (stack_record.py).
@@ -229,6 +240,7 @@ class DevStack:
             kek_file=s.kek_file.resolve() if s.kek_file else None,
             kek_inline=s.kek is not None,
             webhook_allow_loopback_http=True,  # as its processes (below): agencies' test receivers
+            clock=self.clock(),
         )
         write_record(self.data, record)
         from schemas.topics import TOPICS  # imported after the broker's launch, as all that follows
@@ -243,6 +255,18 @@ class DevStack:
         self.took["processes"] = time.monotonic() - began
         return bootstrap
 
+    def clock(self) -> str:
+        """``CIRCLES_CLOCK`` as the processes get it: a clock file's path made absolute, so that commands
+        run from another folder read the same file."""
+        setting = self.settings.clock
+        if setting.startswith("file:"):
+            return f"file:{Path(setting.removeprefix('file:')).expanduser().resolve()}"
+        return setting
+
+    def _webhook_secret(self, agency_id: str) -> str | None:
+        secrets = self.credentials.values.get("webhook_secrets", {})
+        return secrets.get(agency_id) if isinstance(secrets, dict) else None
+
     def _environment(self, bootstrap: str) -> dict[str, str]:
         urls = self.urls()
         s = self.settings
@@ -250,6 +274,7 @@ class DevStack:
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "CIRCLES_DATA_DIR": str(self.data),
+            "CIRCLES_CLOCK": self.clock(),
             "CIRCLES_TOPIC_PREFIX": s.topic_prefix,
             "CIRCLES_API_PORT": str(s.api_port),
             "CIRCLES_MATCHING_API_PORT": str(s.matching_api_port),
@@ -318,6 +343,7 @@ class DevStack:
                 partner_api=urls["partner"],
                 matching_api=urls["matching"],
                 today=today_utc(),
+                webhooks=self.webhooks.url if self.webhooks is not None else None,
             )
         )
         marker.write_text(json.dumps({"seeded_at": time.time()}))
@@ -343,7 +369,9 @@ class DevStack:
             f"{self.credentials.values.get('volunteer_password', '?')}",
             f"  Matching API       {urls['matching']}   (bearer token in {self.credentials.path})",
             f"  Emails             SMTP 127.0.0.1:{self.settings.smtp_port}, kept in {self.data / 'mail'}",
+            f"  Agency webhooks    {self._webhooks_line()}",
             f"  Logs               {self.data / 'logs'}/<process>.log",
+            *self._clock_lines(),
             "",
             "Demo agencies and their API keys (also in the credentials file, with their Kafka signing keys):",
             *(f"  {agency:<28} {key}" for agency, key in sorted(keys.items())),
@@ -358,6 +386,23 @@ class DevStack:
             "Press Ctrl-C to stop everything.",
         ]
         return "\n".join(lines)
+
+    def _clock_lines(self) -> list[str]:
+        clock = self.clock()
+        if not clock.startswith("file:"):
+            return []
+        path = clock.removeprefix("file:")
+        return [
+            f'  Clock              {clock}: "now" is the ISO time written there (the real time while '
+            "there is none);",
+            f"                     move it with: date -u -d '+3 days' +%FT%TZ > {path}",
+        ]
+
+    def _webhooks_line(self) -> str:
+        url = f"http://127.0.0.1:{self.settings.webhook_port}"
+        if not self.credentials.values.get("webhook_secrets"):
+            return f"{url}   (none: the demo agencies were registered without webhook URLs)"
+        return f"{url}/agencies/<agency id>, kept in {self.data / 'webhooks'} (list: curl -s {url}/)"
 
     def _how_commands_find_it(self) -> str:
         if self.data.name == LOCAL_DATA_DIR:
@@ -385,6 +430,9 @@ class DevStack:
                 time.sleep(0.1)
             managed.signal(signal.SIGKILL)
         self.processes.clear()
+        if self.webhooks is not None:
+            self.webhooks.stop()
+            self.webhooks = None
         if self.mailbox is not None:
             self.mailbox.stop()
             self.mailbox = None

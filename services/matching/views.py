@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import date
 
 from schemas.coordinator_api import ProposalView, VolunteerView
+from schemas.events.circles import circle_id_of
 from schemas.events.volunteers import VolunteerRecord, VolunteerRegistered
 from schemas.topics import MATCHING_CASES, VOLUNTEERS
 from services.matching.domain.cases import Case, CaseStatus
@@ -42,7 +43,7 @@ class MatchingState:
 
     def volunteers(self, today: date) -> list[VolunteerView]:
         load = self.matching.load
-        circle_ids: dict[str, list[uuid.UUID]] = {}
+        circle_ids: dict[str, list[str]] = {}
         active: dict[str, set[str]] = {
             v: set(load.active_circles(v, today, self.policy)) for v in load.circles
         }
@@ -50,7 +51,8 @@ class MatchingState:
             if case.circle is not None:
                 for volunteer_id in case.circle.volunteer_ids:
                     if str(case.referral_id) in active.get(volunteer_id, set()):
-                        circle_ids.setdefault(volunteer_id, []).append(case.circle.circle_id)
+                        # named as `circles circle show` and the partner API name it
+                        circle_ids.setdefault(volunteer_id, []).append(circle_id_of(case.referral_id))
         views = []
         for volunteer in sorted(self.matching.pool, key=lambda v: v.volunteer_id):
             record = self.records[volunteer.volunteer_id]

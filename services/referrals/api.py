@@ -236,6 +236,13 @@ class PartnerGate:
         return problem(413, "Content Too Large", f"The body must be at most {self.max_body // 1024} KiB.")
 
 
+def invalid_title(request: Request) -> str:
+    """A 422's title names what was invalid: a referral (submit, amend, withdraw) or an acknowledgement."""
+    if request.url.path.startswith("/v1/concerns"):
+        return "Invalid acknowledgement"
+    return "Invalid referral" if request.url.path.startswith("/v1/referrals") else "Invalid request"
+
+
 def _links(base_url: str, referral_id: uuid.UUID) -> Links:
     url = f"{base_url}/v1/referrals/{referral_id}"
     return Links(self=url, history=f"{url}/history")
@@ -325,7 +332,7 @@ def create_api(
     locks: KeyedLocks[uuid.UUID] = KeyedLocks()
     app.state.locks = locks  # for tests: held only while in use
 
-    install_problem_handlers(app, invalid_title="Invalid referral")
+    install_problem_handlers(app, invalid_title=invalid_title)
 
     def agency_of(request: Request) -> AgencyRecord:
         agency: AgencyRecord = request.state.agency
