@@ -31,9 +31,9 @@ def panel(referral_id: uuid.UUID, day: date, attended: bool, level: int = 2) -> 
     )
 
 
-def test_panels_of_a_referral_oldest_first_and_nothing_else() -> None:
-    mine, other = uuid.uuid4(), uuid.uuid4()
-    audit = AuditRecorded(
+def an_audit() -> AuditRecorded:
+    """Another kind of record on the same topic: never a panel."""
+    return AuditRecorded(
         audit_id=uuid.uuid4(),
         held_on=date(2026, 10, 1),
         area="minutes",
@@ -42,6 +42,11 @@ def test_panels_of_a_referral_oldest_first_and_nothing_else() -> None:
         recorded_by="t",
         recorded_at=AT,
     )
+
+
+def test_panels_of_a_referral_oldest_first_and_nothing_else() -> None:
+    mine, other = uuid.uuid4(), uuid.uuid4()
+    audit = an_audit()
     raw = [
         r.model_dump_json().encode()
         for r in (panel(mine, date(2026, 10, 2), False, 3), panel(other, date(2026, 9, 1), True), audit)
@@ -61,15 +66,7 @@ def test_the_stored_panels_are_looked_up_by_referral_and_kept_on_disk(tmp_path: 
     panels come from the index by referral; other records are in no index; a replaced or deleted panel is
     not shown; a copy opened again from the same folder still has them (nothing is read from Kafka here)."""
     mine, other = uuid.uuid4(), uuid.uuid4()
-    audit = AuditRecorded(
-        audit_id=uuid.uuid4(),
-        held_on=date(2026, 10, 1),
-        area="minutes",
-        result="met",
-        actions=0,
-        recorded_by="t",
-        recorded_at=AT,
-    )
+    audit = an_audit()
     first, second, theirs = (
         panel(mine, date(2026, 10, 2), False, 3),
         panel(mine, date(2026, 9, 30), True),
