@@ -14,6 +14,7 @@ from services.coordinator.domain.passwords import hash_password, verify_nothing,
 from services.runtime.codec import PLAIN
 from services.runtime.kafka import CompactedView, Publisher, read_compacted
 from services.runtime.settings import RuntimeSettings
+from services.runtime.supervision import together
 
 __all__ = [
     "AccountExists",
@@ -87,8 +88,7 @@ class VolunteerAccountDirectory:
         )
 
     async def start(self) -> None:
-        await self.publisher.start()
-        await self.view.start()
+        await together(self.publisher.start(), self.view.start())
 
     async def stop(self) -> None:
         await self.view.stop()

@@ -47,6 +47,7 @@ from services.runtime.clock import Clock, clock_from_setting
 from services.runtime.http import PAGE_POLICY, Hardened, install_metrics, install_probes
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
+from services.runtime.supervision import together
 
 log = get_logger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -434,10 +435,7 @@ def build_volunteers_web(settings: CoordinatorSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await accounts.start()
-        await sessions.start()
-        await views.start()
-        await sink.start()
+        await together(accounts.start(), sessions.start(), views.start(), sink.start())
         started["ready"] = True
         log.info("web_ready", circles=len(views.circles()))
         try:

@@ -78,6 +78,7 @@ from services.runtime.http import PAGE_POLICY, Hardened, install_metrics, instal
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
+from services.runtime.supervision import together
 
 log = get_logger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -1013,13 +1014,15 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await accounts.start()
-        await publisher.start()
-        await sessions.start()
-        await views.start()
-        await sink.start()
-        await volunteer_accounts.start()
-        await monitor.start()
+        await together(
+            accounts.start(),
+            publisher.start(),
+            sessions.start(),
+            views.start(),
+            sink.start(),
+            volunteer_accounts.start(),
+            monitor.start(),
+        )
         started["ready"] = True
         log.info("web_ready", referrals=len(views.referrals()))
         try:

@@ -14,17 +14,12 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from services.coordinator.accounts import add_account
-from services.coordinator.domain.passwords import generated_password
-from services.dev.seed_circles import seed_circles
-from services.dev.seed_volunteers import volunteer_account
-from services.referrals.agencies import list_agencies, register_agency
-from services.referrals.demo import DEMO_AGENCIES
 from services.runtime.settings import RuntimeSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 AREAS = {
     "hull": ("hull", ["HU5", "HU6", "HU7", "HU8", "HU9"]),
@@ -173,6 +168,8 @@ class Credentials:
 
     def secret(self, name: str) -> str:
         if name not in self.values:
+            from services.coordinator.domain.passwords import generated_password
+
             self.values[name] = generated_password() + generated_password()
             self.save()
         return str(self.values[name])
@@ -195,6 +192,16 @@ async def seed(
 
     ``webhooks``: the dev webhook receiver's address; each demo agency is registered with its own URL there
     (``<webhooks>/agencies/<agency id>``) and its webhook secret is kept in the credentials."""
+    # Imported here, not with the module: a second start (nothing to seed) does not pay for them.
+    import httpx
+
+    from services.coordinator.accounts import add_account
+    from services.coordinator.domain.passwords import generated_password
+    from services.dev.seed_circles import seed_circles
+    from services.dev.seed_volunteers import volunteer_account
+    from services.referrals.agencies import list_agencies, register_agency
+    from services.referrals.demo import DEMO_AGENCIES
+
     bootstrap, prefix = settings.bootstrap_servers(), settings.topic_prefix
     done = []
     known = {a.agency_id for a in await list_agencies(bootstrap, prefix=prefix)}

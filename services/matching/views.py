@@ -21,6 +21,7 @@ from services.matching.domain.pool import capacity_problems
 from services.matching.domain.workflow import Matching
 from services.protection.sealer import Sealer
 from services.runtime.kafka import CompactedView, read_compacted
+from services.runtime.supervision import together
 
 
 def volunteer_parser(sealer: Sealer) -> Callable[[bytes], VolunteerRecord]:
@@ -169,16 +170,14 @@ class LiveMatchingState:
         self._dirty = True
 
     async def start(self) -> None:
-        await self.volunteer_view.start()
-        await self.case_view.start()
+        await together(self.volunteer_view.start(), self.case_view.start())
 
     async def stop(self) -> None:
         await self.case_view.stop()
         await self.volunteer_view.stop()
 
     async def sync(self) -> None:
-        await self.volunteer_view.sync()
-        await self.case_view.sync()
+        await together(self.volunteer_view.sync(), self.case_view.sync())
 
     def state(self) -> MatchingState:
         if self._dirty or self._state is None:

@@ -51,7 +51,7 @@ from schemas.partner_api import (
     ReferralView,
     Withdrawal,
 )
-from schemas.topics import REFERRALS_STATE
+from schemas.topics import COORDINATOR_RECORDS, REFERRALS_STATE
 from services.protection.sealer import build_sealer
 from services.referrals.access import Access, AccessLog
 from services.referrals.agencies import AgencyDirectory
@@ -78,6 +78,7 @@ from services.runtime.locks import KeyedLocks
 from services.runtime.logs import get_logger, log_context
 from services.runtime.metrics import Metrics
 from services.runtime.probes import ProbeServer
+from services.runtime.supervision import together
 
 log = get_logger(__name__)
 CORRELATION_HEADER = "x-correlation-id"
@@ -714,7 +715,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         settings, ["referral"], client_id="circles-referrals-api-keys", directory=state, linger_ms=0
     )
     read_model = ReferralReadModel(bootstrap, sealer, prefix, directory=state / REFERRALS_STATE.name)
-    mappa_panels = MappaPanels(bootstrap, prefix)
+    mappa_panels = MappaPanels(bootstrap, prefix, directory=state / COORDINATOR_RECORDS.name)
     circles = CirclesReadModel(bootstrap, sealer, prefix)
     refusals = RefusalReader(bootstrap, read_model.index, prefix)
     metrics = Metrics(SERVICE)
@@ -741,18 +742,16 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await probes.start()  # /metrics (and probes) on their own listener, never the public port
-        await publisher.start()
-        await sealer.start()
-        await directory.start()
-        await read_model.start()
-        await mappa_panels.view.start()
-        await circles.start()
-        await refusals.start()
-        async with asyncio.timeout(120):
-            await directory.view.sync()
-            await mappa_panels.view.sync()
-            await circles.view.sync()
-        await read_model.view.caught_up()  # ready only once caught up, however long a first start reads
+        await together(publisher.start(), sealer.start(), directory.start(), mappa_panels.view.start())
+        # the read model and the circles open sealed records: after the sealer
+        await together(read_model.start(), circles.start(), refusals.start())
+
+        async def small_views() -> None:
+            async with asyncio.timeout(120):
+                await together(directory.view.sync(), mappa_panels.view.sync(), circles.view.sync())
+
+        # ready only once the read model has caught up, however long a first start reads
+        await together(small_views(), read_model.view.caught_up())
         started["ready"] = True
         log.info("api_ready", referrals=len(read_model.index), read=read_model.view.read)
         try:
