@@ -14,6 +14,7 @@ from services.coordinator.domain.passwords import account_if_password, hash_pass
 from services.runtime.codec import PLAIN
 from services.runtime.kafka import CompactedView, Publisher, read_compacted
 from services.runtime.settings import RuntimeSettings
+from services.runtime.supervision import together
 
 __all__ = [
     "AccountExists",
@@ -96,8 +97,7 @@ class VolunteerAccountDirectory:
         )
 
     async def start(self) -> None:
-        await self.publisher.start()
-        await self.view.start()
+        await together(self.publisher.start(), self.view.start())
 
     async def stop(self) -> None:
         await self.view.stop()

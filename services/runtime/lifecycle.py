@@ -1,10 +1,12 @@
-"""Starting and stopping the parts a process holds open (consumers, publishers, views), in one order."""
+"""Starting and stopping the parts a process holds open (consumers, publishers, views)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
+
+from services.runtime.supervision import together
 
 
 class Part(Protocol):
@@ -14,9 +16,9 @@ class Part(Protocol):
 
 @asynccontextmanager
 async def running(parts: Sequence[Part]) -> AsyncIterator[None]:
-    """Start each part in turn; on leaving, stop them in the reverse order (what started last, first)."""
-    for part in parts:
-        await part.start()
+    """Start the parts together (``supervision.together``: independent Kafka clients, so at once rather than
+    in turn); on leaving, stop them one by one in the reverse order of the list."""
+    await together(*(part.start() for part in parts))
     try:
         yield
     finally:

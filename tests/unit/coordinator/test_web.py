@@ -294,6 +294,8 @@ def test_inbox_and_decision_with_csrf(web) -> None:
     )
     assert "already accepted" in refused.text
     assert client.get(f"/proposals/{uuid.uuid4()}").status_code == 404
+    accepted = client.get(f"/proposals/{open_one.proposal_id}?decided=accept").text
+    assert f'href="/circles/circle-{open_one.referral_id}"' in accepted  # on to the new circle's page
 
 
 def test_volunteers_due_dates_are_marked_in_words(web) -> None:
