@@ -161,6 +161,15 @@ PROCESSES: dict[str, Callable[[], None]] = {
     "circles-worker": circles_worker,
 }
 
+WORKERS = (
+    "referrals-worker",
+    "matching-worker",
+    "notifications-worker",
+    "coordinator-worker",
+    "circles-worker",
+)
+"""The Kafka workers among the processes, in the order a whole stack starts them."""
+
 SERVICE_OF: dict[str, str] = {"volunteers-web": "coordinator"}
 """The service a process belongs to (its Kafka principal and data), where its name does not say it:
 ``<service>-<kind>`` otherwise. The volunteers' page is the coordinator service's second page."""

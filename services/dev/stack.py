@@ -29,21 +29,14 @@ import click
 
 from services.dev.broker import local_kafka
 from services.dev.seed import Credentials, sample_referral, today_utc
-from services.processes import START_GATE
+from services.processes import START_GATE, WORKERS
 from services.runtime.settings import RuntimeSettings
 from services.runtime.stack_record import LOCAL_DATA_DIR, StackRecord, remove_record, write_record
 
 if TYPE_CHECKING:
     from services.dev.webhooks import WebhookReceiver
 
-WORKERS = [
-    "referrals-worker",
-    "matching-worker",
-    "notifications-worker",
-    "coordinator-worker",
-    "circles-worker",
-]
-APIS = ["referrals-api", "matching-api", "coordinator-web", "volunteers-web"]
+APIS = ("referrals-api", "matching-api", "coordinator-web", "volunteers-web")
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
 START_GATE_FILE = "started"
 """In the data directory while the stack's broker answers and its topics exist: the processes' start gate."""

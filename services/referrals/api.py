@@ -71,6 +71,7 @@ from services.runtime.http import (
     install_probes,
     install_problem_handlers,
     problem,
+    replaying,
 )
 from services.runtime.ids import derive_id
 from services.runtime.kafka import Publisher
@@ -221,16 +222,7 @@ class PartnerGate:
                 return self._too_large(), None
             if not message.get("more_body", False):
                 break
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
-
-        return None, replay
+        return None, replaying(bytes(body), receive)
 
     def _too_large(self) -> JSONResponse:
         return problem(413, "Content Too Large", f"The body must be at most {self.max_body // 1024} KiB.")

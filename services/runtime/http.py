@@ -203,6 +203,21 @@ API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 """The APIs' Content-Security-Policy: JSON is no document; a browser made to render one runs nothing."""
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """What the app receives once a middleware has read the request's body whole: that body in one
+    message, then whatever the server sends next (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 class Hardened:
     """ASGI middleware: security headers on every answer, ``Cache-Control: no-store`` on every answer
     ``no_store`` says holds personal data, and a limit on whole request bodies (413 before the app reads
@@ -268,16 +283,7 @@ class Hardened:
             if len(body) > self.max_body:
                 return None
             more = message.get("more_body", False)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
-
-        return replay
+        return replaying(bytes(body), receive)
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
         assert self.max_body is not None

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from schemas.common import LocalAuthority, Outcome, Reason, ReferralStatus, RiskLevel
@@ -190,18 +191,26 @@ class Facts:
         ]
 
 
+def coordinator_web(**changes: Any) -> FastAPI:
+    """The coordinator page over this module's fakes at ``NOW``; ``changes``: other or more arguments."""
+    arguments: dict[str, Any] = {
+        "accounts": Accounts(),
+        "matching": Matching(),
+        "facts": Facts(),
+        "signer": SessionSigner("test-secret", 1),
+        "clock": FixedClock(NOW),
+        "levels": ServiceLevels(),
+        "yearly_target": 8,
+        "target_year_starts_month": 4,
+    }
+    return create_web(**(arguments | changes))
+
+
 @pytest.fixture
 def web() -> tuple[TestClient, Matching]:
     matching = Matching()
-    app = create_web(
-        accounts=Accounts(),
+    app = coordinator_web(
         matching=matching,
-        facts=Facts(),
-        signer=SessionSigner("test-secret", 1),
-        clock=FixedClock(NOW),
-        levels=ServiceLevels(),
-        yearly_target=8,
-        target_year_starts_month=4,
     )
     return TestClient(app, raise_server_exceptions=False), matching
 
