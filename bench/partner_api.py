@@ -23,15 +23,15 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
 from bench.latency import percentiles_ms
-from bench.pipeline import Round, from_the_end, stop_following
+from bench.pipeline import Follower, Round
 from bench.profile import Spy, idle, stacks, top_functions
 from bench.workload import Submission
-from schemas.topics import REFERRAL_EVENTS
+from schemas.topics import REFERRAL_EVENTS, TopicSpec
 
 ASSESSED = "circles.referral.assessed.v1"
 TARGETS = {"post_p50_ms": 10.0, "proposed_p50_ms": 20.0, "proposed_p99_ms": 100.0, "decided_per_s": 1000.0}
@@ -39,31 +39,16 @@ TARGETS = {"post_p50_ms": 10.0, "proposed_p50_ms": 20.0, "proposed_p99_ms": 100.
 
 
 @dataclass
-class Decisions:
+class Decisions(Follower):
     """Follows the referral events topic from its end: when each referral's first assessment was seen."""
 
-    bootstrap: str
-    prefix: str
+    topic: ClassVar[TopicSpec] = REFERRAL_EVENTS
     seen: dict[str, float] = field(default_factory=dict)
-    _consumer: Any = None
-    _task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._consumer = await from_the_end(self.bootstrap, self.prefix, REFERRAL_EVENTS)
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        await stop_following(self._task, self._consumer)
-
-    async def _run(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=20, max_records=5000)
-            now = time.time()
-            for records in batches.values():
-                for record in records:
-                    kind = next((v for k, v in record.headers or () if k == "ce_type"), b"")
-                    if kind == ASSESSED.encode() and record.key is not None:
-                        self.seen.setdefault(record.key.decode(), now)
+    def on_record(self, record: Any, now: float) -> None:
+        kind = next((v for k, v in record.headers or () if k == "ce_type"), b"")
+        if kind == ASSESSED.encode() and record.key is not None:
+            self.seen.setdefault(record.key.decode(), now)
 
 
 class Client:

@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -76,22 +76,18 @@ async def stop_following(task: asyncio.Task[None] | None, consumer: Any) -> None
 
 
 @dataclass
-class Observer:
-    """Follows the matching events topic (from its end at start) and the sink's deliveries."""
+class Follower:
+    """Follows one topic from its end at ``start()`` (polling up to 5,000 records at a time): each record to
+    ``on_record`` with when the consumer had it (``time.time()``), then ``after_batch``."""
 
     bootstrap: str
     prefix: str
-    sink: SinkProcess
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    notified: dict[str, float] = field(default_factory=dict)
-    templates: Counter[str] = field(default_factory=Counter)
-    _referral_of: dict[str, str] = field(default_factory=dict)
-    _unmatched: dict[str, float] = field(default_factory=dict)
-    _consumer: Any = None
-    _task: asyncio.Task[None] | None = None
+    topic: ClassVar[TopicSpec]
+    _consumer: Any = field(default=None, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
-        self._consumer = await from_the_end(self.bootstrap, self.prefix, MATCHING_EVENTS)
+        self._consumer = await from_the_end(self.bootstrap, self.prefix, self.topic)
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -103,9 +99,34 @@ class Observer:
             now = time.time()
             for records in batches.values():
                 for record in records:
-                    self._outcome(record, now)
-            for delivery in self.sink.poll():
-                self._delivered(delivery)
+                    self.on_record(record, now)
+            self.after_batch()
+
+    def on_record(self, record: Any, now: float) -> None:
+        raise NotImplementedError
+
+    def after_batch(self) -> None:
+        """After each poll, whether or not it brought records."""
+
+
+@dataclass
+class Observer(Follower):
+    """Follows the matching events topic (from its end at start) and the sink's deliveries."""
+
+    topic: ClassVar[TopicSpec] = MATCHING_EVENTS
+    sink: SinkProcess = field(kw_only=True)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    notified: dict[str, float] = field(default_factory=dict)
+    templates: Counter[str] = field(default_factory=Counter)
+    _referral_of: dict[str, str] = field(default_factory=dict)
+    _unmatched: dict[str, float] = field(default_factory=dict)
+
+    def on_record(self, record: Any, now: float) -> None:
+        self._outcome(record, now)
+
+    def after_batch(self) -> None:
+        for delivery in self.sink.poll():
+            self._delivered(delivery)
 
     def _outcome(self, record: Any, now: float) -> None:
         headers = {name: value.decode() for name, value in record.headers or () if value is not None}
@@ -203,7 +224,7 @@ async def pipeline_round(bootstrap: str, name: str, work: Path, referrals: int, 
     sink = SinkProcess(work / f"{name}-sink.tsv").start()
     stack = Stack(bootstrap, prefix, work / name, work / "logs", sink.port)
     producer = make_producer(bootstrap, client_id=f"bench-{name}", linger_ms=1)
-    observer = Observer(bootstrap, prefix, sink)
+    observer = Observer(bootstrap, prefix, sink=sink)
     sealer = stack.sealer(["referral", "volunteer"])
     try:
         await stack.prepare()

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from schemas.topics import TOPICS
-from services.processes import PROCESSES
+from services.processes import PROCESSES, WORKERS
 from services.protection.keks import add_kek
 from services.protection.sealer import Sealer, build_sealer
 from services.referrals.agencies import register_agency
@@ -26,13 +26,6 @@ from services.runtime.kafka import create_topics
 from services.runtime.settings import RuntimeSettings
 from tests.processes import ServiceProcess, free_port
 
-WORKERS = (
-    "referrals-worker",
-    "matching-worker",
-    "notifications-worker",
-    "coordinator-worker",
-    "circles-worker",
-)
 APIS = ("referrals-api", "matching-api", "coordinator-web")
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
 

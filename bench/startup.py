@@ -70,7 +70,9 @@ def dev_up(data_dir: Path, seconds: float = 900) -> tuple[float, str]:
         "CIRCLES_API_PORT": str(free_port()),
         "CIRCLES_MATCHING_API_PORT": str(free_port()),
         "CIRCLES_WEB_PORT": str(free_port()),
+        "CIRCLES_VOLUNTEERS_WEB_PORT": str(free_port()),
         "CIRCLES_SMTP_PORT": str(free_port()),
+        "CIRCLES_PARTNER_METRICS_PORT": str(free_port()),
     }
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     log = (data_dir.parent / f"{data_dir.name}-dev-up.log").open("ab")

@@ -22,6 +22,7 @@ from schemas.common import (
     Skill,
     VolunteerId,
 )
+from schemas.events.circles import CircleId
 from schemas.events.matching import ChosenVolunteer, PassedOver, ProposalFlag
 
 VolunteerName = Annotated[
@@ -48,7 +49,9 @@ class VolunteerView(Contract):
     matchable: bool = Field(description="Passes every hard rule about the volunteer (referral aside)")
     not_matchable_because: list[str] = Field(description="Reason codes of the hard rules not met")
     open_proposals: list[uuid.UUID]
-    circles: list[uuid.UUID] = Field(description="Circles the volunteer sits in (still active)")
+    circles: list[CircleId] = Field(
+        description="Circles the volunteer sits in (still active), named circle-<referral id> as everywhere"
+    )
     dbs_checked_on: date | None
     dbs_expires_on: date | None
     trained_on: date | None

@@ -169,6 +169,24 @@ def _keys_topic(
     )
 
 
+def _sessions_topic(name: str, kind: str, page: str) -> TopicSpec:
+    """Sessions of one account kind ended before their expiry, which every process of its page reads."""
+    return TopicSpec(
+        name=name,
+        owner=Service.COORDINATOR,
+        key="session",
+        partitions=1,
+        cleanup=Cleanup.DELETE,
+        retention_ms=2 * DAY_MS,  # longer than any session lives (at most 24 hours)
+        segment_ms=HOUR_MS,
+        description=(
+            f"Private: {kind} sessions ended before their expiry (signed out), by a digest of the session "
+            f"id; every {page} process reads it whole (no consumer group) and refuses them."
+        ),
+        events=(SessionEnded,),
+    )
+
+
 REFERRAL_KEYS = _keys_topic(
     "circles.referrals.keys.v1",
     Service.REFERRALS,
@@ -460,20 +478,7 @@ COORDINATOR_ACCOUNTS = TopicSpec(
     personal_data=True,
 )
 
-COORDINATOR_SESSIONS = TopicSpec(
-    name="circles.coordinator.sessions.v1",
-    owner=Service.COORDINATOR,
-    key="session",
-    partitions=1,
-    cleanup=Cleanup.DELETE,
-    retention_ms=2 * DAY_MS,  # longer than any session lives (at most 24 hours)
-    segment_ms=HOUR_MS,
-    description=(
-        "Private: coordinator sessions ended before their expiry (signed out), by a digest of the session "
-        "id; every coordinator page process reads it whole (no consumer group) and refuses them."
-    ),
-    events=(SessionEnded,),
-)
+COORDINATOR_SESSIONS = _sessions_topic("circles.coordinator.sessions.v1", "coordinator", "coordinator page")
 
 VOLUNTEER_ACCOUNTS = TopicSpec(
     name="circles.coordinator.volunteer-accounts.v1",
@@ -489,19 +494,8 @@ VOLUNTEER_ACCOUNTS = TopicSpec(
     consumers=(Service.COORDINATOR,),
     cli=CliAccess.WRITE,  # `circles volunteer account add`, beside the coordinator page
 )
-VOLUNTEER_SESSIONS = TopicSpec(
-    name="circles.coordinator.volunteer-sessions.v1",
-    owner=Service.COORDINATOR,
-    key="session",
-    partitions=1,
-    cleanup=Cleanup.DELETE,
-    retention_ms=2 * DAY_MS,  # longer than any session lives (at most 24 hours)
-    segment_ms=HOUR_MS,
-    description=(
-        "Private: volunteer sessions ended before their expiry (signed out), by a digest of the session id; "
-        "every volunteers' page process reads it whole (no consumer group) and refuses them."
-    ),
-    events=(SessionEnded,),
+VOLUNTEER_SESSIONS = _sessions_topic(
+    "circles.coordinator.volunteer-sessions.v1", "volunteer", "volunteers' page"
 )
 
 COORDINATOR_REFERRALS = TopicSpec(

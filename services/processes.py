@@ -6,13 +6,39 @@ Each process imports what it needs when it starts: the list itself is cheap to i
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+START_GATE = "CIRCLES_START_GATE"
+"""A file a process waits for before it connects to anything (``wait_for_start_gate``)."""
+GATE_LIMIT_S = 600.0
+
+
+def wait_for_start_gate(poll_s: float = 0.05) -> None:
+    """Wait, with the process's modules imported and its app built, until the file ``CIRCLES_START_GATE``
+    names exists; no wait without the variable. ``circles dev up`` starts its processes while the broker is
+    still starting and opens the gate once the broker answers and the topics exist, so that importing
+    (seconds of CPU each) overlaps the broker's start instead of following it. A process whose starter is
+    gone (it was adopted by another parent), or whose gate stays shut for ``GATE_LIMIT_S``, exits."""
+    gate = os.environ.get(START_GATE)
+    if not gate:
+        return
+    path, parent, deadline = Path(gate), os.getppid(), time.monotonic() + GATE_LIMIT_S
+    while not path.exists():
+        if os.getppid() != parent:
+            raise SystemExit("the stack that started this process is gone")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{gate} was not opened within {GATE_LIMIT_S:.0f} s")
+        time.sleep(poll_s)
 
 
 def serve(app: Any, host: str, port: int, graceful_s: int) -> None:
     import uvicorn
 
+    wait_for_start_gate()
     uvicorn.run(
         app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=graceful_s
     )
@@ -36,7 +62,9 @@ def referrals_worker() -> None:
 
     settings = ReferralsSettings()
     configure_logging("referrals-worker", settings.log_level)
-    run_worker(ReferralsWorker(settings).worker)
+    worker = ReferralsWorker(settings).worker
+    wait_for_start_gate()
+    run_worker(worker)
 
 
 def matching_worker() -> None:
@@ -47,7 +75,9 @@ def matching_worker() -> None:
 
     settings = MatchingSettings()
     configure_logging("matching-worker", settings.log_level)
-    run_worker(MatchingWorker(settings).worker)
+    worker = MatchingWorker(settings).worker
+    wait_for_start_gate()
+    run_worker(worker)
 
 
 def matching_api() -> None:
@@ -68,7 +98,9 @@ def coordinator_worker() -> None:
 
     settings = CoordinatorSettings()
     configure_logging("coordinator-worker", settings.log_level)
-    run_worker(CoordinatorWorker(settings).worker)
+    worker = CoordinatorWorker(settings).worker
+    wait_for_start_gate()
+    run_worker(worker)
 
 
 def notifications_worker() -> None:
@@ -79,7 +111,9 @@ def notifications_worker() -> None:
 
     settings = NotificationsSettings()
     configure_logging("notifications-worker", settings.log_level)
-    run_worker(NotificationsWorker(settings).worker)
+    worker = NotificationsWorker(settings).worker
+    wait_for_start_gate()
+    run_worker(worker)
 
 
 def circles_worker() -> None:
@@ -90,7 +124,9 @@ def circles_worker() -> None:
 
     settings = CirclesSettings()
     configure_logging("circles-worker", settings.log_level)
-    run_worker(CirclesWorker(settings).worker)
+    worker = CirclesWorker(settings).worker
+    wait_for_start_gate()
+    run_worker(worker)
 
 
 def coordinator_web() -> None:
@@ -124,6 +160,15 @@ PROCESSES: dict[str, Callable[[], None]] = {
     "notifications-worker": notifications_worker,
     "circles-worker": circles_worker,
 }
+
+WORKERS = (
+    "referrals-worker",
+    "matching-worker",
+    "notifications-worker",
+    "coordinator-worker",
+    "circles-worker",
+)
+"""The Kafka workers among the processes, in the order a whole stack starts them."""
 
 SERVICE_OF: dict[str, str] = {"volunteers-web": "coordinator"}
 """The service a process belongs to (its Kafka principal and data), where its name does not say it:

@@ -54,6 +54,7 @@ from schemas.topics import (
 from services.dev.broker import local_kafka
 from services.notifications.settings import NotificationsSettings
 from services.ops.status import PipelineStatus, pipeline_status
+from services.processes import WORKERS
 from services.protection.codec import decode_record
 from services.protection.sealer import Sealer
 from services.referral_progress.progress import ReferralProgress
@@ -68,13 +69,6 @@ AGENCY = "probation-hull"
 AGENCY_EMAIL = "probation.referrals@agencies.example.org"
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
 COORDINATOR_TOKEN = "fault-test-coordinator-token"
-WORKERS = (
-    "referrals-worker",
-    "matching-worker",
-    "notifications-worker",
-    "coordinator-worker",
-    "circles-worker",
-)
 APIS = {"referrals-api": "CIRCLES_API_PORT", "matching-api": "CIRCLES_MATCHING_API_PORT"}
 WEB = {"coordinator-web": "CIRCLES_WEB_PORT"}
 SERVICE_OF = {

@@ -49,6 +49,10 @@ JVM_OPTIONS = [
     "-XX:MaxGCPauseMillis=20",
     "-Djava.awt.headless=true",
 ]
+QUICK_START = ("-XX:TieredStopAtLevel=1",)
+"""JIT with the quick compiler only: about half the CPU a broker's start takes (C2's compiling was about
+half of it: docs/benchmarks.md), for less peak throughput. For the development stack's start
+(``circles dev up``), never the tests' or the benchmarks' brokers."""
 INSTALL_HINT = (
     "install a Java 17+ runtime and Apache Maven "
     "(Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless maven), then run this again"
@@ -278,6 +282,8 @@ class LocalKafka:
     secure: bool = False
     """TLS + SASL/SCRAM on the client listener, ACLs enforced (see the module docstring)."""
     users: tuple[str, ...] = SERVICE_USERS
+    jvm_options: tuple[str, ...] = ()
+    """More JVM options, after ``JVM_OPTIONS`` (``circles dev up`` passes ``QUICK_START``)."""
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _owns_dir: bool = field(default=False, init=False, repr=False)
 
@@ -301,6 +307,13 @@ class LocalKafka:
         return self._process.pid if self._process else None
 
     def start(self, timeout: float = 90.0) -> str:
+        """Start the broker and return its address once it answers (``launch()`` then ``wait()``)."""
+        self.launch()
+        return self.wait(timeout)
+
+    def launch(self) -> str:
+        """Start the broker's process and return the address it will answer at, without waiting for it
+        (``wait()``): what else needs starting can start meanwhile."""
         require_tools("java")
         libs = ensure_jars(self.version)
         if self.data_dir is None:
@@ -317,7 +330,7 @@ class LocalKafka:
         if not formatted:
             self._format(libs, properties)
         command = [
-            "java", f"-Xms{min_heap(self.heap)}", f"-Xmx{self.heap}", *JVM_OPTIONS,
+            "java", f"-Xms{min_heap(self.heap)}", f"-Xmx{self.heap}", *JVM_OPTIONS, *self.jvm_options,
             f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}",
             "-cp", f"{libs}/*", "kafka.Kafka", str(properties),
         ]  # fmt: skip
@@ -331,6 +344,12 @@ class LocalKafka:
         )
         log.close()
         (self.data_dir / "broker.pid").write_text(str(self._process.pid))
+        return self.bootstrap_servers
+
+    def wait(self, timeout: float = 90.0) -> str:
+        """Return the address once the launched broker answers; ``KafkaSetupError`` if it exits first or
+        does not answer within ``timeout`` (then it is killed)."""
+        assert self._process is not None, "launch() the broker first"
         deadline = time.monotonic() + timeout
         while not self._answers():
             if self._process.poll() is not None:

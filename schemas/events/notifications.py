@@ -40,7 +40,7 @@ class NotificationContext(Contract):
     proposal_id: uuid.UUID | None = None
     circle_id: uuid.UUID | CircleId | None = Field(
         default=None,
-        description="Matching's id of a formed circle, or the circles service's circle-<referral id>",
+        description="A circle's id: circle-<referral id>, as the partner API and the circles service name it",
     )
     concern_id: uuid.UUID | None = None
     level: ConcernLevel | None = Field(default=None, description="A concern's level")

@@ -26,6 +26,7 @@ from services.runtime.codec import PLAIN
 from services.runtime.kafka import CompactedView, Publisher
 from services.runtime.logs import get_logger
 from services.runtime.settings import RuntimeSettings
+from services.runtime.supervision import together
 
 log = get_logger(__name__)
 MAX_SESSION_HOURS = 24.0
@@ -165,8 +166,7 @@ class SessionRegistry:
         self._local = LocalSessions()
 
     async def start(self) -> None:
-        await self.publisher.start()
-        await self.view.start()
+        await together(self.publisher.start(), self.view.start())
 
     async def stop(self) -> None:
         await self.view.stop()

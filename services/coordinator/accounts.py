@@ -13,7 +13,7 @@ from schemas.events.coordinator import (
     VolunteerAccount,
 )
 from schemas.topics import COORDINATOR_ACCOUNTS
-from services.coordinator.domain.passwords import hash_password, verify_nothing, verify_password
+from services.coordinator.domain.passwords import account_if_password, hash_password
 from services.protection.sealer import Sealer, build_sealer
 from services.runtime.kafka import CompactedView, Publisher, read_compacted
 from services.runtime.settings import RuntimeSettings
@@ -53,36 +53,18 @@ def password_reset(account: AnyAccount, password: PasswordHash, now: datetime) -
 async def add_account(
     settings: RuntimeSettings, account_id: str, display_name: str, password: str
 ) -> CoordinatorAccount:
-    bootstrap_servers, prefix = settings.bootstrap_servers(), settings.topic_prefix
-    sealer = build_sealer(settings, ["coordinator"], client_id="circles-cli-keys")
-    await sealer.start()
-    try:
-        return await _add(sealer, bootstrap_servers, prefix, account_id, display_name, password)
-    finally:
-        await sealer.stop()
+    def new(existing: dict[str, CoordinatorAccount], now: datetime) -> CoordinatorAccount:
+        if account_id in existing:
+            raise AccountExists(f"coordinator {account_id} already has an account")
+        return CoordinatorAccount(
+            account_id=account_id,
+            display_name=display_name,
+            password=hash_password(password),
+            created_at=now,
+            updated_at=now,
+        )
 
-
-async def _add(
-    sealer: Sealer, bootstrap_servers: str, prefix: str, account_id: str, display_name: str, password: str
-) -> CoordinatorAccount:
-    topic = prefix + COORDINATOR_ACCOUNTS.name
-    existing = await read_compacted(bootstrap_servers, topic, account_parser(sealer), sealer=sealer)
-    if account_id in existing:
-        raise AccountExists(f"coordinator {account_id} already has an account")
-    now = datetime.now(UTC)
-    account = CoordinatorAccount(
-        account_id=account_id,
-        display_name=display_name,
-        password=hash_password(password),
-        created_at=now,
-        updated_at=now,
-    )
-    event = CoordinatorAccountSet(account=account)
-    async with Publisher(
-        bootstrap_servers, "/circles/coordinator/cli", prefix=prefix, sealer=sealer
-    ) as publisher:
-        await publisher.publish(event, publisher.envelope(event, f"account-{account_id}"))
-    return account
+    return await _write(settings, account_id, new)
 
 
 async def change_account(
@@ -92,15 +74,29 @@ async def change_account(
 ) -> CoordinatorAccount:
     """Apply ``change`` to the current account and publish the whole account again (the CLI is the only
     writer of the accounts topic, so read-change-write is safe from concurrent page processes)."""
+
+    def changed(existing: dict[str, CoordinatorAccount], now: datetime) -> CoordinatorAccount:
+        if account_id not in existing:
+            raise NoSuchAccount(f"no coordinator account {account_id}")
+        return change(existing[account_id], now)
+
+    return await _write(settings, account_id, changed)
+
+
+async def _write(
+    settings: RuntimeSettings,
+    account_id: str,
+    make: Callable[[dict[str, CoordinatorAccount], datetime], CoordinatorAccount],
+) -> CoordinatorAccount:
+    """Read the accounts (their display names unsealed), ``make`` the account from them (or refuse), and
+    publish it whole, sealed with the coordinator's data key."""
     bootstrap_servers, prefix = settings.bootstrap_servers(), settings.topic_prefix
     sealer = build_sealer(settings, ["coordinator"], client_id="circles-cli-keys")
     await sealer.start()
     try:
         topic = prefix + COORDINATOR_ACCOUNTS.name
         existing = await read_compacted(bootstrap_servers, topic, account_parser(sealer), sealer=sealer)
-        if account_id not in existing:
-            raise NoSuchAccount(f"no coordinator account {account_id}")
-        account = change(existing[account_id], datetime.now(UTC))
+        account = make(existing, datetime.now(UTC))
         event = CoordinatorAccountSet(account=account)
         async with Publisher(
             bootstrap_servers, "/circles/coordinator/cli", prefix=prefix, sealer=sealer
@@ -141,11 +137,7 @@ class AccountDirectory:
         """The account if the password is its own; the same scrypt work whether or not it exists.
 
         Blocking (scrypt takes tens of milliseconds): the page calls it off its event loop."""
-        account = self.view.get(account_id)
-        if account is None or account.disabled:
-            verify_nothing(password)
-            return None
-        return account if verify_password(password, account.password) else None
+        return account_if_password(self.view.get(account_id), password)
 
     def get(self, account_id: str) -> CoordinatorAccount | None:
         """The account as last set, disabled or not (``still_valid`` decides what that means)."""

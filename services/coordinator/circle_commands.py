@@ -30,6 +30,7 @@ from services.runtime.clock import Clock, SystemClock
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger
 from services.runtime.settings import RuntimeSettings
+from services.runtime.supervision import together
 
 log = get_logger(__name__)
 
@@ -144,8 +145,7 @@ class KafkaCommandSink:
         )
 
     async def start(self) -> None:
-        await self.sealer.start()
-        await self.publisher.start()
+        await together(self.sealer.start(), self.publisher.start())
 
     async def stop(self) -> None:
         await self.publisher.stop()

@@ -7,9 +7,12 @@ Every form carries the session's CSRF token and a POST without it is refused (``
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas.events.accounts import AccountKind
 from schemas.topics import COORDINATOR_SESSIONS, VOLUNTEER_SESSIONS
 from services.accounts.sessions import Session, SessionRegistry, SessionSigner
+from services.coordinator.settings import CoordinatorSettings
 from services.runtime.settings import RuntimeSettings
 
 COOKIE = "circles_session"
@@ -27,7 +30,16 @@ __all__ = [
     "SessionSigner",
     "coordinator_sessions",
     "volunteer_sessions",
+    "warn_without_session_secret",
 ]
+
+
+def warn_without_session_secret(settings: CoordinatorSettings, log: Any) -> None:
+    """A page without a session secret signs with a random one: its sessions end when it restarts."""
+    if not settings.session_secret:
+        log.warning(
+            "no_session_secret", hint="set CIRCLES_SESSION_SECRET, or sessions end when the page restarts"
+        )
 
 
 def coordinator_sessions(settings: RuntimeSettings) -> SessionRegistry:

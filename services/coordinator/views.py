@@ -19,6 +19,7 @@ from services.coordinator.domain.history import ArchivedEvent, unarchived
 from services.coordinator.records import records_view
 from services.referral_progress.progress import ReferralProgress
 from services.runtime.kafka import CompactedView
+from services.runtime.supervision import together
 
 
 class CircleViews:
@@ -92,16 +93,15 @@ class CoordinatorViews:
         return self.circle_views.circle(circle_id)
 
     async def start(self) -> None:
-        await self.progress.start()
-        await self.dead.start()
-        await self.archive.start()
-        await self.records.start()
-        await self.circle_views.start()
+        await together(
+            self.progress.start(),
+            self.dead.start(),
+            self.archive.start(),
+            self.records.start(),
+            self.circle_views.start(),
+        )
         async with asyncio.timeout(120):
-            await self.progress.sync()
-            await self.dead.sync()
-            await self.archive.sync()
-            await self.records.sync()
+            await together(self.progress.sync(), self.dead.sync(), self.archive.sync(), self.records.sync())
 
     async def stop(self) -> None:
         await self.records.stop()

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from schemas.events.coordinator import PasswordHash, VolunteerAccount, VolunteerAccountSet
 from schemas.topics import VOLUNTEER_ACCOUNTS
 from services.coordinator.accounts import AccountExists, NoSuchAccount
-from services.coordinator.domain.passwords import hash_password, verify_nothing, verify_password
+from services.coordinator.domain.passwords import account_if_password, hash_password
 from services.runtime.codec import PLAIN
 from services.runtime.kafka import CompactedView, Publisher, read_compacted
 from services.runtime.settings import RuntimeSettings
+from services.runtime.supervision import together
 
 __all__ = [
     "AccountExists",
@@ -46,15 +47,14 @@ async def add_volunteer_account(
     settings: RuntimeSettings, volunteer_id: str, password: str, created_by: str | None = None
 ) -> VolunteerAccount:
     """From the command line: refused if the volunteer has an account already."""
-    bootstrap, prefix = settings.bootstrap_servers(), settings.topic_prefix
     hashed = hash_password(password)  # a weak password is refused before anything is read
-    existing = await read_compacted(bootstrap, prefix + VOLUNTEER_ACCOUNTS.name, _parse)
-    if volunteer_id in existing:
-        raise AccountExists(f"volunteer {volunteer_id} already has an account")
-    account = new_account(volunteer_id, hashed, created_by, datetime.now(UTC))
-    async with Publisher(bootstrap, "/circles/coordinator/cli", prefix=prefix) as publisher:
-        await _publish(publisher, account)
-    return account
+
+    def new(existing: dict[str, VolunteerAccount], now: datetime) -> VolunteerAccount:
+        if volunteer_id in existing:
+            raise AccountExists(f"volunteer {volunteer_id} already has an account")
+        return new_account(volunteer_id, hashed, created_by, now)
+
+    return await _write(settings, new)
 
 
 async def change_volunteer_account(
@@ -62,11 +62,21 @@ async def change_volunteer_account(
     volunteer_id: str,
     change: Callable[[VolunteerAccount, datetime], VolunteerAccount],
 ) -> VolunteerAccount:
+    def changed(existing: dict[str, VolunteerAccount], now: datetime) -> VolunteerAccount:
+        if volunteer_id not in existing:
+            raise NoSuchAccount(f"no account for volunteer {volunteer_id}")
+        return change(existing[volunteer_id], now)
+
+    return await _write(settings, changed)
+
+
+async def _write(
+    settings: RuntimeSettings, make: Callable[[dict[str, VolunteerAccount], datetime], VolunteerAccount]
+) -> VolunteerAccount:
+    """Read the volunteers' accounts, ``make`` the account from them (or refuse), and publish it whole."""
     bootstrap, prefix = settings.bootstrap_servers(), settings.topic_prefix
     existing = await read_compacted(bootstrap, prefix + VOLUNTEER_ACCOUNTS.name, _parse)
-    if volunteer_id not in existing:
-        raise NoSuchAccount(f"no account for volunteer {volunteer_id}")
-    account = change(existing[volunteer_id], datetime.now(UTC))
+    account = make(existing, datetime.now(UTC))
     async with Publisher(bootstrap, "/circles/coordinator/cli", prefix=prefix) as publisher:
         await _publish(publisher, account)
     return account
@@ -87,8 +97,7 @@ class VolunteerAccountDirectory:
         )
 
     async def start(self) -> None:
-        await self.publisher.start()
-        await self.view.start()
+        await together(self.publisher.start(), self.view.start())
 
     async def stop(self) -> None:
         await self.view.stop()
@@ -96,11 +105,7 @@ class VolunteerAccountDirectory:
 
     def sign_in(self, account_id: str, password: str) -> VolunteerAccount | None:
         """Blocking (scrypt): the page calls it off its event loop; the same work for unknown accounts."""
-        account = self.view.get(account_id)
-        if account is None or account.disabled:
-            verify_nothing(password)
-            return None
-        return account if verify_password(password, account.password) else None
+        return account_if_password(self.view.get(account_id), password)
 
     def get(self, account_id: str) -> VolunteerAccount | None:
         return self.view.get(account_id)

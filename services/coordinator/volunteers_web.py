@@ -12,10 +12,6 @@ not the volunteer's own is "not found", as an unknown one is.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import hmac
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -33,18 +29,26 @@ from pydantic import ValidationError
 from schemas.events.circles import ConcernLevel, CoreMemberAttendance
 from schemas.events.coordinator import VolunteerAccount
 from services.accounts.sessions import EndedSessions, LocalSessions, SessionSigner, still_valid
+from services.accounts.sign_in import SignIn, csrf_ok
 from services.accounts.throttle import SignInThrottle, ThrottleLimits
 from services.coordinator.circle_commands import CircleCommands, CircleErased, KafkaCommandSink
 from services.coordinator.domain.circles import CircleView, next_meeting_on, of_volunteer
-from services.coordinator.sessions import VOLUNTEER_COOKIE, VOLUNTEER_KIND, Session, volunteer_sessions
+from services.coordinator.sessions import (
+    VOLUNTEER_COOKIE,
+    VOLUNTEER_KIND,
+    Session,
+    volunteer_sessions,
+    warn_without_session_secret,
+)
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.views import CircleViews
 from services.coordinator.volunteer_accounts import VolunteerAccountDirectory
-from services.coordinator.web import _client_of, _date_or_raw, _in_words, _loggable, field_errors
+from services.coordinator.web import _date_or_raw, field_errors
 from services.referral_progress.workdays import local, scheme_today
 from services.runtime import supervision
 from services.runtime.clock import Clock, clock_from_setting
 from services.runtime.http import PAGE_POLICY, Hardened, install_metrics, install_probes
+from services.runtime.lifecycle import running
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
 
@@ -74,11 +78,6 @@ class Circles(Protocol):
     def circle(self, circle_id: str) -> CircleView | None: ...
 
 
-def _home_or(path: str) -> str:
-    """Only redirect within this site (no open redirects)."""
-    return path if path.startswith("/") and not path.startswith("//") else HOME
-
-
 def create_volunteers_web(
     *,
     accounts: Accounts,
@@ -105,12 +104,11 @@ def create_volunteers_web(
         no_store=lambda path: not path.startswith("/static/"),  # every page may show personal data
         max_body=MAX_FORM_BODY,
     )
-    templates = Jinja2Templates(directory=HERE / "volunteers_templates")
+    templates = Jinja2Templates(directory=[HERE / "volunteers_templates", HERE / "shared_templates"])
     templates.env.filters["when"] = lambda moment: (
         local(moment).strftime("%-d %b %Y, %H:%M") if moment else ""
     )
     templates.env.filters["day"] = lambda day: day.strftime("%a %-d %b %Y") if day else ""
-    throttle = SignInThrottle(sign_in_limits or ThrottleLimits())
     ended_sessions: EndedSessions = sessions or LocalSessions()
 
     def session_of(request: Request) -> Session | None:
@@ -136,15 +134,15 @@ def create_volunteers_web(
             request, name, {"session": session, "now": clock.now(), **context}, status_code=status
         )
 
+    def message(request: Request, session: Session, status: int, title: str, text: str) -> HTMLResponse:
+        return page(request, "message.html", session, status=status, title=title, message=text)
+
     def not_found(request: Request, session: Session) -> HTMLResponse:
-        return page(
-            request,
-            "message.html",
-            session,
-            status=404,
-            title="Circle not found",
-            message="There is no such circle among yours.",
-        )
+        return message(request, session, 404, "Circle not found", "There is no such circle among yours.")
+
+    def not_available(request: Request, session: Session) -> HTMLResponse:
+        text = "Recording is not available just now. Try again in a few minutes."
+        return message(request, session, 503, "Not available", text)
 
     def own_circle(session: Session, circle_id: str) -> CircleView | None:
         """The circle if it is the volunteer's own; an unknown circle and another's look the same."""
@@ -153,60 +151,18 @@ def create_volunteers_web(
 
     install_probes(app, ready)
 
-    @app.get("/sign-in", response_class=HTMLResponse)
-    async def sign_in_page(request: Request, next: str = HOME) -> HTMLResponse:
-        return page(request, "sign_in.html", None, title="Sign in", next=_home_or(next), error=None)
-
-    @app.post("/sign-in", response_class=HTMLResponse)
-    async def sign_in(
-        request: Request, account: str = Form(""), password: str = Form(""), next: str = Form(HOME)
-    ) -> Response:
-        account_id, client = account.strip(), _client_of(request)
-        logged = {"account_id": _loggable(account_id), "client": client, "kind": VOLUNTEER_KIND}
-        refused_page = functools.partial(
-            page, request, "sign_in.html", None, title="Sign in", next=_home_or(next), account=account
-        )
-        wait = throttle.retry_after(account_id, client, time.monotonic())
-        if wait:
-            log.warning("sign_in_throttled", retry_after_s=wait, **logged)
-            throttled = refused_page(
-                status=429, error=f"Too many failed sign-ins. Try again in {_in_words(wait)}."
-            )
-            throttled.headers["Retry-After"] = str(wait)
-            return throttled
-        found = await asyncio.to_thread(accounts.sign_in, account_id, password)  # scrypt: off the loop
-        if found is None:
-            throttle.failed(account_id, client, time.monotonic())
-            log.info("sign_in_refused", **logged)
-            return refused_page(status=401, error="The volunteer id or password is not right.")
-        throttle.succeeded(account_id)
-        cookie, _ = signer.issue(found.volunteer_id, found.volunteer_id)
-        response = RedirectResponse(_home_or(next), status_code=303)
-        response.set_cookie(
-            VOLUNTEER_COOKIE,
-            cookie,
-            max_age=signer.max_age,
-            httponly=True,
-            samesite="strict",
-            secure=secure_cookies,
-            path="/",
-        )
-        log.info("signed_in", account_id=found.volunteer_id, client=client, kind=VOLUNTEER_KIND)
-        return response
-
-    @app.post("/sign-out")
-    async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
-        session = session_of(request)
-        response = RedirectResponse("/sign-in", status_code=303)
-        if (
-            session is not None
-            and csrf_token
-            and hmac.compare_digest(csrf_token.encode(), session.csrf.encode())
-        ):
-            await ended_sessions.end(session)
-            response.delete_cookie(VOLUNTEER_COOKIE, path="/")
-            log.info("signed_out", account_id=session.account_id, kind=VOLUNTEER_KIND)
-        return response
+    SignIn(
+        accounts=accounts,
+        names=lambda found: (found.volunteer_id, found.volunteer_id),
+        cookie=VOLUNTEER_COOKIE,
+        signer=signer,
+        throttle=SignInThrottle(sign_in_limits or ThrottleLimits()),
+        ended=ended_sessions,
+        secure_cookies=secure_cookies,
+        not_right="The volunteer id or password is not right.",
+        log=log,
+        log_fields={"kind": VOLUNTEER_KIND},
+    ).install(app, home=HOME, page=page, session_of=session_of)
 
     @app.get("/")
     async def home() -> RedirectResponse:
@@ -277,15 +233,9 @@ def create_volunteers_web(
         form: dict[str, str],
         send: Callable[[CircleCommands, CircleView], Awaitable[Any]],
     ) -> Response:
-        if not csrf_token or not hmac.compare_digest(csrf_token.encode(), session.csrf.encode()):
-            return page(
-                request,
-                "message.html",
-                session,
-                status=403,
-                title="Form expired",
-                message="This form has expired or did not come from this page. Reload it and try again.",
-            )
+        if not csrf_ok(session, csrf_token):
+            text = "This form has expired or did not come from this page. Reload it and try again."
+            return message(request, session, 403, "Form expired", text)
         circle = own_circle(session, circle_id)
         if circle is None:
             return not_found(request, session)
@@ -294,14 +244,7 @@ def create_volunteers_web(
                 request, session, circle, errors={what: ["the circle has ended"]}, form=form, status=409
             )
         if commands is None:
-            return page(
-                request,
-                "message.html",
-                session,
-                status=503,
-                title="Not available",
-                message="Recording is not available just now. Try again in a few minutes.",
-            )
+            return not_available(request, session)
         try:
             await send(commands, circle)
         except ValidationError as invalid:
@@ -313,14 +256,7 @@ def create_volunteers_web(
         except CircleErased:
             return not_found(request, session)
         except KafkaError:
-            return page(
-                request,
-                "message.html",
-                session,
-                status=503,
-                title="Not available",
-                message="Recording is not available just now. Try again in a few minutes.",
-            )
+            return not_available(request, session)
         log.info(
             "circle_command_requested", what=what, circle_id=circle.circle_id, account_id=session.account_id
         )
@@ -427,26 +363,14 @@ def build_volunteers_web(settings: CoordinatorSettings) -> FastAPI:
     sink = KafkaCommandSink(settings, "/circles/coordinator/volunteers-web")
     clock = clock_from_setting(settings.clock)
     started = {"ready": False}
-    if not settings.session_secret:
-        log.warning(
-            "no_session_secret", hint="set CIRCLES_SESSION_SECRET, or sessions end when the page restarts"
-        )
+    warn_without_session_secret(settings, log)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await accounts.start()
-        await sessions.start()
-        await views.start()
-        await sink.start()
-        started["ready"] = True
-        log.info("web_ready", circles=len(views.circles()))
-        try:
+        async with running([accounts, sessions, views, sink]):
+            started["ready"] = True
+            log.info("web_ready", circles=len(views.circles()))
             yield
-        finally:
-            await sink.stop()
-            await views.stop()
-            await sessions.stop()
-            await accounts.stop()
 
     app = create_volunteers_web(
         accounts=accounts,

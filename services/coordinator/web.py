@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import hmac
 import json
-import math
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,6 +34,7 @@ from schemas.envelope import Event
 from schemas.events.circles import CoreMemberAttendance, EndReason
 from schemas.events.coordinator import CoordinatorAccount, PasswordHash, SchemeRecord
 from services.accounts.sessions import EndedSessions, LocalSessions, still_valid
+from services.accounts.sign_in import SignIn, csrf_ok
 from services.accounts.throttle import SignInThrottle, ThrottleLimits
 from services.coordinator.accounts import AccountDirectory, AccountExists
 from services.coordinator.circle_commands import CircleCommands, CircleErased, KafkaCommandSink
@@ -64,7 +61,13 @@ from services.coordinator.domain.scheme_return import (
 from services.coordinator.domain.targets import SchemeTargets, load_targets
 from services.coordinator.matching_client import MatchingClient, MatchingRefused, MatchingUnavailable
 from services.coordinator.operations import OperationsMonitor, OperationsView
-from services.coordinator.sessions import COOKIE, Session, SessionSigner, coordinator_sessions
+from services.coordinator.sessions import (
+    COOKIE,
+    Session,
+    SessionSigner,
+    coordinator_sessions,
+    warn_without_session_secret,
+)
 from services.coordinator.settings import CoordinatorSettings
 from services.coordinator.views import CoordinatorViews
 from services.coordinator.volunteer_accounts import VolunteerAccountDirectory
@@ -76,6 +79,7 @@ from services.runtime import supervision
 from services.runtime.clock import Clock, clock_from_setting
 from services.runtime.http import PAGE_POLICY, Hardened, install_metrics, install_probes
 from services.runtime.kafka import Publisher
+from services.runtime.lifecycle import running
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
 
@@ -192,13 +196,12 @@ def create_web(
         no_store=lambda path: not path.startswith("/static/"),  # every page may show personal data
         max_body=MAX_FORM_BODY,
     )
-    templates = Jinja2Templates(directory=HERE / "templates")
+    templates = Jinja2Templates(directory=[HERE / "templates", HERE / "shared_templates"])
     templates.env.filters["when"] = lambda moment: (
         local(moment).strftime("%-d %b %Y, %H:%M") if moment else ""
     )
     templates.env.filters["day"] = lambda day: day.strftime("%-d %b %Y") if day else ""
     open_proposals = OpenProposals(matching)
-    throttle = SignInThrottle(sign_in_limits or ThrottleLimits())
     ended_sessions: EndedSessions = sessions or LocalSessions()
     circle_source: Circles = circles or NoCircles()
 
@@ -239,69 +242,32 @@ def create_web(
     async def not_signed_in(_: Request, __: _NotSignedIn) -> Response:
         return Response(status_code=401)
 
-    def csrf_ok(session: Session, token: str) -> bool:
-        """In constant time: how long a refusal takes tells nothing of how much of the token was right."""
-        return bool(token) and hmac.compare_digest(token.encode(), session.csrf.encode())
+    def form_expired(request: Request, session: Session) -> HTMLResponse:
+        return page(
+            request,
+            "error.html",
+            session,
+            status=403,
+            title="Form expired",
+            message="This form has expired or did not come from this page. Reload it and try again.",
+        )
 
     async def unavailable(request: Request, session: Session) -> HTMLResponse:
         return page(request, "unavailable.html", session, status=503, title="Matching is not answering")
 
     install_probes(app, ready)
 
-    @app.get("/sign-in", response_class=HTMLResponse)
-    async def sign_in_page(request: Request, next: str = "/proposals") -> HTMLResponse:
-        return page(request, "sign_in.html", None, title="Sign in", next=_local_path(next), error=None)
-
-    @app.post("/sign-in", response_class=HTMLResponse)
-    async def sign_in(
-        request: Request,
-        account: str = Form(""),
-        password: str = Form(""),
-        next: str = Form("/proposals"),
-    ) -> Response:
-        account_id, client = account.strip(), _client_of(request)
-        logged = {"account_id": _loggable(account_id), "client": client}
-        refused_page = functools.partial(
-            page, request, "sign_in.html", None, title="Sign in", next=_local_path(next), account=account
-        )
-        wait = throttle.retry_after(account_id, client, time.monotonic())
-        if wait:
-            log.warning("sign_in_throttled", retry_after_s=wait, **logged)
-            throttled = refused_page(
-                status=429, error=f"Too many failed sign-ins. Try again in {_in_words(wait)}."
-            )
-            throttled.headers["Retry-After"] = str(wait)
-            return throttled
-        found = await asyncio.to_thread(accounts.sign_in, account_id, password)  # scrypt: off the loop
-        if found is None:
-            throttle.failed(account_id, client, time.monotonic())
-            log.info("sign_in_refused", **logged)
-            return refused_page(status=401, error="The account name or password is not right.")
-        throttle.succeeded(account_id)
-        cookie, _ = signer.issue(found.account_id, found.display_name)
-        response = RedirectResponse(_local_path(next), status_code=303)
-        response.set_cookie(
-            COOKIE,
-            cookie,
-            max_age=signer.max_age,
-            httponly=True,
-            samesite="strict",
-            secure=secure_cookies,
-            path="/",
-        )
-        log.info("signed_in", account_id=found.account_id, client=client)
-        return response
-
-    @app.post("/sign-out")
-    async def sign_out(request: Request, csrf_token: str = Form("")) -> Response:
-        """Ends the session on the server side (every page process refuses its cookie), then in the browser"""
-        session = session_of(request)
-        response = RedirectResponse("/sign-in", status_code=303)
-        if session is not None and csrf_ok(session, csrf_token):
-            await ended_sessions.end(session)
-            response.delete_cookie(COOKIE, path="/")
-            log.info("signed_out", account_id=session.account_id)
-        return response
+    SignIn(
+        accounts=accounts,
+        names=lambda found: (found.account_id, found.display_name),
+        cookie=COOKIE,
+        signer=signer,
+        throttle=SignInThrottle(sign_in_limits or ThrottleLimits()),
+        ended=ended_sessions,
+        secure_cookies=secure_cookies,
+        not_right="The account name or password is not right.",
+        log=log,
+    ).install(app, home="/proposals", page=page, session_of=session_of)
 
     @app.get("/")
     async def home() -> RedirectResponse:
@@ -384,14 +350,7 @@ def create_web(
         session: Session = Depends(signed_in),
     ) -> Response:
         if not csrf_ok(session, csrf_token):
-            return page(
-                request,
-                "error.html",
-                session,
-                status=403,
-                title="Form expired",
-                message="This form has expired or did not come from this page. Reload it and try again.",
-            )
+            return form_expired(request, session)
         try:
             decision = DecisionRequest(
                 outcome=outcome,
@@ -558,14 +517,7 @@ def create_web(
         request: Request, session: Session, csrf_token: str, make: Callable[[str], SchemeRecord], kind: str
     ) -> Response:
         if not csrf_ok(session, csrf_token):
-            return page(
-                request,
-                "error.html",
-                session,
-                status=403,
-                title="Form expired",
-                message="This form has expired or did not come from this page. Reload it and try again.",
-            )
+            return form_expired(request, session)
         if record is None:
             return page(request, "unavailable.html", session, status=503, title="Records cannot be written")
         try:
@@ -581,78 +533,40 @@ def create_web(
         log.info("record_kept", kind=kind, record_id=str(made.record_id()), account_id=session.account_id)
         return RedirectResponse(f"/report?recorded={kind}#records", status_code=303)
 
-    @app.post("/records/mappa-panel")
-    async def record_panel(
-        request: Request,
-        referral: str = Form(""),
-        level: str = Form(""),
-        held_on: str = Form(""),
-        attended: str = Form(""),
-        csrf_token: str = Form(""),
-        session: Session = Depends(signed_in),
-    ) -> Response:
-        return await keep(
-            request,
-            session,
-            csrf_token,
-            lambda by: records.mappa_panel(
-                referral_id=uuid.UUID(referral.strip()),
-                level=int(level),
-                held_on=date.fromisoformat(held_on),
-                attended={"yes": True, "no": False}[attended] if attended in ("yes", "no") else _no(),
-                recorded_by=by,
-                now=clock.now(),
-            ),
-            "mappa_panel",
-        )
+    def record_form(kind: str) -> Callable[..., Awaitable[Response]]:
+        """The handler of one record form: every form's fields, those of other kinds left empty."""
 
-    @app.post("/records/mentoring-session")
-    async def record_session(
-        request: Request,
-        referral: str = Form(""),
-        held_on: str = Form(""),
-        minutes: str = Form(""),
-        csrf_token: str = Form(""),
-        session: Session = Depends(signed_in),
-    ) -> Response:
-        return await keep(
-            request,
-            session,
-            csrf_token,
-            lambda by: records.mentoring_session(
-                referral_id=uuid.UUID(referral.strip()),
-                held_on=date.fromisoformat(held_on),
-                minutes=int(minutes),
-                recorded_by=by,
-                now=clock.now(),
-            ),
-            "mentoring_session",
-        )
+        async def keep_form(
+            request: Request,
+            referral: str = Form(""),
+            level: str = Form(""),
+            held_on: str = Form(""),
+            attended: str = Form(""),
+            minutes: str = Form(""),
+            area: str = Form(""),
+            result: str = Form(""),
+            actions: str = Form(""),
+            csrf_token: str = Form(""),
+            session: Session = Depends(signed_in),
+        ) -> Response:
+            form = {
+                "referral": referral,
+                "level": level,
+                "held_on": held_on,
+                "attended": attended,
+                "minutes": minutes,
+                "area": area,
+                "result": result,
+                "actions": actions,
+            }
+            return await keep(
+                request, session, csrf_token, lambda by: records.from_form(kind, form, by, clock.now()), kind
+            )
 
-    @app.post("/records/audit")
-    async def record_audit(
-        request: Request,
-        held_on: str = Form(""),
-        area: str = Form(""),
-        result: str = Form(""),
-        actions: str = Form(""),
-        csrf_token: str = Form(""),
-        session: Session = Depends(signed_in),
-    ) -> Response:
-        return await keep(
-            request,
-            session,
-            csrf_token,
-            lambda by: records.audit(
-                held_on=date.fromisoformat(held_on),
-                area=area.strip(),
-                result=result,
-                actions=int(actions) if actions.strip() else None,
-                recorded_by=by,
-                now=clock.now(),
-            ),
-            "audit",
-        )
+        return keep_form
+
+    for form_name, record_kind in records.FORMS.items():
+        app.post(f"/records/{form_name}")(record_form(record_kind))
 
     @app.get("/report.csv")
     async def report_csv_file(
@@ -681,16 +595,6 @@ def create_web(
             report=report, chart=chart(report), colours=COLOURS
         )
         return Response(svg, media_type="image/svg+xml")
-
-    def form_expired(request: Request, session: Session) -> HTMLResponse:
-        return page(
-            request,
-            "error.html",
-            session,
-            status=403,
-            title="Form expired",
-            message="This form has expired or did not come from this page. Reload it and try again.",
-        )
 
     @app.get("/circles", response_class=HTMLResponse)
     async def circles_page(
@@ -937,10 +841,6 @@ def create_web(
     return app
 
 
-def _no() -> bool:
-    raise ValueError("choose whether the panel was attended")
-
-
 def _references(progress: list[ReferralProgress]) -> dict[uuid.UUID, str]:
     """Each referral's agency reference, to name its circle on the page."""
     return {p.referral_id: p.agency_reference for p in progress if p.agency_reference}
@@ -963,31 +863,6 @@ def field_errors(invalid: ValidationError) -> list[str]:
     return found
 
 
-def _client_of(request: Request) -> str:
-    """The client's address as the server sees it (behind a proxy, uvicorn's ``--forwarded-allow-ips``
-    decides whether ``X-Forwarded-For`` is believed; a header the proxy did not set never is)."""
-    return request.client.host if request.client else "unknown"
-
-
-_ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-def _loggable(account_id: str) -> str:
-    """An account id as typed, for the log, only if it could be one: a password typed into the account
-    field (it happens) never reaches the log."""
-    return account_id if _ACCOUNT_ID.match(account_id) else "(not an account id)"
-
-
-def _in_words(seconds: int) -> str:
-    minutes = math.ceil(seconds / 60)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
-
-
-def _local_path(path: str) -> str:
-    """Only redirect within this site (no open redirects)."""
-    return path if path.startswith("/") and not path.startswith("//") else "/proposals"
-
-
 def build_web(settings: CoordinatorSettings) -> FastAPI:
     """The page wired to Kafka (accounts, projection) and to the matching API."""
     bootstrap = settings.bootstrap_servers()
@@ -1006,33 +881,17 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     async def record(made: SchemeRecord) -> None:
         await publisher.publish(made, publisher.envelope(made, str(made.record_id())))
 
-    if not settings.session_secret:
-        log.warning(
-            "no_session_secret", hint="set CIRCLES_SESSION_SECRET, or sessions end when the page restarts"
-        )
+    warn_without_session_secret(settings, log)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await accounts.start()
-        await publisher.start()
-        await sessions.start()
-        await views.start()
-        await sink.start()
-        await volunteer_accounts.start()
-        await monitor.start()
-        started["ready"] = True
-        log.info("web_ready", referrals=len(views.referrals()))
-        try:
-            yield
-        finally:
-            await matching.close()
-            await monitor.stop()
-            await volunteer_accounts.stop()
-            await sink.stop()
-            await views.stop()
-            await publisher.stop()
-            await sessions.stop()
-            await accounts.stop()
+        async with running([accounts, publisher, sessions, views, sink, volunteer_accounts, monitor]):
+            started["ready"] = True
+            log.info("web_ready", referrals=len(views.referrals()))
+            try:
+                yield
+            finally:
+                await matching.close()
 
     clock = clock_from_setting(settings.clock)
     app = create_web(

@@ -14,17 +14,12 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from services.coordinator.accounts import add_account
-from services.coordinator.domain.passwords import generated_password
-from services.dev.seed_circles import seed_circles
-from services.dev.seed_volunteers import volunteer_account
-from services.referrals.agencies import list_agencies, register_agency
-from services.referrals.demo import DEMO_AGENCIES
 from services.runtime.settings import RuntimeSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 AREAS = {
     "hull": ("hull", ["HU5", "HU6", "HU7", "HU8", "HU9"]),
@@ -173,6 +168,8 @@ class Credentials:
 
     def secret(self, name: str) -> str:
         if name not in self.values:
+            from services.coordinator.domain.passwords import generated_password
+
             self.values[name] = generated_password() + generated_password()
             self.save()
         return str(self.values[name])
@@ -189,8 +186,22 @@ async def seed(
     partner_api: str,
     matching_api: str,
     today: date,
+    webhooks: str | None = None,
 ) -> list[str]:
-    """Everything a first start needs; returns what it did, one line each. Safe to run again."""
+    """Everything a first start needs; returns what it did, one line each. Safe to run again.
+
+    ``webhooks``: the dev webhook receiver's address; each demo agency is registered with its own URL there
+    (``<webhooks>/agencies/<agency id>``) and its webhook secret is kept in the credentials."""
+    # Imported here, not with the module: a second start (nothing to seed) does not pay for them.
+    import httpx
+
+    from services.coordinator.accounts import add_account
+    from services.coordinator.domain.passwords import generated_password
+    from services.dev.seed_circles import seed_circles
+    from services.dev.seed_volunteers import volunteer_account
+    from services.referrals.agencies import list_agencies, register_agency
+    from services.referrals.demo import DEMO_AGENCIES
+
     bootstrap, prefix = settings.bootstrap_servers(), settings.topic_prefix
     done = []
     known = {a.agency_id for a in await list_agencies(bootstrap, prefix=prefix)}
@@ -204,6 +215,7 @@ async def seed(
                 kind=demo.kind,
                 local_authorities=list(demo.areas),
                 contact_email=demo.contact_email,
+                webhook_url=f"{webhooks}/agencies/{demo.agency_id}" if webhooks else None,
                 prefix=prefix,
             )
             for demo in DEMO_AGENCIES
@@ -215,6 +227,10 @@ async def seed(
     signing = dict(credentials.values.get("kafka_signing_keys", {}))
     signing.update({agency.agency_id: agency.kafka_signing_key for agency in created})
     credentials.values["kafka_signing_keys"] = signing  # for trying a signed Kafka submission (README)
+    secrets = dict(credentials.values.get("webhook_secrets", {}))
+    secrets.update({agency.agency_id: agency.webhook_secret for agency in created if agency.webhook_secret})
+    if secrets:
+        credentials.values["webhook_secrets"] = secrets  # what the dev webhook receiver checks with
     credentials.save()
     if "coordinator_password" not in credentials.values:
         password = generated_password()

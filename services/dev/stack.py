@@ -10,37 +10,36 @@ State survives a stop and start.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import importlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 
-from schemas.topics import TOPICS
 from services.dev.broker import local_kafka
-from services.dev.seed import Credentials, sample_referral, seed, today_utc
-from services.protection.keks import add_kek
-from services.runtime.kafka import create_topics
+from services.dev.seed import Credentials, sample_referral, today_utc
+from services.processes import START_GATE, WORKERS
 from services.runtime.settings import RuntimeSettings
 from services.runtime.stack_record import LOCAL_DATA_DIR, StackRecord, remove_record, write_record
 
-WORKERS = [
-    "referrals-worker",
-    "matching-worker",
-    "notifications-worker",
-    "coordinator-worker",
-    "circles-worker",
-]
-APIS = ["referrals-api", "matching-api", "coordinator-web", "volunteers-web"]
+if TYPE_CHECKING:
+    from services.dev.webhooks import WebhookReceiver
+
+APIS = ("referrals-api", "matching-api", "coordinator-web", "volunteers-web")
 COORDINATOR_EMAIL = "coordinator@humbercare.example.org"
+START_GATE_FILE = "started"
+"""In the data directory while the stack's broker answers and its topics exist: the processes' start gate."""
 
 
 class DevSettings(RuntimeSettings):
@@ -51,8 +50,54 @@ class DevSettings(RuntimeSettings):
     web_port: int = 8082
     volunteers_web_port: int = 8084
     smtp_port: int = 8025
+    webhook_port: int = 8085
+    """The demo agencies' webhook receiver (``services/dev/webhooks.py``)."""
     partner_metrics_port: int = 8083
     """The partner API's /metrics (and probes) listener: never its public port."""
+    broker_quick_start: bool = True
+    """The broker's JIT with its quick compiler only (``QUICK_START`` in local_kafka.py): a start about
+    twice as fast, less peak throughput. ``CIRCLES_BROKER_QUICK_START=false`` for the full JIT."""
+
+
+PRELOADED = (
+    "uvicorn",
+    "services.runtime.worker",
+    "services.referrals.api",
+    "services.referrals.agents",
+    "services.matching.api",
+    "services.matching.agents",
+    "services.coordinator.web",
+    "services.coordinator.volunteers_web",
+    "services.coordinator.agents",
+    "services.notifications.agents",
+    "services.circles.agents",
+)
+"""What the processes import, imported once by ``circles dev up`` before it forks them (``preload``): each
+process would otherwise import it all again, about 2 s of CPU each on a loaded machine, nine at once. A
+module left out is only imported by the process itself."""
+
+
+def preload() -> bool:
+    """Import ``PRELOADED``; True when this process may fork its processes from here (no thread started:
+    a fork copies only the calling thread, and a lock another thread held would stay held in the child)."""
+    for module in PRELOADED:
+        importlib.import_module(module)
+    return threading.active_count() == 1
+
+
+class Forked:
+    """A process forked from ``circles dev up`` itself: what ``Managed`` uses of ``subprocess.Popen``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
 
 
 @dataclass
@@ -60,8 +105,48 @@ class Managed:
     name: str
     log: Path
     env: dict[str, str]
-    popen: subprocess.Popen[bytes] | None = None
+    popen: subprocess.Popen[bytes] | Forked | None = None
     restarts: list[float] = field(default_factory=list)
+
+    def fork(self) -> None:
+        """Start the process as a fork of this one, its modules already imported (``preload``): the child
+        becomes what ``circles run <name>`` would be (own session, log file, environment, signals)."""
+        from services.processes import PROCESSES
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid:
+            self.popen = Forked(pid)
+            return
+        code = 1
+        try:
+            os.setsid()
+            out = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            nothing = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(nothing, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.close(out)
+            os.close(nothing)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.environ.clear()
+            os.environ.update(self.env)
+            PROCESSES[self.name]()
+            code = 0
+        except SystemExit as exit_:
+            if isinstance(exit_.code, str):
+                sys.stderr.write(exit_.code + "\n")
+            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        except BaseException:
+            traceback.print_exc()
+        finally:  # never back into this command's code: the child ends here, as an interpreter would
+            with contextlib.suppress(Exception):
+                atexit._run_exitfuncs()  # logging's flush, among others
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
 
     def start(self) -> None:
         with self.log.open("ab") as out:
@@ -90,6 +175,7 @@ class DevStack:
         self.broker: Any = None
         self.processes: list[Managed] = []
         self.mailbox: Any = None
+        self.webhooks: WebhookReceiver | None = None
         self.credentials = Credentials.load(self.data / "credentials.json")
         self.took: dict[str, float] = {}
         """Seconds each step of the start took (``broker``, ``topics``, ``processes``, ``sample data``)."""
@@ -104,14 +190,40 @@ class DevStack:
         }
 
     def start(self) -> str:
+        """The broker, then the topics; the processes start at once beside the broker, forked from this
+        process once it has imported their modules (``preload``), and wait at the start gate until the
+        topics exist (``wait_for_start_gate``)."""
         self.data.mkdir(parents=True, exist_ok=True)
         (self.data / "logs").mkdir(exist_ok=True)
         s = self.settings
         if s.kek is None and s.kek_file is None and not (self.data / "kek.json").exists():
+            from services.protection.keks import add_kek  # a first start only
+
             add_kek(self.data / "kek.json")  # the processes' (and the CLI's) default key-encryption key file
+        gate = self.data / START_GATE_FILE
+        gate.unlink(missing_ok=True)  # left by a stack that was killed: shut until this one's topics exist
         began = time.monotonic()
-        self.broker = local_kafka().LocalKafka(data_dir=self.data / "kafka")
-        bootstrap: str = self.broker.start()
+        kafka = local_kafka()
+        quick = kafka.QUICK_START if s.broker_quick_start else ()
+        self.broker = kafka.LocalKafka(data_dir=self.data / "kafka", jvm_options=quick)
+        bootstrap: str = self.broker.launch()
+        env = {**self._environment(bootstrap), START_GATE: str(gate)}
+        own = {"referrals-api": {"CIRCLES_HEALTH_PORT": str(s.partner_metrics_port)}}
+        forking = preload()  # before any thread of this process (the mailbox's) starts
+        for name in WORKERS + APIS:
+            managed = Managed(name, self.data / "logs" / f"{name}.log", {**env, **own.get(name, {})})
+            managed.fork() if forking else managed.start()  # a restart (below) starts afresh
+            self.processes.append(managed)
+        from services.dev.mailbox import Mailbox  # a development dependency
+        from services.dev.webhooks import WebhookReceiver
+
+        self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
+        self.mailbox.start()
+        self.webhooks = WebhookReceiver(
+            self.data / "webhooks", self.settings.webhook_port, self._webhook_secret, click.echo
+        )
+        self.webhooks.start()
+        self.broker.wait(180)  # beside nine processes importing: slower than alone
         self.took["broker"] = time.monotonic() - began
         # What the `circles` commands run from this folder read to find the stack (stack_record.py).
         record = StackRecord(
@@ -121,25 +233,32 @@ class DevStack:
             kek_file=s.kek_file.resolve() if s.kek_file else None,
             kek_inline=s.kek is not None,
             webhook_allow_loopback_http=True,  # as its processes (below): agencies' test receivers
+            clock=self.clock(),
         )
         write_record(self.data, record)
+        from schemas.topics import TOPICS  # imported after the broker's launch, as all that follows
+        from services.runtime.kafka import create_topics
+
         began = time.monotonic()
         asyncio.run(create_topics(bootstrap, TOPICS, prefix=s.topic_prefix))
         self.took["topics"] = time.monotonic() - began
-        from services.dev.mailbox import Mailbox  # a development dependency
-
-        self.mailbox = Mailbox(self.data / "mail", self.settings.smtp_port, click.echo)
-        self.mailbox.start()
-        env = self._environment(bootstrap)
+        gate.touch()
         began = time.monotonic()
-        own = {"referrals-api": {"CIRCLES_HEALTH_PORT": str(s.partner_metrics_port)}}
-        for name in WORKERS + APIS:
-            managed = Managed(name, self.data / "logs" / f"{name}.log", {**env, **own.get(name, {})})
-            managed.start()
-            self.processes.append(managed)
         self._wait_until_ready()
         self.took["processes"] = time.monotonic() - began
         return bootstrap
+
+    def clock(self) -> str:
+        """``CIRCLES_CLOCK`` as the processes get it: a clock file's path made absolute, so that commands
+        run from another folder read the same file."""
+        setting = self.settings.clock
+        if setting.startswith("file:"):
+            return f"file:{Path(setting.removeprefix('file:')).expanduser().resolve()}"
+        return setting
+
+    def _webhook_secret(self, agency_id: str) -> str | None:
+        secrets = self.credentials.values.get("webhook_secrets", {})
+        return secrets.get(agency_id) if isinstance(secrets, dict) else None
 
     def _environment(self, bootstrap: str) -> dict[str, str]:
         urls = self.urls()
@@ -148,6 +267,7 @@ class DevStack:
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "CIRCLES_DATA_DIR": str(self.data),
+            "CIRCLES_CLOCK": self.clock(),
             "CIRCLES_TOPIC_PREFIX": s.topic_prefix,
             "CIRCLES_API_PORT": str(s.api_port),
             "CIRCLES_MATCHING_API_PORT": str(s.matching_api_port),
@@ -167,17 +287,22 @@ class DevStack:
         }
 
     def _wait_until_ready(self, seconds: float = 180) -> None:
+        import httpx
+
         deadline = time.monotonic() + seconds
         pending = {name: f"{url}/ready" for name, url in zip(APIS, self.urls().values(), strict=True)}
-        while pending and time.monotonic() < deadline:
-            for name, url in list(pending.items()):
-                try:
-                    if httpx.get(url, timeout=1).status_code == 200:
-                        del pending[name]
-                except httpx.HTTPError:
-                    pass
-            self._restart_the_dead()
-            time.sleep(0.3)
+        # One client for every poll: a new one per request (``httpx.get``) builds an SSL context each time,
+        # which cost this command seconds of CPU while the processes it waits for were starting.
+        with httpx.Client(timeout=1, trust_env=False) as client:
+            while pending and time.monotonic() < deadline:
+                for name, url in list(pending.items()):
+                    try:
+                        if client.get(url).status_code == 200:
+                            del pending[name]
+                    except httpx.HTTPError:
+                        pass
+                self._restart_the_dead()
+                time.sleep(0.1)
         if pending:
             raise click.ClickException(
                 f"not ready after {seconds:.0f}s: {', '.join(pending)}; see {self.data}/logs/"
@@ -198,6 +323,8 @@ class DevStack:
         marker = self.data / "seeded"
         if marker.exists():
             return
+        from services.dev.seed import seed  # a first start only
+
         began = time.monotonic()
         urls = self.urls()
         done = asyncio.run(
@@ -209,6 +336,7 @@ class DevStack:
                 partner_api=urls["partner"],
                 matching_api=urls["matching"],
                 today=today_utc(),
+                webhooks=self.webhooks.url if self.webhooks is not None else None,
             )
         )
         marker.write_text(json.dumps({"seeded_at": time.time()}))
@@ -234,7 +362,9 @@ class DevStack:
             f"{self.credentials.values.get('volunteer_password', '?')}",
             f"  Matching API       {urls['matching']}   (bearer token in {self.credentials.path})",
             f"  Emails             SMTP 127.0.0.1:{self.settings.smtp_port}, kept in {self.data / 'mail'}",
+            f"  Agency webhooks    {self._webhooks_line()}",
             f"  Logs               {self.data / 'logs'}/<process>.log",
+            *self._clock_lines(),
             "",
             "Demo agencies and their API keys (also in the credentials file, with their Kafka signing keys):",
             *(f"  {agency:<28} {key}" for agency, key in sorted(keys.items())),
@@ -249,6 +379,23 @@ class DevStack:
             "Press Ctrl-C to stop everything.",
         ]
         return "\n".join(lines)
+
+    def _clock_lines(self) -> list[str]:
+        clock = self.clock()
+        if not clock.startswith("file:"):
+            return []
+        path = clock.removeprefix("file:")
+        return [
+            f'  Clock              {clock}: "now" is the ISO time written there (the real time while '
+            "there is none);",
+            f"                     move it with: date -u -d '+3 days' +%FT%TZ > {path}",
+        ]
+
+    def _webhooks_line(self) -> str:
+        url = f"http://127.0.0.1:{self.settings.webhook_port}"
+        if not self.credentials.values.get("webhook_secrets"):
+            return f"{url}   (none: the demo agencies were registered without webhook URLs)"
+        return f"{url}/agencies/<agency id>, kept in {self.data / 'webhooks'} (list: curl -s {url}/)"
 
     def _how_commands_find_it(self) -> str:
         if self.data.name == LOCAL_DATA_DIR:
@@ -276,12 +423,16 @@ class DevStack:
                 time.sleep(0.1)
             managed.signal(signal.SIGKILL)
         self.processes.clear()
+        if self.webhooks is not None:
+            self.webhooks.stop()
+            self.webhooks = None
         if self.mailbox is not None:
             self.mailbox.stop()
             self.mailbox = None
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+        (self.data / START_GATE_FILE).unlink(missing_ok=True)
         remove_record(self.data)
 
 

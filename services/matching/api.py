@@ -59,6 +59,7 @@ from services.runtime.http import (
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger
 from services.runtime.metrics import Metrics
+from services.runtime.supervision import together
 
 log = get_logger(__name__)
 SERVICE = "matching-api"
@@ -264,11 +265,10 @@ class KafkaBackend:
             await self.live.sync()
 
     async def start(self) -> None:
-        await self.publisher.start()
-        await self.sealer.start()
-        await self.volunteers.start()
-        await self.decisions.start()
-        await self.live.start()
+        await together(
+            self.publisher.start(), self.sealer.start(), self.volunteers.start(), self.decisions.start()
+        )
+        await self.live.start()  # its views open sealed records: after the sealer
         await self.sync()
         self.ready = True
 

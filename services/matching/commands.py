@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from schemas.common import SLUG_PATTERN, Gender, LocalAuthority
 from schemas.coordinator_api import ConflictDeclaration, DecisionRequest
+from schemas.events.circles import circle_id_of
 from schemas.events.matching import CircleFormed, MatchDeferred, MatchProposed
 from schemas.events.volunteers import ChangeVolunteer, Conflict, VolunteerChange, VolunteerRecord
 from services.matching.domain.policy import load_policy
@@ -257,6 +258,8 @@ def list_proposals(status: str | None, as_json: bool) -> None:
         click.echo(f"{view.proposal_id} {view.status:<9} {referral}: {volunteers}{flags}{decided}")
 
 
+FORMED = {CircleFormed.event_type}
+"""The follow-up that names the new circle, as `circles circle show` takes it."""
 FOLLOW_UPS = {
     CircleFormed.event_type: "the circle is formed",
     MatchProposed.event_type: "a new proposal is made",
@@ -270,7 +273,11 @@ def _decide(proposal_id: uuid.UUID, request: DecisionRequest, by: str | None) ->
         lambda state, publisher, watcher: decide(state, publisher, watcher, proposal_id, request, decided_by),
         "decisions",
     )
-    then = "; ".join(FOLLOW_UPS.get(kind, kind) for kind in followed) or "the matcher has not answered yet"
+    then = "; ".join(
+        FOLLOW_UPS.get(kind, kind) + (f" ({circle_id_of(decision.referral_id)})" if kind in FORMED else "")
+        for kind in followed
+    )
+    then = then or "the matcher has not answered yet"
     click.echo(
         f"Recorded: {decision.outcome} proposal {proposal_id} (decision {decision.decision_id}): {then}."
     )

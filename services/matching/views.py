@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import date
 
 from schemas.coordinator_api import ProposalView, VolunteerView
+from schemas.events.circles import circle_id_of
 from schemas.events.volunteers import VolunteerRecord, VolunteerRegistered
 from schemas.topics import MATCHING_CASES, VOLUNTEERS
 from services.matching.domain.cases import Case, CaseStatus
@@ -20,6 +21,7 @@ from services.matching.domain.pool import capacity_problems
 from services.matching.domain.workflow import Matching
 from services.protection.sealer import Sealer
 from services.runtime.kafka import CompactedView, read_compacted
+from services.runtime.supervision import together
 
 
 def volunteer_parser(sealer: Sealer) -> Callable[[bytes], VolunteerRecord]:
@@ -41,7 +43,7 @@ class MatchingState:
 
     def volunteers(self, today: date) -> list[VolunteerView]:
         load = self.matching.load
-        circle_ids: dict[str, list[uuid.UUID]] = {}
+        circle_ids: dict[str, list[str]] = {}
         active: dict[str, set[str]] = {
             v: set(load.active_circles(v, today, self.policy)) for v in load.circles
         }
@@ -49,7 +51,8 @@ class MatchingState:
             if case.circle is not None:
                 for volunteer_id in case.circle.volunteer_ids:
                     if str(case.referral_id) in active.get(volunteer_id, set()):
-                        circle_ids.setdefault(volunteer_id, []).append(case.circle.circle_id)
+                        # named as `circles circle show` and the partner API name it
+                        circle_ids.setdefault(volunteer_id, []).append(circle_id_of(case.referral_id))
         views = []
         for volunteer in sorted(self.matching.pool, key=lambda v: v.volunteer_id):
             record = self.records[volunteer.volunteer_id]
@@ -167,16 +170,14 @@ class LiveMatchingState:
         self._dirty = True
 
     async def start(self) -> None:
-        await self.volunteer_view.start()
-        await self.case_view.start()
+        await together(self.volunteer_view.start(), self.case_view.start())
 
     async def stop(self) -> None:
         await self.case_view.stop()
         await self.volunteer_view.stop()
 
     async def sync(self) -> None:
-        await self.volunteer_view.sync()
-        await self.case_view.sync()
+        await together(self.volunteer_view.sync(), self.case_view.sync())
 
     def state(self) -> MatchingState:
         if self._dirty or self._state is None:

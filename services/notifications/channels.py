@@ -23,8 +23,9 @@ import aiosmtplib
 from services.notifications.domain.delivery import DeliveryEntry
 from services.notifications.rendering import Rendered
 from services.notifications.settings import NotificationsSettings
-from services.runtime.destinations import DestinationRefused, GuardedResolver, check_url
+from services.runtime.destinations import DestinationRefused, check_url
 from services.runtime.logs import get_logger
+from services.runtime.resolver import GuardedResolver
 
 log = get_logger(__name__)
 

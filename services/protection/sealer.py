@@ -32,6 +32,7 @@ from services.protection.sealing import (
 from services.runtime.codec import SEALED_HEADER, RecordHeaders
 from services.runtime.settings import ConfigurationError, RuntimeSettings
 from services.runtime.stack_record import read_record
+from services.runtime.supervision import together
 
 M = TypeVar("M", bound=BaseModel)
 WHOLE_RECORD = ("(record)",)
@@ -45,8 +46,7 @@ class Sealer:
         self.stores = dict(stores)
 
     async def start(self) -> None:
-        for store in self.keystores():
-            await store.start()
+        await together(*(store.start() for store in self.keystores()))
 
     async def stop(self) -> None:
         for store in self.keystores():

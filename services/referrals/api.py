@@ -51,7 +51,7 @@ from schemas.partner_api import (
     ReferralView,
     Withdrawal,
 )
-from schemas.topics import REFERRALS_STATE
+from schemas.topics import COORDINATOR_RECORDS, REFERRALS_STATE
 from services.protection.sealer import build_sealer
 from services.referrals.access import Access, AccessLog
 from services.referrals.agencies import AgencyDirectory
@@ -71,6 +71,7 @@ from services.runtime.http import (
     install_probes,
     install_problem_handlers,
     problem,
+    replaying,
 )
 from services.runtime.ids import derive_id
 from services.runtime.kafka import Publisher
@@ -78,6 +79,7 @@ from services.runtime.locks import KeyedLocks
 from services.runtime.logs import get_logger, log_context
 from services.runtime.metrics import Metrics
 from services.runtime.probes import ProbeServer
+from services.runtime.supervision import together
 
 log = get_logger(__name__)
 CORRELATION_HEADER = "x-correlation-id"
@@ -220,19 +222,17 @@ class PartnerGate:
                 return self._too_large(), None
             if not message.get("more_body", False):
                 break
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
-
-        return None, replay
+        return None, replaying(bytes(body), receive)
 
     def _too_large(self) -> JSONResponse:
         return problem(413, "Content Too Large", f"The body must be at most {self.max_body // 1024} KiB.")
+
+
+def invalid_title(request: Request) -> str:
+    """A 422's title names what was invalid: a referral (submit, amend, withdraw) or an acknowledgement."""
+    if request.url.path.startswith("/v1/concerns"):
+        return "Invalid acknowledgement"
+    return "Invalid referral" if request.url.path.startswith("/v1/referrals") else "Invalid request"
 
 
 def _links(base_url: str, referral_id: uuid.UUID) -> Links:
@@ -324,7 +324,7 @@ def create_api(
     locks: KeyedLocks[uuid.UUID] = KeyedLocks()
     app.state.locks = locks  # for tests: held only while in use
 
-    install_problem_handlers(app, invalid_title="Invalid referral")
+    install_problem_handlers(app, invalid_title=invalid_title)
 
     def agency_of(request: Request) -> AgencyRecord:
         agency: AgencyRecord = request.state.agency
@@ -707,7 +707,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         settings, ["referral"], client_id="circles-referrals-api-keys", directory=state, linger_ms=0
     )
     read_model = ReferralReadModel(bootstrap, sealer, prefix, directory=state / REFERRALS_STATE.name)
-    mappa_panels = MappaPanels(bootstrap, prefix)
+    mappa_panels = MappaPanels(bootstrap, prefix, directory=state / COORDINATOR_RECORDS.name)
     circles = CirclesReadModel(bootstrap, sealer, prefix)
     refusals = RefusalReader(bootstrap, read_model.index, prefix)
     metrics = Metrics(SERVICE)
@@ -734,18 +734,16 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await probes.start()  # /metrics (and probes) on their own listener, never the public port
-        await publisher.start()
-        await sealer.start()
-        await directory.start()
-        await read_model.start()
-        await mappa_panels.view.start()
-        await circles.start()
-        await refusals.start()
-        async with asyncio.timeout(120):
-            await directory.view.sync()
-            await mappa_panels.view.sync()
-            await circles.view.sync()
-        await read_model.view.caught_up()  # ready only once caught up, however long a first start reads
+        await together(publisher.start(), sealer.start(), directory.start(), mappa_panels.view.start())
+        # the read model and the circles open sealed records: after the sealer
+        await together(read_model.start(), circles.start(), refusals.start())
+
+        async def small_views() -> None:
+            async with asyncio.timeout(120):
+                await together(directory.view.sync(), mappa_panels.view.sync(), circles.view.sync())
+
+        # ready only once the read model has caught up, however long a first start reads
+        await together(small_views(), read_model.view.caught_up())
         started["ready"] = True
         log.info("api_ready", referrals=len(read_model.index), read=read_model.view.read)
         try:

@@ -5,18 +5,15 @@ setting allows it (``CIRCLES_WEBHOOK_ALLOW_LOOPBACK_HTTP`` for the development s
 A webhook URL is the agency's to give, so without this a registered URL (or a DNS name that later resolves
 to an internal address) would make the notifications worker send requests into the scheme's own network
 (server-side request forgery). ``check_url`` runs when an agency is registered and before each delivery;
-``check_address`` on every address the name resolves to, at connection time (``GuardedResolver``)."""
+``check_address`` on every address the name resolves to, at connection time (``GuardedResolver``, in
+``services/runtime/resolver.py``: it needs aiohttp, which every process imports this module's policy
+without)."""
 
 from __future__ import annotations
 
 import ipaddress
-import socket
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
@@ -70,22 +67,3 @@ def check_url(url: str, policy: DestinationPolicy) -> None:
         raise DestinationRefused(f"{host} is this host (loopback)")
     if literal:
         check_address(host, policy)
-
-
-class GuardedResolver(AbstractResolver):
-    """aiohttp's resolver, refusing a name any of whose addresses the policy refuses (checked where the
-    connection is made, so a name cannot resolve to a public address when checked and a private one when
-    used)."""
-
-    def __init__(self, policy: DestinationPolicy) -> None:
-        self.policy = policy
-        self._resolver = ThreadedResolver()
-
-    async def resolve(self, host: str, port: int = 0, family: Any = socket.AF_INET) -> list[ResolveResult]:
-        found = await self._resolver.resolve(host, port, family)
-        for result in found:
-            check_address(result["host"], self.policy)
-        return found
-
-    async def close(self) -> None:
-        await self._resolver.close()

@@ -55,22 +55,29 @@ def field_errors(error: RequestValidationError) -> list[FieldError]:
     ]
 
 
-def install_problem_handlers(app: FastAPI, invalid_title: str = "Invalid request") -> None:
-    """Every error answer as problem details (below), and the app's OpenAPI document saying so."""
+def install_problem_handlers(
+    app: FastAPI, invalid_title: str | Callable[[Request], str] = "Invalid request"
+) -> None:
+    """Every error answer as problem details (below), and the app's OpenAPI document saying so.
+    ``invalid_title``: the title of a 422, or a function of the request giving it (an API whose routes take
+    different bodies names what was invalid)."""
     document_problems(app)
 
+    def title_for(request: Request) -> str:
+        return invalid_title if isinstance(invalid_title, str) else invalid_title(request)
+
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         errors = field_errors(error)
-        return problem(422, invalid_title, f"{len(errors)} field error(s); see errors.", errors=errors)
+        return problem(422, title_for(request), f"{len(errors)} field error(s); see errors.", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if error.status_code == 400 and isinstance(error.__cause__, ValueError | RecursionError):
             # FastAPI's 400 for a body its JSON parser raised on other than JSONDecodeError (bytes that are
             # not UTF-8, arrays nested deeper than the parser recurses): invalid JSON like any other (422).
             errors = [FieldError(loc=["body"], msg="body is not readable JSON", type="json_invalid")]
-            return problem(422, invalid_title, "1 field error(s); see errors.", errors=errors)
+            return problem(422, title_for(request), "1 field error(s); see errors.", errors=errors)
         return problem(error.status_code, None, str(error.detail))
 
     @app.exception_handler(KafkaError)
@@ -196,6 +203,21 @@ API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 """The APIs' Content-Security-Policy: JSON is no document; a browser made to render one runs nothing."""
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """What the app receives once a middleware has read the request's body whole: that body in one
+    message, then whatever the server sends next (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 class Hardened:
     """ASGI middleware: security headers on every answer, ``Cache-Control: no-store`` on every answer
     ``no_store`` says holds personal data, and a limit on whole request bodies (413 before the app reads
@@ -261,16 +283,7 @@ class Hardened:
             if len(body) > self.max_body:
                 return None
             more = message.get("more_body", False)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
-
-        return replay
+        return replaying(bytes(body), receive)
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
         assert self.max_body is not None

@@ -104,13 +104,15 @@ class RuntimeSettings(BaseSettings):
     @model_validator(mode="after")
     def _follow_the_running_stack(self) -> Self:
         """What the environment does not say, the stack running on this data directory says: its topic
-        prefix and key-encryption key file (its broker address: ``bootstrap_servers()``)."""
+        prefix, key-encryption key file and clock (its broker address: ``bootstrap_servers()``)."""
         record = read_record(self.data_dir)
         if record is not None:
             if "topic_prefix" not in self.model_fields_set:
                 self.topic_prefix = record.topic_prefix
             if not {"kek", "kek_file"} & self.model_fields_set and record.kek_file is not None:
                 self.kek_file = record.kek_file
+            if "clock" not in self.model_fields_set and record.broker_alive():
+                self.clock = record.clock  # a rehearsal's moved "now" holds for the commands beside it too
         return self
 
     def bootstrap_servers(self) -> str:

@@ -2,10 +2,10 @@
 folder finds it with no exports.
 
 The stack keeps its state in a data directory (``.circles/`` in the folder `make run` ran in) and, while it
-runs, writes ``broker.json`` there: the broker's address and pid, the topic prefix and the key-encryption
-key setting its processes were given. A setting not given in the environment takes the value recorded here
-(``RuntimeSettings``); the data directory itself, when ``CIRCLES_DATA_DIR`` is not set, is the nearest
-``.circles`` from the current directory up, else ``$XDG_DATA_HOME/circles``.
+runs, writes ``broker.json`` there: the broker's address and pid, the topic prefix, the key-encryption
+key setting and the clock its processes were given. A setting not given in the environment takes the value
+recorded here (``RuntimeSettings``); the data directory itself, when ``CIRCLES_DATA_DIR`` is not set, is the
+nearest ``.circles`` from the current directory up, else ``$XDG_DATA_HOME/circles``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ class StackRecord(BaseModel):
     kek_inline: bool = Field(default=False, description="The stack was given its KEK as CIRCLES_KEK")
     webhook_allow_loopback_http: bool = Field(
         default=False, description="Its workers deliver webhooks to this host over http (test receivers)"
+    )
+    clock: str = Field(
+        default="system", description="CIRCLES_CLOCK its processes were given (a rehearsal's moved time)"
     )
 
     def broker_alive(self) -> bool:

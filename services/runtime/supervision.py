@@ -35,6 +35,16 @@ def _stop_process(name: str) -> None:
 _on_give_up: Callable[[str], None] = _stop_process
 
 
+async def together(*steps: Awaitable[object]) -> None:
+    """Await independent start steps at once rather than one after another (issue 13: each is a Kafka
+    client's connection, metadata and first fetches, so seconds on a loaded machine when taken in turn).
+    Every step ends before the first failure, if any, is raised: none is left running unawaited."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
 def healthy() -> bool:
     """False once any supervised task of this process has been given up (readiness says no)."""
     return not _given_up

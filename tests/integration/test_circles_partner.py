@@ -319,6 +319,7 @@ def test_the_agency_follows_its_circle_reads_and_acknowledges_concerns_and_hears
         bad = mappa.post(f"/v1/concerns/{urgent}/acknowledgement", json={"note": " ", "by": "me"})
         assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
         assert {tuple(e["loc"]) for e in bad.json()["errors"]} == {("body", "note"), ("body", "by")}
+        assert bad.json()["title"] == "Invalid acknowledgement"
 
         # acknowledged once: twice is the same answer, and one command
         first = mappa.post(

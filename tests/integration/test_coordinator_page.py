@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,20 +88,10 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is needed: `make test` installs it (apt-get install chromium)")
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    asyncio.run(create_topics(kafka_bootstrap, TOPICS, prefix=prefix))
-    matching_port, web_port = free_port(), free_port()
-    env = service_env(
+    stage = page_env(
         kafka_bootstrap,
-        prefix,
         tmp_path_factory.mktemp("coordinator"),
-        CIRCLES_MATCHING_API_PORT=str(matching_port),
-        CIRCLES_COORDINATOR_API_TOKEN=TOKEN,
-        CIRCLES_WEB_PORT=str(web_port),
-        CIRCLES_MATCHING_API_URL=f"http://127.0.0.1:{matching_port}",
-        CIRCLES_SESSION_SECRET="synthetic-session-secret",
+        "CIRCLES_WEB_PORT",
         CIRCLES_OPERATIONS_POLL_S="1",
     )
     created = subprocess.run(
@@ -114,7 +105,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "--password-stdin",
         ],
         input=PASSWORD + "\n",
-        env=env,
+        env=stage.env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -129,20 +120,59 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "coordinator-web",
         "circles-worker",
     ]
+    with running_stack(stage, kafka_bootstrap, names, "coordinator-web") as up:
+        yield up
+    assert leaks("".join(process.logs() for process in up.processes)) == []
+
+
+@dataclass
+class PageEnv:
+    env: dict[str, str]
+    prefix: str
+    matching_port: int
+    web_port: int
+
+
+def page_env(bootstrap: str, state: Path, web_port_setting: str, **settings: str) -> PageEnv:
+    """The environment of a stack behind a page (``web_port_setting``: its port's setting), on topics of
+    its own (a fresh prefix), with the matching API's port and token and a session secret."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Debian's chromium is needed: `make test` installs it (apt-get install chromium)")
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    asyncio.run(create_topics(bootstrap, TOPICS, prefix=prefix))
+    matching_port, web_port = free_port(), free_port()
+    env = service_env(
+        bootstrap,
+        prefix,
+        state,
+        CIRCLES_MATCHING_API_PORT=str(matching_port),
+        CIRCLES_COORDINATOR_API_TOKEN=TOKEN,
+        CIRCLES_MATCHING_API_URL=f"http://127.0.0.1:{matching_port}",
+        CIRCLES_SESSION_SECRET="synthetic-session-secret",
+        **{web_port_setting: str(web_port)},
+        **settings,
+    )
+    return PageEnv(env, prefix, matching_port, web_port)
+
+
+@contextmanager
+def running_stack(page: PageEnv, bootstrap: str, names: list[str], web: str) -> Iterator[Stack]:
+    """The processes ``names`` started, the workers, the matching API and the page ``web`` ready, and the
+    volunteers registered; stopped (last started first) on leaving."""
+    env, matching_port, web_port = page.env, page.matching_port, page.web_port
     processes = [ServiceProcess(name, env).start() for name in names]
     matching_url, web_url = f"http://127.0.0.1:{matching_port}", f"http://127.0.0.1:{web_port}"
     try:
         for process in processes:
             if process.process.endswith("worker"):
                 process.wait_for_log("worker_ready")
-        processes[2].wait_http(f"{matching_url}/ready")
-        processes[4].wait_http(f"{web_url}/ready")
+        processes[names.index("matching-api")].wait_http(f"{matching_url}/ready")
+        processes[names.index(web)].wait_http(f"{web_url}/ready")
         register_volunteers(matching_url)
-        yield Stack(env, kafka_bootstrap, prefix, web_url, matching_url, processes)
+        yield Stack(env, bootstrap, page.prefix, web_url, matching_url, processes)
     finally:
         for process in reversed(processes):
             process.stop()
-    assert leaks("".join(process.logs() for process in processes)) == []
 
 
 def register_volunteers(matching_url: str, first: int = 0) -> None:

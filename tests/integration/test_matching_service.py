@@ -204,7 +204,10 @@ def test_proposals_decisions_circles_and_a_waiting_referral(stack: Stack) -> Non
     refused = run_cli(stack.env, "proposal", "accept", proposal["proposal_id"], check=False)
     assert refused.returncode == 1 and "already rejected" in refused.stderr
 
-    stack.cli("proposal", "accept", second["proposal_id"], "--note", "good fit", "--by", "coordinator-lee")
+    accepted = stack.cli(
+        "proposal", "accept", second["proposal_id"], "--note", "good fit", "--by", "coordinator-lee"
+    )
+    assert f"the circle is formed (circle-{first})" in accepted  # as `circles circle show` takes it
     stack.wait_for_status(first, "circle_formed")
     listed = json.loads(stack.cli("proposal", "list", "--json"))
     deciders = {p["proposal_id"]: p["decided_by"] for p in listed}
@@ -215,9 +218,7 @@ def test_proposals_decisions_circles_and_a_waiting_referral(stack: Stack) -> Non
     assert len(formed) == 1 and formed[0].circles_formed_in_year == 1 and formed[0].yearly_target == 8
     after = {v["volunteer_id"]: v for v in json.loads(stack.cli("volunteer", "list", "--json"))}
     in_circle = [v["volunteer_id"] for v in second["volunteers"]]
-    assert all(
-        after[v]["circles"] == [str(formed[0].circle_id)] and not after[v]["matchable"] for v in in_circle
-    )
+    assert all(after[v]["circles"] == [f"circle-{first}"] and not after[v]["matchable"] for v in in_circle)
 
     waiting = stack.submit("MATCH-2", risk__level="very-high")
     stack.wait_for_status(waiting, "awaiting_volunteers")

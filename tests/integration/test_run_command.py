@@ -65,6 +65,7 @@ def start(folder: Path, ports: dict[str, int]) -> tuple[subprocess.Popen[str], l
         "CIRCLES_WEB_PORT": str(ports["web"]),
         "CIRCLES_VOLUNTEERS_WEB_PORT": str(ports["volunteers"]),
         "CIRCLES_SMTP_PORT": str(ports["smtp"]),
+        "CIRCLES_WEBHOOK_PORT": str(ports["webhooks"]),
         "CIRCLES_PARTNER_METRICS_PORT": str(ports["metrics"]),  # the partner API's /metrics listener
         "CIRCLES_TOPIC_PREFIX": PREFIX,
     }
@@ -147,7 +148,9 @@ def descendants_of(pid: int) -> list[int]:
 
 def test_run_command_runs_everything_the_cli_finds_it_and_state_survives(tmp_path: Path) -> None:
     folder = fresh_clone(tmp_path / "circles")
-    ports = {name: free_port() for name in ("api", "matching", "web", "volunteers", "metrics", "smtp")}
+    ports = {
+        name: free_port() for name in ("api", "matching", "web", "volunteers", "metrics", "smtp", "webhooks")
+    }
     process, lines = start(folder, ports)
     text = "".join(lines)
     children = descendants_of(process.pid)
@@ -178,6 +181,7 @@ def test_run_command_runs_everything_the_cli_finds_it_and_state_survives(tmp_pat
             time.sleep(0.2)
         seconds = time.monotonic() - started
         print(f"\nrun command: decision, proposal and the coordinator's email within {seconds:.1f}s")
+        the_agency_webhooks_are_received_and_signed(folder, ports, referral["referral_id"])
         the_cli_finds_the_running_stack(folder, ports, referral["referral_id"])
         the_sample_circles_are_there(folder, ports, text)
     finally:
@@ -194,6 +198,22 @@ def test_run_command_runs_everything_the_cli_finds_it_and_state_survives(tmp_pat
             assert client.get(referral["links"]["self"]).json()["status"] == "proposed"
     finally:
         stop(again)
+
+
+def the_agency_webhooks_are_received_and_signed(folder: Path, ports: dict[str, int], referral: str) -> None:
+    """The stack's webhook receiver (a demo agency's system): MAPPA's webhooks about the referral arrive,
+    each kept with its signature checked against MAPPA's secret, and `GET /` lists them."""
+    deadline = time.monotonic() + 30
+    while True:
+        listed = httpx.get(f"http://127.0.0.1:{ports['webhooks']}/", timeout=10).json()
+        mine = {r["event_type"]: r for r in listed if r["referral_id"] == referral}
+        if {"referral_received", "decision_made"} <= set(mine):
+            break
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.2)
+    assert {(r["agency_id"], r["signature"]) for r in mine.values()} == {("mappa-humberside", "valid")}
+    kept = json.loads((folder / ".circles" / "webhooks" / mine["decision_made"]["file"]).read_text())
+    assert kept["headers"]["X-Circles-Signature"].startswith("t=") and kept["body"]["status"] == "eligible"
 
 
 def the_sample_circles_are_there(folder: Path, ports: dict[str, int], text: str) -> None:

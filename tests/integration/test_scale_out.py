@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from services.processes import WORKERS
 from tests.conftest import leaks
-from tests.pipeline import SERVICE_OF, WORKERS, Member, Pipeline, SteadyLoad
+from tests.pipeline import SERVICE_OF, Member, Pipeline, SteadyLoad
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 REFERRALS = 160

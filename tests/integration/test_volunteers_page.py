@@ -10,29 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect, sync_playwright
 
-from schemas.topics import CIRCLES_COMMANDS, TOPICS
-from services.runtime.kafka import create_topics
+from schemas.topics import CIRCLES_COMMANDS
 from tests.conftest import leaks
 from tests.integration.test_coordinator_page import (
     CHROMIUM,
     CHROMIUM_FLAGS,
-    TOKEN,
     Stack,
     accept_proposal_for,
     check,
-    register_volunteers,
+    page_env,
     reload_until,
+    running_stack,
 )
 from tests.kafka_helpers import consume_all
-from tests.processes import ServiceProcess, free_port, run_cli, service_env
+from tests.processes import run_cli
 
 pytestmark = pytest.mark.integration
 expect.set_options(timeout=20_000)
@@ -45,20 +42,7 @@ PHONE: ViewportSize = {"width": 390, "height": 844}
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is needed: `make test` installs it (apt-get install chromium)")
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    asyncio.run(create_topics(kafka_bootstrap, TOPICS, prefix=prefix))
-    matching_port, web_port = free_port(), free_port()
-    env = service_env(
-        kafka_bootstrap,
-        prefix,
-        tmp_path_factory.mktemp("volunteers"),
-        CIRCLES_MATCHING_API_PORT=str(matching_port),
-        CIRCLES_COORDINATOR_API_TOKEN=TOKEN,
-        CIRCLES_VOLUNTEERS_WEB_PORT=str(web_port),
-        CIRCLES_SESSION_SECRET="synthetic-session-secret",
-    )
+    stage = page_env(kafka_bootstrap, tmp_path_factory.mktemp("volunteers"), "CIRCLES_VOLUNTEERS_WEB_PORT")
     names = [
         "referrals-worker",
         "matching-worker",
@@ -67,20 +51,9 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "circles-worker",
         "volunteers-web",
     ]
-    processes = [ServiceProcess(name, env).start() for name in names]
-    matching_url, web_url = f"http://127.0.0.1:{matching_port}", f"http://127.0.0.1:{web_port}"
-    try:
-        for process in processes:
-            if process.process.endswith("worker"):
-                process.wait_for_log("worker_ready")
-        processes[2].wait_http(f"{matching_url}/ready")
-        processes[5].wait_http(f"{web_url}/ready")
-        register_volunteers(matching_url)
-        yield Stack(env, kafka_bootstrap, prefix, web_url, matching_url, processes)
-    finally:
-        for process in reversed(processes):
-            process.stop()
-    logs = "".join(process.logs() for process in processes)
+    with running_stack(stage, kafka_bootstrap, names, "volunteers-web") as up:
+        yield up
+    logs = "".join(process.logs() for process in up.processes)
     assert leaks(logs) == []
     assert "SENTINEL7" not in logs
 

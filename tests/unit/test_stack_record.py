@@ -99,3 +99,19 @@ def test_the_command_says_where_it_looked_in_one_line(clean: Path) -> None:
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "no Kafka broker" in lines[0] and "no .circles/ in" in lines[0], result.output
+
+
+def test_commands_beside_a_rehearsal_read_its_clock(clean: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stack started with ``CIRCLES_CLOCK=file:...`` (time moved for a rehearsal): the commands beside it
+    read the same "now" (else `circles circle meeting --date <moved today>` is refused as in the future);
+    the environment still wins, and a stopped stack's clock is not followed."""
+    data = clean / ".circles"
+    data.mkdir()
+    clock = f"file:{data / 'clock'}"
+    write_record(data, StackRecord(bootstrap_servers="127.0.0.1:39092", pid=os.getpid(), clock=clock))
+    assert RuntimeSettings().clock == clock
+    monkeypatch.setenv("CIRCLES_CLOCK", "system")
+    assert RuntimeSettings().clock == "system"
+    monkeypatch.delenv("CIRCLES_CLOCK")
+    write_record(data, StackRecord(bootstrap_servers="127.0.0.1:39092", pid=a_dead_pid(), clock=clock))
+    assert RuntimeSettings().clock == "system"

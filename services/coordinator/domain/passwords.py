@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from functools import cache
+from typing import Protocol, TypeVar
 
 from schemas.events.coordinator import PasswordHash
 
@@ -42,6 +43,25 @@ def verify_nothing(password: str) -> bool:
     account answers in the time a known one does, so timing tells no one which accounts exist."""
     verify_password(password, _dummy())
     return False
+
+
+class _Account(Protocol):
+    @property
+    def disabled(self) -> bool: ...
+    @property
+    def password(self) -> PasswordHash: ...
+
+
+Account = TypeVar("Account", bound=_Account)
+
+
+def account_if_password(account: Account | None, password: str) -> Account | None:
+    """The account if it exists, is enabled and the password is its own; the same scrypt work whether or
+    not it exists (``verify_nothing``). Blocking: a page calls it off its event loop."""
+    if account is None or account.disabled:
+        verify_nothing(password)
+        return None
+    return account if verify_password(password, account.password) else None
 
 
 def generated_password() -> str:

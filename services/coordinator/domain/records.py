@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
 
 from pydantic import ValidationError
@@ -81,6 +82,49 @@ def audit(
         first = invalid.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "audit"
         raise RecordRefused(f"{where}: {first['msg']}".replace("Value error, ", "")) from None
+
+
+FORMS = {"mappa-panel": "mappa_panel", "mentoring-session": "mentoring_session", "audit": "audit"}
+"""The coordinator page's record forms (``/records/<form>``) and the kind of record each makes."""
+
+
+def from_form(kind: str, form: Mapping[str, str], recorded_by: str, now: datetime) -> SchemeRecord:
+    """A record of ``kind`` from the page's form fields as typed (absent ones empty): ``ValueError`` for a
+    field that does not parse, ``RecordRefused`` (its message one line for the user) for a broken rule."""
+    if kind == "mappa_panel":
+        return mappa_panel(
+            referral_id=uuid.UUID(form.get("referral", "").strip()),
+            level=int(form.get("level", "")),
+            held_on=date.fromisoformat(form.get("held_on", "")),
+            attended=_yes_or_no(form.get("attended", "")),
+            recorded_by=recorded_by,
+            now=now,
+        )
+    if kind == "mentoring_session":
+        return mentoring_session(
+            referral_id=uuid.UUID(form.get("referral", "").strip()),
+            held_on=date.fromisoformat(form.get("held_on", "")),
+            minutes=int(form.get("minutes", "")),
+            recorded_by=recorded_by,
+            now=now,
+        )
+    if kind == "audit":
+        actions = form.get("actions", "")
+        return audit(
+            held_on=date.fromisoformat(form.get("held_on", "")),
+            area=form.get("area", "").strip(),
+            result=form.get("result", ""),
+            actions=int(actions) if actions.strip() else None,
+            recorded_by=recorded_by,
+            now=now,
+        )
+    raise ValueError(f"no record form of kind {kind}")
+
+
+def _yes_or_no(answer: str) -> bool:
+    if answer not in ("yes", "no"):
+        raise ValueError("choose whether the panel was attended")
+    return answer == "yes"
 
 
 def parse_record(raw: bytes) -> SchemeRecord:

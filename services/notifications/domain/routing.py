@@ -50,6 +50,7 @@ from schemas.events.circles import (
     ConcernRaised,
     MeetingRecorded,
     ReviewRecorded,
+    circle_id_of,
 )
 from schemas.events.matching import (
     CircleFormed,
@@ -259,7 +260,9 @@ def _circle_formed(
         "referral_id": event.referral_id,
         "agency_id": event.agency_id,
         "status": ReferralStatus.CIRCLE_FORMED,
-        "circle_id": event.circle_id,
+        # the circle's id as the partner API, the later circle webhooks and `circles circle` name it (not
+        # matching's internal id of the formation), so that an agency can follow one circle by one id
+        "circle_id": circle_id_of(event.referral_id),
         "figures": {"volunteers": len(event.volunteer_ids)},
         "link": config.referral_link(event.referral_id),
     }

@@ -28,13 +28,10 @@ from services.coordinator.accounts import AccountExists
 from services.coordinator.circle_commands import CircleCommands
 from services.coordinator.domain.circles import CircleView
 from services.coordinator.domain.passwords import verify_password
-from services.coordinator.sessions import SessionSigner
-from services.coordinator.web import create_web
-from services.referral_progress.service_levels import ServiceLevels
 from services.runtime.clock import FixedClock
 from tests.unit.coordinator.test_circles_view import activated, base, fold, meeting
 from tests.unit.coordinator.test_volunteers_web import Sink
-from tests.unit.coordinator.test_web import NOW, Accounts, Facts, Matching, signed_in
+from tests.unit.coordinator.test_web import NOW, coordinator_web, signed_in
 
 CALM, ESCALATED, ENDED = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 CONCERN = uuid.uuid4()
@@ -90,15 +87,7 @@ class VolunteerAccounts:
 @pytest.fixture
 def web() -> tuple[TestClient, Sink, VolunteerAccounts]:
     sink, accounts = Sink(), VolunteerAccounts()
-    app = create_web(
-        accounts=Accounts(),
-        matching=Matching(),
-        facts=Facts(),
-        signer=SessionSigner("test-secret", 1),
-        clock=FixedClock(NOW),
-        levels=ServiceLevels(),
-        yearly_target=8,
-        target_year_starts_month=4,
+    app = coordinator_web(
         circles=Circles(),
         commands=CircleCommands(sink, FixedClock(NOW)),
         volunteer_accounts=accounts,

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from click.testing import CliRunner
 
+from schemas.events.coordinator import AuditRecorded, MappaPanelRecorded, MentoringSessionRecorded
 from services.cli import main
 from services.coordinator.domain import records
 from services.coordinator.domain.records import RecordRefused, parse_record
@@ -158,3 +159,42 @@ def test_bad_input_gets_one_line_and_its_status(args: list[str], status: int, sa
     assert result.exit_code == status, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and says in lines[0]
+
+
+def test_the_page_forms_make_each_kind_of_record_from_the_fields_as_typed() -> None:
+    panel = records.from_form(
+        "mappa_panel",
+        {"referral": f" {REFERRAL} ", "level": "3", "held_on": "2026-05-20", "attended": "no"},
+        "coordinator:c",
+        NOW,
+    )
+    assert isinstance(panel, MappaPanelRecorded)
+    assert (panel.referral_id, panel.level, panel.attended, panel.recorded_by) == (
+        REFERRAL,
+        3,
+        False,
+        "coordinator:c",
+    )
+    session = records.from_form(
+        "mentoring_session", {"referral": str(REFERRAL), "held_on": "2026-05-20", "minutes": "50"}, "t", NOW
+    )
+    assert isinstance(session, MentoringSessionRecorded) and session.minutes == 50
+    met = records.from_form(
+        "audit", {"held_on": "2026-05-20", "area": " minutes ", "result": "met"}, "t", NOW
+    )
+    assert isinstance(met, AuditRecorded) and met.area == "minutes" and met.actions == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "form"),
+    [
+        ("mappa_panel", {"referral": str(REFERRAL), "level": "3", "held_on": "2026-05-20", "attended": ""}),
+        ("mappa_panel", {"referral": "not-a-uuid", "level": "3", "held_on": "2026-05-20", "attended": "yes"}),
+        ("mentoring_session", {"referral": str(REFERRAL), "held_on": "20 May", "minutes": "50"}),
+        ("audit", {"held_on": "2026-05-20", "area": "minutes", "result": "actions", "actions": "two"}),
+        ("review", {"held_on": "2026-05-20"}),
+    ],
+)
+def test_a_page_form_that_does_not_parse_is_a_value_error(kind: str, form: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        records.from_form(kind, form, "t", NOW)

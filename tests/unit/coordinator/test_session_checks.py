@@ -8,27 +8,14 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from services.coordinator.sessions import SessionSigner
-from services.coordinator.web import create_web
-from services.referral_progress.service_levels import ServiceLevels
-from services.runtime.clock import FixedClock
-from tests.unit.coordinator.test_web import NOW, Accounts, Facts, Matching
+from tests.unit.coordinator.test_web import coordinator_web
 
 PUBLIC = {"/sign-in", "/sign-out", "/", "/health", "/ready"}
 """Sign-out works (and does nothing) without a session; the rest is open by nature."""
 
 
 def app() -> FastAPI:
-    return create_web(
-        accounts=Accounts(),
-        matching=Matching(),
-        facts=Facts(),
-        signer=SessionSigner("test-secret", 1),
-        clock=FixedClock(NOW),
-        levels=ServiceLevels(),
-        yearly_target=8,
-        target_year_starts_month=4,
-    )
+    return coordinator_web()
 
 
 def test_every_page_depends_on_the_one_session_check() -> None:

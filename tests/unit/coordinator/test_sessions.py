@@ -15,10 +15,7 @@ from services.accounts.sessions import LocalSessions, SessionSigner, still_valid
 from services.coordinator.accounts import disabled, enabled, password_reset
 from services.coordinator.domain.passwords import hash_password, verify_password
 from services.coordinator.sessions import COOKIE
-from services.coordinator.web import create_web
-from services.referral_progress.service_levels import ServiceLevels
-from services.runtime.clock import FixedClock
-from tests.unit.coordinator.test_web import ACCOUNT, NOW, PASSWORD, Facts, Matching
+from tests.unit.coordinator.test_web import ACCOUNT, PASSWORD, coordinator_web
 
 
 class Accounts:
@@ -39,15 +36,8 @@ class Accounts:
 @pytest.fixture
 def web() -> tuple[TestClient, Accounts]:
     accounts = Accounts()
-    app = create_web(
+    app = coordinator_web(
         accounts=accounts,
-        matching=Matching(),
-        facts=Facts(),
-        signer=SessionSigner("test-secret", 1),
-        clock=FixedClock(NOW),
-        levels=ServiceLevels(),
-        yearly_target=8,
-        target_year_starts_month=4,
         sessions=LocalSessions(),
     )
     return TestClient(app, raise_server_exceptions=False), accounts

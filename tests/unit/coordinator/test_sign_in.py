@@ -15,11 +15,7 @@ from structlog.testing import capture_logs
 from schemas.events.coordinator import CoordinatorAccount
 from services.accounts.throttle import SignInThrottle, ThrottleLimits
 from services.coordinator.accounts import AccountDirectory
-from services.coordinator.sessions import SessionSigner
-from services.coordinator.web import create_web
-from services.referral_progress.service_levels import ServiceLevels
-from services.runtime.clock import FixedClock
-from tests.unit.coordinator.test_web import ACCOUNT, NOW, PASSWORD, Accounts, Facts, Matching
+from tests.unit.coordinator.test_web import ACCOUNT, PASSWORD, Accounts, coordinator_web
 
 
 class ThreadCheckingAccounts(Accounts):
@@ -36,15 +32,8 @@ class ThreadCheckingAccounts(Accounts):
 
 
 def client_with(accounts: Accounts, limits: ThrottleLimits) -> TestClient:
-    app = create_web(
+    app = coordinator_web(
         accounts=accounts,
-        matching=Matching(),
-        facts=Facts(),
-        signer=SessionSigner("test-secret", 1),
-        clock=FixedClock(NOW),
-        levels=ServiceLevels(),
-        yearly_target=8,
-        target_year_starts_month=4,
         sign_in_limits=limits,
     )
     return TestClient(app, raise_server_exceptions=False)

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from schemas.common import LocalAuthority, Outcome, Reason, ReferralStatus, RiskLevel
@@ -190,18 +191,26 @@ class Facts:
         ]
 
 
+def coordinator_web(**changes: Any) -> FastAPI:
+    """The coordinator page over this module's fakes at ``NOW``; ``changes``: other or more arguments."""
+    arguments: dict[str, Any] = {
+        "accounts": Accounts(),
+        "matching": Matching(),
+        "facts": Facts(),
+        "signer": SessionSigner("test-secret", 1),
+        "clock": FixedClock(NOW),
+        "levels": ServiceLevels(),
+        "yearly_target": 8,
+        "target_year_starts_month": 4,
+    }
+    return create_web(**(arguments | changes))
+
+
 @pytest.fixture
 def web() -> tuple[TestClient, Matching]:
     matching = Matching()
-    app = create_web(
-        accounts=Accounts(),
+    app = coordinator_web(
         matching=matching,
-        facts=Facts(),
-        signer=SessionSigner("test-secret", 1),
-        clock=FixedClock(NOW),
-        levels=ServiceLevels(),
-        yearly_target=8,
-        target_year_starts_month=4,
     )
     return TestClient(app, raise_server_exceptions=False), matching
 
@@ -285,6 +294,8 @@ def test_inbox_and_decision_with_csrf(web) -> None:
     )
     assert "already accepted" in refused.text
     assert client.get(f"/proposals/{uuid.uuid4()}").status_code == 404
+    accepted = client.get(f"/proposals/{open_one.proposal_id}?decided=accept").text
+    assert f'href="/circles/circle-{open_one.referral_id}"' in accepted  # on to the new circle's page
 
 
 def test_volunteers_due_dates_are_marked_in_words(web) -> None:

@@ -11,12 +11,8 @@ from fastapi.testclient import TestClient
 
 from schemas.envelope import Event
 from schemas.events.coordinator import MappaPanelRecorded, SchemeRecord
-from services.coordinator.sessions import SessionSigner
-from services.coordinator.web import create_web
-from services.referral_progress.service_levels import ServiceLevels
-from services.runtime.clock import FixedClock
 from tests.unit.coordinator.test_scheme_return import formed
-from tests.unit.coordinator.test_web import NOW, Accounts, Facts, Matching, signed_in
+from tests.unit.coordinator.test_web import Facts, coordinator_web, signed_in
 
 
 def world() -> tuple[TestClient, list[SchemeRecord], Facts]:
@@ -27,15 +23,8 @@ def world() -> tuple[TestClient, list[SchemeRecord], Facts]:
     async def record(made: SchemeRecord) -> None:
         kept.append(made)
 
-    app = create_web(
-        accounts=Accounts(),
-        matching=Matching(),
+    app = coordinator_web(
         facts=facts,
-        signer=SessionSigner("test-secret", 1),
-        clock=FixedClock(NOW),
-        levels=ServiceLevels(),
-        yearly_target=8,
-        target_year_starts_month=4,
         scheme_events=lambda: [*events, *kept],
         record=record,
     )

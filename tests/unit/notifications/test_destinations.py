@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from services.cli import main
 from services.notifications.channels import WebhookSender
 from services.notifications.settings import NotificationsSettings
-from services.runtime.destinations import DestinationPolicy, DestinationRefused, GuardedResolver, check_url
+from services.runtime.destinations import DestinationPolicy, DestinationRefused, check_url
+from services.runtime.resolver import GuardedResolver
 
 STRICT = DestinationPolicy()
 DEV = DestinationPolicy(allow_loopback_http=True)

@@ -291,6 +291,16 @@ def _webhook(requests: list[Any]) -> dict[str, Any]:
     return body
 
 
+def test_the_circle_formed_webhook_names_the_circle_as_its_later_webhooks_and_the_partner_api_do() -> None:
+    """An agency follows one circle by one id: ``circle_formed`` carried matching's internal id of the
+    formation while ``meeting_recorded``... ``circle_ended`` and ``GET /v1/referrals/{id}`` say
+    ``circle-<referral id>`` (seen walking issue 11 with `make run`'s webhook receiver)."""
+    formed = sample(CircleFormed)
+    later = sample(MeetingRecorded).model_copy(update={"referral_id": formed.referral_id})
+    assert _webhook(messages(formed))["circle_id"] == f"circle-{formed.referral_id}"
+    assert _webhook(messages(later))["circle_id"] == f"circle-{formed.referral_id}"
+
+
 def test_a_routine_concern_goes_to_the_agency_system_only_an_urgent_one_is_emailed_too() -> None:
     urgent = sample(ConcernRaised)
     routine = urgent.model_copy(update={"level": ConcernLevel.ROUTINE})
@@ -304,6 +314,18 @@ def test_a_routine_concern_goes_to_the_agency_system_only_an_urgent_one_is_email
     assert coordinator.context.link == f"https://coordinator.circles.example.org/circles/{urgent.circle_id}"
     agency_mail = next(r for r in emails if r.recipient.kind == "agency")
     assert agency_mail.context.link == f"https://api.circles.example.org/v1/concerns/{urgent.concern_id}"
+    # the agency is asked to acknowledge it; the coordinator, who cannot, is told the agency must
+    for event in (urgent, sample(ConcernEscalated)):
+        told = {
+            r.recipient.kind: render(r.template, r.context)
+            for r in messages(event)
+            if r.recipient.channel is ChannelKind.EMAIL
+        }
+        for rendered in (told["agency"].text, told["agency"].html):
+            assert "Read it and acknowledge it at the link below" in rendered
+        for rendered in (told["coordinator"].text, told["coordinator"].html):
+            assert "acknowledge it at the link" not in rendered
+            assert "The referring agency must acknowledge it (the coordinator cannot)" in rendered
 
 
 def test_a_concern_webhook_carries_its_id_level_and_link_never_its_text() -> None:
