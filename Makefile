@@ -31,8 +31,13 @@ browser:
 run: $(INSTALLED) kafka
 	CIRCLES_DATA_DIR=$${CIRCLES_DATA_DIR:-$(CURDIR)/.circles} $(BIN)/circles dev up
 
+# Two pytest workers (pytest-xdist), each file on one worker, each worker with its own broker; the longest
+# files first (tests/conftest.py). `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
+TEST_DIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+
 test: $(INSTALLED) kafka browser lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest $(TEST_DIST)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -45,7 +50,7 @@ unit: $(INSTALLED)
 	$(BIN)/pytest tests/unit
 
 integration: $(INSTALLED) kafka browser
-	$(BIN)/pytest -m integration
+	$(BIN)/pytest -m integration $(TEST_DIST)
 
 schemas: $(INSTALLED)
 	$(BIN)/python -m schemas.generate

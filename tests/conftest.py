@@ -14,6 +14,23 @@ from tests.processes import LOGS
 from tests.samples import PERSONAL_SENTINELS
 
 
+def file_weight(items: list[pytest.Item]) -> int:
+    """0 for a file that kills or floods (minutes each), 1 for other integration files, 2 for unit tests."""
+    markers = {mark.name for item in items for mark in item.iter_markers()}
+    return 0 if "fault" in markers else 1 if "integration" in markers else 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first, so that on two workers (`make test`: pytest-xdist, one file to a worker)
+    the many short unit tests fill the end instead of one long file running alone at the end. Each file's
+    tests keep their order."""
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+    weight = {name: file_weight(members) for name, members in files.items()}
+    items.sort(key=lambda item: weight[item.nodeid.split("::")[0]])
+
+
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[dict[str, Any]]:
     """The session's real broker: {"bootstrap": address, "local": LocalKafka handle or None}."""

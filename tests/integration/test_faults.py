@@ -78,23 +78,23 @@ def test_sigkill_of_each_process_in_turn_under_load_loses_and_duplicates_nothing
 
 
 def test_broker_sigkill_and_restart_under_load_lose_and_duplicate_nothing(tmp_path: Path) -> None:
-    referrals, rate = 200, 5.0
+    most, rate, step = 400, 5.0, 50
     broker = local_kafka().LocalKafka(data_dir=tmp_path / "kafka")
     bootstrap = broker.start()
     pipeline = Pipeline(bootstrap, tmp_path / "data")
     try:
-        pipeline.start(volunteers=referrals * 4, web=False)
+        pipeline.start(volunteers=most * 4, web=False)
         pipeline.supervise()
         load = SteadyLoad(  # an agency sends again until taken, through the broker's recovery and outage
-            pipeline.partner_urls(), pipeline.api_key, referrals, rate, "BROKER", give_up_s=RECOVERY_S + 60
+            pipeline.partner_urls(), pipeline.api_key, most, rate, "BROKER", give_up_s=RECOVERY_S + 60
         ).start()
         started = time.monotonic()
-        load.wait_accepted(referrals // 4)
+        load.wait_accepted(step)
         at_kill = len(load.accepted)
         broker.kill()  # SIGKILL: no controlled shutdown, unflushed log tails, recovery at the next start
         assert broker.start(timeout=RECOVERY_S) == bootstrap, "the broker came back on other ports"
-        load.wait_accepted(at_kill + referrals // 4)  # taken again after the crash, and the load goes on
-        assert load.running(), "the load ended before the second fault"
+        load.wait_accepted(at_kill + step)  # taken again after the crash, and the load goes on
+        assert load.running(), "the load ended before the second fault (raise `most`)"
         at_stop = len(load.accepted)
         stopping = time.monotonic()
         broker.stop()  # a controlled shutdown: SIGTERM, the broker closes its logs
@@ -105,7 +105,10 @@ def test_broker_sigkill_and_restart_under_load_lose_and_duplicate_nothing(tmp_pa
         time.sleep(max(0.0, stopping + AWAY_S - time.monotonic()))  # an outage of a set length
         assert broker.start() == bootstrap, "the broker came back on other ports"
         down = time.monotonic() - stopping
+        load.wait_accepted(len(load.accepted) + step // 5)  # taken again after the outage
+        load.finish()  # the load lasts as long as the faults take, however slow the machine
         accepted = load.join()
+        referrals = len(accepted)
         pipeline.wait_until_settled(referrals)
         seconds = time.monotonic() - started
         audit = pipeline.audit(accepted)
