@@ -146,6 +146,7 @@ class CirclesWorker:
             await self._apply(uow, key, change, circle.correlation_id or f"circle-{key}", None)
         if told:
             log.info("circle_deadlines_passed", facts=told)
+        log.debug("circle_deadlines_checked", upto=deadline_text(now))
 
     async def _apply(
         self, uow: UnitOfWork, key: str, change: Change, correlation_id: str, cause: Envelope | None

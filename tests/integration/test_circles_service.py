@@ -33,6 +33,7 @@ from schemas.events.circles import (
 from schemas.events.matching import CircleFormed
 from schemas.events.referrals import ReferralErased
 from schemas.topics import CIRCLES_COMMANDS, CIRCLES_EVENTS, CIRCLES_STATE, EVENT_TYPES, TOPICS
+from services.circles.agents import deadline_text
 from services.runtime.kafka import create_topics, producer, read_compacted, send_record
 from tests.kafka_helpers import consume_all
 from tests.processes import ServiceProcess, run_cli, sealer_for, sealing_publisher, service_env
@@ -59,11 +60,18 @@ class Circles:
             tmp_path,
             CIRCLES_CLOCK=f"file:{self.clock}",
             CIRCLES_DEADLINE_CHECK_INTERVAL_S="0.5",
+            CIRCLES_LOG_LEVEL="debug",
         )
         self.worker = ServiceProcess("circles-worker", self.env)
 
     def set_clock(self, moment: datetime) -> None:
         self.clock.write_text(moment.isoformat())
+
+    def checked_at(self, moment: datetime) -> None:
+        """Wait until the deadline timer has looked twice at ``moment`` (the clock file's time): the first
+        look's unit of work is committed, so what it found due has been published. The positive marker that
+        a fact which has not come would have."""
+        self.worker.wait_for_log(f'"upto": "{deadline_text(moment)}"', seconds=30, occurrences=2)
 
     def cli(self, *args: str, check: bool = True) -> Any:
         result = run_cli(self.env, "circle", *args, check=check)
@@ -209,7 +217,7 @@ def test_the_life_of_a_circle_through_the_command_line(circles: Circles, tmp_pat
         "concern_id"
     ] and concern.escalation_due_at == raised_at + timedelta(hours=4)
     circles.set_clock(raised_at + timedelta(hours=3, minutes=59))
-    time.sleep(2)
+    circles.checked_at(raised_at + timedelta(hours=3, minutes=59))
     assert not [e for _, e in circles.facts() if isinstance(e, ConcernEscalated)]
     circles.set_clock(raised_at + timedelta(hours=4, minutes=1))
     (escalated,) = circles.wait_fact(ConcernEscalated)
@@ -372,6 +380,6 @@ def test_erasure_leaves_no_minutes_or_summaries_and_refuses_what_follows(
     circles.set_clock(
         datetime(2026, 3, 12, tzinfo=UTC)
     )  # past the escalation: an erased circle tells nothing
-    time.sleep(2)
+    circles.checked_at(datetime(2026, 3, 12, tzinfo=UTC))
     assert not [e for _, e in circles.facts() if isinstance(e, ConcernEscalated)]
     assert circles.worker.alive()
