@@ -325,6 +325,7 @@ class NotificationsWorker:
                 uow.put(self.progress, key, item.model_copy(update={"escalated": marked}))
         if self.settings.digest_enabled:
             await self._digest(uow, now)
+        log.debug("schedule_checked", upto=_moment(now))
 
     def _escalation_text(self, item: ReferralProgress) -> str | None:
         at = sla.next_escalation_at(item, self.levels)

@@ -68,6 +68,7 @@ def test_overdue_referrals_are_escalated_once_and_the_digest_sent_once_a_day(
         CIRCLES_SMTP_PORT=str(smtp.port),
         CIRCLES_COORDINATOR_EMAIL=COORDINATOR,
         CIRCLES_SCHEDULE_INTERVAL_S="0.3",
+        CIRCLES_LOG_LEVEL="debug",
     )
     run_cli(
         env,
@@ -110,7 +111,9 @@ def test_overdue_referrals_are_escalated_once_and_the_digest_sent_once_a_day(
             lambda: len(coordinator("sla_escalation")) == 3 and len(coordinator("daily_digest")) == 2,
             seconds=120,
         )
-        asyncio.run(asyncio.sleep(1.5))  # several more checks of the schedule (no positive marker yet)
+        # the schedule looked twice more at that time (the first look's requests are published by then)
+        worker.wait_for_log('"upto": "2026-12-09T09:00:00.000000"', occurrences=2)
+        assert worker.logs().count('"referral_escalated"') == 3
     finally:
         worker.stop()
     escalations = coordinator("sla_escalation")
