@@ -136,10 +136,9 @@ def measure_loaded(size: int, rounds: int = 200, seed: int = 7) -> dict[str, Any
     rng = random.Random(seed)
     pool = Pool(POLICY, synthetic_pool(size, rng))
     load = busy_load(pool, rng)
-    pool.bucket(LocalAuthority.HULL, Gender.MALE)
-    propose(
-        requests(1, rng)[0], pool, load, POLICY, TODAY
-    )  # the indexes built once, as a running worker has them
+    pool.bucket(LocalAuthority.HULL, Gender.MALE)  # the indexes built once, as a running worker has them
+    pool.skilled(LocalAuthority.HULL, SKILLS[0])
+    propose(requests(1, random.Random(seed))[0], pool, load, POLICY, TODAY)
     times = []
     proposed = 0
     for request in requests(rounds, rng):
