@@ -171,16 +171,20 @@ class Load:
         )
 
     def vacancies(self, pool: Pool, policy: MatchingPolicy, today: date) -> Vacancies:
-        """The pool's volunteers free on ``today``, per bucket: built again when the pool, the policy or the
-        day changes, else brought up to date for the volunteers held, released, in or out of a circle."""
+        """The pool's volunteers free on ``today``, per bucket: built again for another pool, policy or day,
+        else brought up to date for the volunteers changed, held, released, in or out of a circle since."""
         vacancies = self._vacancies
-        if vacancies is None or not vacancies.fits(pool, policy, today):
+        changed = None
+        if vacancies is not None and vacancies.fits(pool, policy, today):
+            changed = pool.changed_since(vacancies.revision)
+        if vacancies is None or changed is None:
             vacancies = self._vacancies = Vacancies(pool, self, policy, today)
         else:
-            for volunteer_id in self._touched:
+            for volunteer_id in {*changed, *self._touched}:
                 volunteer = pool.get(volunteer_id)
-                if volunteer is not None:
-                    vacancies.update(volunteer, self.is_free(volunteer, today, policy))
+                free = volunteer is not None and self.is_free(volunteer, today, policy)
+                vacancies.update(volunteer_id, volunteer if free else None)
+            vacancies.revision = pool.revision
         self._touched.clear()
         return vacancies
 
@@ -201,26 +205,36 @@ class Pool:
         self.policy = policy
         self.volunteers: dict[str, Volunteer] = {}
         self.records: dict[str, VolunteerRecord] = {}
-        self._by_gender: dict[tuple[LocalAuthority, Gender], list[Volunteer]] | None = None
-        self._by_skill: dict[tuple[LocalAuthority, str], list[Volunteer]] | None = None
+        self._buckets: Buckets | None = None
         self.revision = 0
-        """Raised at every change of a volunteer: indexes built from the pool are stale when it moved."""
+        """Raised at every change of a volunteer (``changed_since`` says whose)."""
+        self._changed: list[str] = []  # the volunteers changed at the last revisions, oldest first
         for record in records:
             self.put(record)
 
     def put(self, record: VolunteerRecord) -> Volunteer:
         volunteer = Volunteer.of(record, self.policy)
+        previous = self.volunteers.get(record.volunteer_id)
         self.volunteers[record.volunteer_id] = volunteer
         self.records[record.volunteer_id] = record
-        self._by_gender = self._by_skill = None
-        self.revision += 1
+        if self._buckets is not None:
+            if previous is not None:
+                self._buckets.discard(previous)
+            self._buckets.add(volunteer)
+        self._note(record.volunteer_id)
         return volunteer
 
     def remove(self, volunteer_id: str) -> None:
-        self.volunteers.pop(volunteer_id, None)
+        previous = self.volunteers.pop(volunteer_id, None)
         self.records.pop(volunteer_id, None)
-        self._by_gender = self._by_skill = None
-        self.revision += 1
+        if self._buckets is not None and previous is not None:
+            self._buckets.discard(previous)
+        self._note(volunteer_id)
+
+    def changed_since(self, revision: int) -> list[str] | None:
+        """The volunteers changed since ``revision`` (None: too long ago to say)."""
+        start = revision - (self.revision - len(self._changed))
+        return None if start < 0 else self._changed[start:]
 
     def get(self, volunteer_id: str) -> Volunteer | None:
         return self.volunteers.get(volunteer_id)
@@ -233,57 +247,77 @@ class Pool:
 
     def bucket(self, area: LocalAuthority, gender: Gender) -> list[Volunteer]:
         """Volunteers of one area and gender, experienced first, then by id."""
-        if self._by_gender is None:
-            self._by_gender = _index(self.volunteers.values(), _gender_keys)
-        return self._by_gender.get((area, gender), [])
+        return self._index().bucket(area, gender)
 
     def skilled(self, area: LocalAuthority, skill: str) -> list[Volunteer]:
         """Volunteers of one area with a skill, experienced first, then by id."""
-        if self._by_skill is None:
-            self._by_skill = _index(self.volunteers.values(), _skill_keys)
-        return self._by_skill.get((area, skill), [])
+        return self._index().skilled(area, skill)
+
+    def _index(self) -> Buckets:
+        if self._buckets is None:
+            self._buckets = Buckets(self.volunteers.values())
+        return self._buckets
+
+    def _note(self, volunteer_id: str) -> None:
+        self.revision += 1
+        self._changed.append(volunteer_id)
+        if len(self._changed) > 2 * CHANGES_KEPT:
+            del self._changed[:CHANGES_KEPT]
 
 
-class Vacancies:
-    """The volunteers free on one day (ready, not held, under their circle limit) per bucket, in the pool's
-    order: once no more passed-over reasons are wanted, a match walks these instead of the whole bucket."""
+CHANGES_KEPT = 1_000
+"""Volunteer changes a pool remembers at least (an index further behind is built again)."""
 
-    def __init__(self, pool: Pool, load: Load, policy: MatchingPolicy, today: date) -> None:
-        self.pool, self.policy, self.today, self.revision = pool, policy, today, pool.revision
-        free = [v for v in pool if load.is_free(v, today, policy)]
-        self.free = {v.volunteer_id for v in free}
-        self._by_gender = _index(free, _gender_keys)
-        self._by_skill = _index(free, _skill_keys)
 
-    def fits(self, pool: Pool, policy: MatchingPolicy, today: date) -> bool:
-        return (
-            self.pool is pool
-            and self.revision == pool.revision
-            and self.policy is policy
-            and self.today == today
-        )
+class Buckets:
+    """Volunteers per (area, gender) and per (area, skill), each bucket in rank (``rank``)."""
 
-    def update(self, volunteer: Volunteer, free: bool) -> None:
-        """Take the volunteer out of their buckets, or put them back in rank."""
-        if free == (volunteer.volunteer_id in self.free):
-            return
-        buckets = [self._by_gender.setdefault(key, []) for key in _gender_keys(volunteer)]
-        buckets += [self._by_skill.setdefault(key, []) for key in _skill_keys(volunteer)]
-        for members in buckets:
-            if free:
-                insort(members, volunteer, key=rank)
-            else:
-                del members[bisect_left(members, rank(volunteer), key=rank)]
-        if free:
-            self.free.add(volunteer.volunteer_id)
-        else:
-            self.free.discard(volunteer.volunteer_id)
+    def __init__(self, volunteers: Iterable[Volunteer]) -> None:
+        volunteers = list(volunteers)
+        self._by_gender = _index(volunteers, _gender_keys)
+        self._by_skill = _index(volunteers, _skill_keys)
 
     def bucket(self, area: LocalAuthority, gender: Gender) -> list[Volunteer]:
         return self._by_gender.get((area, gender), [])
 
     def skilled(self, area: LocalAuthority, skill: str) -> list[Volunteer]:
         return self._by_skill.get((area, skill), [])
+
+    def add(self, volunteer: Volunteer) -> None:
+        for members in self._lists(volunteer):
+            insort(members, volunteer, key=rank)
+
+    def discard(self, volunteer: Volunteer) -> None:
+        for members in self._lists(volunteer):
+            at = bisect_left(members, rank(volunteer), key=rank)
+            if at < len(members) and members[at] is volunteer:
+                del members[at]
+
+    def _lists(self, volunteer: Volunteer) -> list[list[Volunteer]]:
+        lists = [self._by_gender.setdefault(key, []) for key in _gender_keys(volunteer)]
+        return lists + [self._by_skill.setdefault(key, []) for key in _skill_keys(volunteer)]
+
+
+class Vacancies(Buckets):
+    """The volunteers free on one day (ready, not held, under their circle limit) per bucket, in the pool's
+    order: once no more passed-over reasons are wanted, a match walks these instead of the whole bucket."""
+
+    def __init__(self, pool: Pool, load: Load, policy: MatchingPolicy, today: date) -> None:
+        self.pool, self.policy, self.today, self.revision = pool, policy, today, pool.revision
+        self.free = {v.volunteer_id: v for v in pool if load.is_free(v, today, policy)}
+        super().__init__(self.free.values())
+
+    def fits(self, pool: Pool, policy: MatchingPolicy, today: date) -> bool:
+        return self.pool is pool and self.policy is policy and self.today == today
+
+    def update(self, volunteer_id: str, free: Volunteer | None) -> None:
+        """The volunteer is free now (``free``) or not (None): put them in their buckets, or take them out."""
+        previous = self.free.pop(volunteer_id, None)
+        if previous is not None:
+            self.discard(previous)
+        if free is not None:
+            self.add(free)
+            self.free[volunteer_id] = free
 
 
 def rank(volunteer: Volunteer) -> tuple[bool, str]:

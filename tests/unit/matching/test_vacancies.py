@@ -26,7 +26,7 @@ from services.matching.domain.matcher import (
     propose,
 )
 from services.matching.domain.policy import MatchingPolicy, load_policy
-from services.matching.domain.pool import Load, Pool, Volunteer
+from services.matching.domain.pool import CHANGES_KEPT, Load, Pool, Volunteer
 from tests.samples import profile, volunteer_record
 from tests.unit.matching.test_matcher import AREAS, DISTRICTS
 
@@ -167,7 +167,26 @@ def test_properties_the_indexed_walk_chooses_what_the_plain_walk_chooses(data: s
         elif step == "match":
             today = TODAY + timedelta(days=data.draw(st.sampled_from([0] * 8 + [1, 40, 75])))
             request = data.draw(requests(ids))
-            expected = reference_candidates(request, pool, load, POLICY, today)
+            rebuilt = Pool(POLICY, pool.records.values())  # the pool's buckets as a restart builds them
+            expected = reference_candidates(request, rebuilt, load, POLICY, today)
             assert _candidates(request, pool, load, POLICY, today) == expected
             fresh = Load(holds=dict(load.holds), circles={v: list(c) for v, c in load.circles.items()})
             assert propose(request, pool, load, POLICY, today) == propose(request, pool, fresh, POLICY, today)
+
+
+def test_an_index_too_far_behind_the_pool_is_built_again() -> None:
+    records = [
+        volunteer_record(f"v{i:02d}", gender=Gender.MALE if i % 2 else Gender.FEMALE) for i in range(30)
+    ]
+    pool = Pool(POLICY, records)
+    load = Load(holds={"v00": "p1"})
+    request = Request(REFERRALS[0], profile())
+    propose(request, pool, load, POLICY, TODAY)
+    pool.put(records[3].model_copy(update={"trained_on": None}))  # forgotten by the pool's changes, below
+    for _ in range(2 * CHANGES_KEPT + 1):
+        pool.put(records[1].model_copy(update={"withdrawn_on": date(2026, 1, 1)}))
+    assert pool.changed_since(31) is None
+    assert _candidates(request, pool, load, POLICY, TODAY) == reference_candidates(
+        request, Pool(POLICY, pool.records.values()), load, POLICY, TODAY
+    )
+    assert {"v01", "v03"}.isdisjoint(load.vacancies(pool, POLICY, TODAY).free)
