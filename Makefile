@@ -34,7 +34,7 @@ run: $(INSTALLED) kafka
 # Two pytest workers (pytest-xdist), each file on one worker, each worker with its own broker; the longest
 # files first (tests/conftest.py). `make test TEST_WORKERS=0` runs it in one process.
 TEST_WORKERS ?= 2
-TEST_DIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+TEST_DIST = --durations=25 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 test: $(INSTALLED) kafka browser lint typecheck
 	$(BIN)/pytest $(TEST_DIST)

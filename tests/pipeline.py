@@ -530,7 +530,12 @@ class SteadyLoad:
     """Submits ``count`` referrals at ``rate`` per second from a thread of its own (or fewer: ``finish()``
     ends it early, for a test whose faults set its length), each until an API instance has taken it (202, or
     200 for a resubmission); connection failures and 503 are retried with the same body against the next
-    instance, anything else fails the load."""
+    instance, anything else fails the load.
+
+    Like an agency's system, it has at most ``in_flight`` submissions waiting for an answer and does not
+    make up for lost time: while the API is away the load pauses instead of using up ``count`` in retries
+    (a broker recovery slower than ``count / rate`` seconds had ended a fault test's load early), and
+    afterwards goes on at ``rate``, not in a burst."""
 
     urls: list[str]
     api_key: str
@@ -538,6 +543,7 @@ class SteadyLoad:
     rate: float
     reference: str = "LOAD"
     give_up_s: float = 120.0
+    in_flight: int = 16
     accepted: dict[int, str] = field(default_factory=dict)
     retries: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
@@ -594,18 +600,28 @@ class SteadyLoad:
             headers={"Authorization": f"Bearer {self.api_key}"}, timeout=httpx.Timeout(30, connect=5)
         ) as client:
             tasks = []
+            window = asyncio.Semaphore(self.in_flight)
+            due = self.started_at
             for number in range(self.count):
-                delay = self.started_at + number / self.rate - time.monotonic()
+                await window.acquire()
+                delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)  # pacing the load, not waiting for a condition
                 if self._finish.is_set():
                     break
-                tasks.append(asyncio.create_task(self._submit(client, number)))
+                tasks.append(asyncio.create_task(self._submit(client, number, window)))
                 self.scheduled = number + 1
+                due = max(due, time.monotonic()) + 1 / self.rate
             await asyncio.gather(*tasks)
         self.finished_at = time.monotonic()
 
-    async def _submit(self, client: httpx.AsyncClient, number: int) -> None:
+    async def _submit(self, client: httpx.AsyncClient, number: int, window: asyncio.Semaphore) -> None:
+        try:
+            await self._until_answered(client, number)
+        finally:
+            window.release()
+
+    async def _until_answered(self, client: httpx.AsyncClient, number: int) -> None:
         body = self.body(number)
         deadline = time.monotonic() + self.give_up_s
         attempt = 0

@@ -26,7 +26,6 @@ from services.circles.domain.circle import (
     Circle,
     CircleRefused,
     DeadlineView,
-    Periods,
     activate,
     apply_command,
     erase,
@@ -48,15 +47,6 @@ DEADLINE_BATCH = 1_000
 """Circles looked at in one run of the timer (the rest in the next): a short unit of work."""
 
 
-def periods_of(settings: CirclesSettings) -> Periods:
-    return Periods(
-        minutes_due_hours=settings.minutes_due_hours,
-        concern_escalation_hours=settings.concern_escalation_hours,
-        review_every_months=settings.review_every_months,
-        planned_months=settings.planned_months,
-    )
-
-
 def deadline_text(moment: datetime) -> str:
     """Sortable text of a moment (UTC, fixed width) for the deadline index."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -69,7 +59,7 @@ def _deadline_of(view: DeadlineView) -> str | None:
 class CirclesWorker:
     def __init__(self, settings: CirclesSettings) -> None:
         self.settings = settings
-        self.periods = periods_of(settings)
+        self.periods = settings.periods
         self.clock = clock_from_setting(settings.clock)
         self.events_topic = settings.topic_prefix + CIRCLES_EVENTS.name
         self.sealer = build_sealer(settings, ["referral"], client_id="circles-circles-keys")

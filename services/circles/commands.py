@@ -35,7 +35,6 @@ from schemas.events.circles import (
 )
 from schemas.personal import personal_paths
 from schemas.topics import CIRCLES_COMMANDS, CIRCLES_EVENTS, CIRCLES_STATE
-from services.circles.agents import periods_of
 from services.circles.domain.circle import (
     Circle,
     CircleRefused,
@@ -123,7 +122,7 @@ def _send(build: Callable[[dict[str, Circle], datetime], CircleCommand]) -> tupl
         command = build(circles, now)
         circle = circles[command.circle_id]
         try:
-            apply_command(circle, command, now, periods_of(settings))
+            apply_command(circle, command, now, settings.periods)
         except CircleRefused as refused:
             raise CliError(str(refused)) from None
         sealer = None
@@ -264,7 +263,7 @@ def meeting(
 
     command, found = _send(build)
     assert isinstance(command, RecordMeeting)
-    due = apply_command(found, command, command.requested_at, periods_of(_settings())).facts
+    due = apply_command(found, command, command.requested_at, _settings().periods).facts
     minutes_due_at = next((getattr(f, "minutes_due_at", None) for _, f in due), None)
     _done(
         as_json,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from services.circles.domain.circle import Periods
 from services.runtime.settings import RuntimeSettings
 
 
@@ -21,3 +22,13 @@ class CirclesSettings(RuntimeSettings):
     deadline_check_interval_s: float = Field(
         default=30.0, gt=0, description="How often overdue minutes and concerns to escalate are looked for"
     )
+
+    @property
+    def periods(self) -> Periods:
+        """The domain's periods; here, so that the command line need not import the worker."""
+        return Periods(
+            minutes_due_hours=self.minutes_due_hours,
+            concern_escalation_hours=self.concern_escalation_hours,
+            review_every_months=self.review_every_months,
+            planned_months=self.planned_months,
+        )
