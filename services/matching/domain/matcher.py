@@ -9,6 +9,8 @@ volunteers pass the hard rules, and then one is found.
 
 Speed: the pool is walked by area (the core member's, then neighbours, then the rest) and by gender, best
 first, until enough candidates are in hand, so a match reads a few dozen volunteers, not the whole pool.
+Once the passed-over volunteers to show are found, only the free ones (``Load.vacancies``: ready, not held,
+under their limit) are walked: the busy ones ranked ahead fail a hard rule whose reasons are not shown.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from schemas.common import Gender, LocalAuthority, Reason
 from schemas.events.matching import ChosenVolunteer, PassedOver, ProposalFlag
 from schemas.events.referrals import ReferralProfile
 from services.matching.domain.policy import MatchingPolicy
-from services.matching.domain.pool import Load, Pool, Volunteer, capacity_problems
+from services.matching.domain.pool import Load, Pool, Volunteer, capacity_problems, ranked_after
 
 SHORTLIST_PER_GENDER = 12
 """Eligible candidates to gather per gender before choosing (plus every one with a needed skill)."""
@@ -85,13 +87,19 @@ def area_order(area: LocalAuthority, policy: MatchingPolicy) -> list[tuple[Local
 def hard_problems(
     volunteer: Volunteer, request: Request, load: Load, policy: MatchingPolicy, today: date
 ) -> list[Reason]:
-    profile = request.profile
     problems = volunteer.readiness_problems(today)
     problems += capacity_problems(volunteer, load, today, policy)
     if volunteer.volunteer_id in load.holds:
         problems.append(
             Reason(code="held_by_open_proposal", message="Held by an open proposal for another referral.")
         )
+    return problems + referral_problems(volunteer, request)
+
+
+def referral_problems(volunteer: Volunteer, request: Request) -> list[Reason]:
+    """The hard rules about this referral: set aside by the coordinator, a conflict, an exclusion zone."""
+    profile = request.profile
+    problems = []
     if volunteer.volunteer_id in request.excluded:
         problems.append(
             Reason(
@@ -145,34 +153,58 @@ def _candidates(
     target = max(SHORTLIST_PER_GENDER, policy.circle_size)
     eligible: dict[str, _Candidate] = {}
     refused: dict[str, PassedOver] = {}
+    vacancies = load.vacancies(pool, policy, today)
 
-    def walk(buckets: Iterator[tuple[float, str, list[Volunteer]]]) -> None:
+    def walk(buckets: Iterator[tuple[float, str, list[Volunteer], list[Volunteer]]]) -> None:
+        """Each bucket's volunteers, best first, until ``target`` eligible are in hand: every volunteer while
+        passed-over ones are still wanted, then only the free ones (the others fail a hard rule)."""
         found = 0
-        for area_score, area_code, members in buckets:
-            for volunteer in members:
+        for area_score, area_code, members, vacant in buckets:
+            free = vacant
+            if len(refused) < PASSED_OVER_SHOWN:
+                free = []
+                for volunteer in members:
+                    if found >= target:
+                        return
+                    if volunteer.volunteer_id in eligible:
+                        found += 1
+                        continue
+                    if volunteer.volunteer_id in refused:
+                        continue
+                    problems = hard_problems(volunteer, request, load, policy, today)
+                    if not problems:
+                        eligible[volunteer.volunteer_id] = _score(
+                            volunteer, area_score, area_code, skills, policy
+                        )
+                        found += 1
+                        continue
+                    refused[volunteer.volunteer_id] = PassedOver(
+                        volunteer_id=volunteer.volunteer_id, reasons=problems
+                    )
+                    if len(refused) == PASSED_OVER_SHOWN:
+                        free = ranked_after(vacant, volunteer)
+                        break
+            for volunteer in free:
                 if found >= target:
                     return
                 if volunteer.volunteer_id in eligible:
                     found += 1
-                    continue
-                if volunteer.volunteer_id in refused:
-                    continue
-                if len(refused) >= PASSED_OVER_SHOWN and volunteer.volunteer_id in load.holds:
-                    continue  # held fails a hard rule, and no more reasons are shown: skip the work
-                problems = hard_problems(volunteer, request, load, policy, today)
-                if problems:
-                    if len(refused) < PASSED_OVER_SHOWN:
-                        refused[volunteer.volunteer_id] = PassedOver(
-                            volunteer_id=volunteer.volunteer_id, reasons=problems
-                        )
-                    continue
-                eligible[volunteer.volunteer_id] = _score(volunteer, area_score, area_code, skills, policy)
-                found += 1
+                elif not referral_problems(volunteer, request):
+                    eligible[volunteer.volunteer_id] = _score(
+                        volunteer, area_score, area_code, skills, policy
+                    )
+                    found += 1
 
     for gender in Gender:
-        walk((score, code, pool.bucket(area, gender)) for area, score, code in areas)
+        walk(
+            (score, code, pool.bucket(area, gender), vacancies.bucket(area, gender))
+            for area, score, code in areas
+        )
     for skill in skills:
-        walk((score, code, pool.skilled(area, skill)) for area, score, code in areas)
+        walk(
+            (score, code, pool.skilled(area, skill), vacancies.skilled(area, skill))
+            for area, score, code in areas
+        )
     return list(eligible.values()), list(refused.values())
 
 

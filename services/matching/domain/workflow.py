@@ -242,8 +242,7 @@ class Matching:
             return
         for volunteer_id, record in reversed(undo.volunteers):
             if record is None:
-                self.pool.volunteers.pop(volunteer_id, None)
-                self.pool.records.pop(volunteer_id, None)
+                self.pool.remove(volunteer_id)
             else:
                 self.pool.put(record)
         for referral_id, case in reversed(undo.cases):
@@ -428,18 +427,16 @@ class Matching:
         if proposal is not None:
             for volunteer_id in proposal.volunteer_ids:
                 if sign > 0:
-                    self.load.holds[volunteer_id] = str(proposal.proposal_id)
-                elif self.load.holds.get(volunteer_id) == str(proposal.proposal_id):
-                    del self.load.holds[volunteer_id]
+                    self.load.hold(volunteer_id, str(proposal.proposal_id))
+                else:
+                    self.load.release(volunteer_id, str(proposal.proposal_id))
         if case.circle is not None:
             year = target_year(case.circle.formed_on, self.policy)
             self.formed_per_year[year] = self.formed_per_year.get(year, 0) + sign
             if case.circle.ended_on is not None:
                 return  # an ended circle holds none of its volunteers' capacity
             for volunteer_id in case.circle.volunteer_ids:
-                entry = (str(case.referral_id), case.circle.formed_on)
-                circles = self.load.circles.setdefault(volunteer_id, [])
                 if sign > 0:
-                    circles.append(entry)
-                elif entry in circles:
-                    circles.remove(entry)
+                    self.load.join(volunteer_id, str(case.referral_id), case.circle.formed_on)
+                else:
+                    self.load.leave(volunteer_id, str(case.referral_id), case.circle.formed_on)

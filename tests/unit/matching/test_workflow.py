@@ -244,10 +244,14 @@ def test_a_failed_step_is_undone() -> None:
     matching.on_assessed(assessed(referral), uuid.uuid4(), AT)
     matching.rollback()
     assert matching.cases == {} and matching.load.holds == {}
+    matching.pool.bucket(LocalAuthority.HULL, Gender.FEMALE)  # the buckets built, as after a match
     matching.begin()
     matching.on_volunteer(ready("extra"), uuid.uuid4(), AT)
     matching.rollback()
     assert matching.pool.get("extra") is None and len(matching.pool) == 6
+    assert all(
+        "extra" not in {v.volunteer_id for v in matching.pool.bucket(LocalAuthority.HULL, g)} for g in Gender
+    )
 
 
 def test_reminders_at_60_30_and_7_days_and_for_overdue_supervision() -> None:
@@ -390,6 +394,15 @@ class Workflow(RuleBasedStateMachine):
             request = Request(str(case.referral_id), case.profile, frozenset(case.excluded))
             result = propose(request, self.matching.pool, self.matching.load, POLICY, self.now.date())
             assert isinstance(result, NoCircle), f"{case.referral_id} waits although a circle is possible"
+
+    @invariant()
+    def the_free_volunteers_are_those_a_restart_finds(self) -> None:
+        if not hasattr(self, "matching"):
+            return
+        today = self.now.date()
+        restarted = Matching(POLICY, self.matching.pool.records.values(), self.matching.cases.values())
+        free = self.matching.load.vacancies(self.matching.pool, POLICY, today).free
+        assert free.keys() == restarted.load.vacancies(restarted.pool, POLICY, today).free.keys()
 
 
 TestWorkflowInvariants = Workflow.TestCase
