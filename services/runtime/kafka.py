@@ -60,7 +60,6 @@ async def create_topics(
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process got there first
                 await admin.create_topics(missing, timeout_ms=30_000)
-            await _until_described(admin, {topic.name: wanted[topic.name].partitions for topic in missing})
         present = [name for name in wanted if name in existing]
         for described in await admin.describe_topics(present) if present else []:
             expected = wanted[described["topic"]].partitions
@@ -72,26 +71,6 @@ async def create_topics(
         return [topic.name for topic in missing]
     finally:
         await admin.close()
-
-
-async def _until_described(
-    admin: AIOKafkaAdminClient, partitions: dict[str, int], within: float = 30.0
-) -> None:
-    """Wait until the broker's metadata shows each new topic with all its partitions led. CreateTopics answers
-    when the controller has the topic; a broker's metadata can follow a moment later, and a client that
-    describes or produces in between sees no partitions (seen in CI: a fresh topic described with none)."""
-    deadline = asyncio.get_running_loop().time() + within
-    pending = dict(partitions)
-    while True:
-        for described in await admin.describe_topics(list(pending)):
-            led = [p for p in described["partitions"] if p.get("leader", -1) >= 0]
-            if described.get("error_code", 0) == 0 and len(led) == pending.get(described["topic"], -1):
-                pending.pop(described["topic"], None)
-        if not pending:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise KafkaTimeoutError(f"topics not ready after {within:.0f} s: {sorted(pending)}")
-        await asyncio.sleep(0.1)
 
 
 def producer(bootstrap_servers: str, client_id: str, **overrides: Any) -> AIOKafkaProducer:

@@ -42,20 +42,38 @@ def test_the_broker_is_a_real_kafka_jvm_the_project_started(kafka: dict[str, Any
     assert local_kafka.answers_metadata(host, int(port))
 
 
+async def led_partitions(
+    admin: AIOKafkaAdminClient, names: list[str], within: float = 30.0
+) -> dict[str, int]:
+    """Each topic's number of partitions with a leader, once the broker's metadata has them all led (or
+    ``within`` seconds have passed). CreateTopics answers when the controller has the topics; the broker's
+    metadata can follow a moment later (seen in CI: a fresh topic described with no partitions)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        described = await admin.describe_topics(names)
+        led = {t["topic"]: sum(p["leader"] >= 0 for p in t["partitions"]) for t in described}
+        unready = [t["topic"] for t in described if t["error_code"] != 0 or not t["partitions"]]
+        if not unready and all(led[t["topic"]] == len(t["partitions"]) for t in described):
+            return led
+        if asyncio.get_running_loop().time() > deadline:
+            return led
+        await asyncio.sleep(0.2)
+
+
 async def test_the_catalogue_creates_every_topic_with_its_partitions_and_policy(
     kafka_bootstrap: str, topics: str
 ) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        described = {t["topic"]: t for t in await admin.describe_topics([topics + s.name for s in TOPICS])}
+        described = await led_partitions(admin, [topics + s.name for s in TOPICS])
         configs = await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, topics + s.name) for s in TOPICS]
         )
     finally:
         await admin.close()
     for spec in TOPICS:
-        assert len(described[topics + spec.name]["partitions"]) == spec.partitions, spec.name
+        assert described[topics + spec.name] == spec.partitions, spec.name
     policies = {
         resource[3]: {entry[0]: entry[1] for entry in resource[4]}
         for response in configs
