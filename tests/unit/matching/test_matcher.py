@@ -235,21 +235,25 @@ def worlds(draw: st.DrawFn) -> tuple[list[VolunteerRecord], Request, Load]:
     busy = draw(st.lists(st.sampled_from(ids), unique=True, max_size=4)) if ids else []
     excluded = draw(st.lists(st.sampled_from(ids), unique=True, max_size=4)) if ids else []
     load = Load(holds={v: "p" for v in held}, circles={v: [("r", date(2026, 5, 1))] * 2 for v in busy})
-    needs = profile().needs.model_copy(
-        update={
-            "learning_disability": draw(st.booleans()),
-            "interpreter_language": draw(st.none() | st.just("Polish")),
-        }
-    )
-    prof: ReferralProfile = profile().model_copy(
+    prof = drawn_profile(draw, max_zones=3)
+    return pool, Request(REFERRAL, prof, frozenset(excluded)), load
+
+
+def drawn_profile(draw: st.DrawFn, *, max_zones: int, mental_health: bool = False) -> ReferralProfile:
+    """A core member somewhere in the areas, with exclusion zones and needs drawn (the property tests')."""
+    needs: dict[str, object] = {"learning_disability": draw(st.booleans())}
+    if mental_health:
+        needs["mental_health"] = draw(st.booleans())
+    needs["interpreter_language"] = draw(st.none() | st.just("Polish"))
+    drawn: ReferralProfile = profile().model_copy(
         update={
             "local_authority": draw(st.sampled_from(AREAS)),
             "postcode_district": draw(st.sampled_from(DISTRICTS)),
-            "exclusion_zones": draw(st.lists(st.sampled_from(DISTRICTS), unique=True, max_size=3)),
-            "needs": needs,
+            "exclusion_zones": draw(st.lists(st.sampled_from(DISTRICTS), unique=True, max_size=max_zones)),
+            "needs": profile().needs.model_copy(update=needs),
         }
     )
-    return pool, Request(REFERRAL, prof, frozenset(excluded)), load
+    return drawn
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from schemas.common import Gender
 from schemas.events.matching import PassedOver
-from schemas.events.referrals import ReferralProfile
 from schemas.events.volunteers import Conflict, VolunteerRecord
 from services.matching.domain.matcher import (
     PASSED_OVER_SHOWN,
@@ -28,7 +27,7 @@ from services.matching.domain.matcher import (
 from services.matching.domain.policy import MatchingPolicy, load_policy
 from services.matching.domain.pool import CHANGES_KEPT, Load, Pool, Volunteer
 from tests.samples import profile, volunteer_record
-from tests.unit.matching.test_matcher import AREAS, DISTRICTS
+from tests.unit.matching.test_matcher import AREAS, DISTRICTS, drawn_profile
 
 POLICY = load_policy()
 TODAY = date(2026, 11, 24)
@@ -109,21 +108,7 @@ def volunteers(draw: st.DrawFn, index: int) -> VolunteerRecord:
 
 @st.composite
 def requests(draw: st.DrawFn, ids: list[str]) -> Request:
-    needs = profile().needs.model_copy(
-        update={
-            "learning_disability": draw(st.booleans()),
-            "mental_health": draw(st.booleans()),
-            "interpreter_language": draw(st.none() | st.just("Polish")),
-        }
-    )
-    prof: ReferralProfile = profile().model_copy(
-        update={
-            "local_authority": draw(st.sampled_from(AREAS)),
-            "postcode_district": draw(st.sampled_from(DISTRICTS)),
-            "exclusion_zones": draw(st.lists(st.sampled_from(DISTRICTS), unique=True, max_size=2)),
-            "needs": needs,
-        }
-    )
+    prof = drawn_profile(draw, max_zones=2, mental_health=True)
     excluded = draw(st.lists(st.sampled_from(ids), unique=True, max_size=3)) if ids else []
     return Request(draw(st.sampled_from(REFERRALS)), prof, frozenset(excluded))
 
