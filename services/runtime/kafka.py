@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -15,6 +16,7 @@ from aiokafka.errors import (
     OutOfOrderSequenceNumber,
     ProducerFenced,
     TopicAlreadyExistsError,
+    for_code,
 )
 from aiokafka.structs import RecordMetadata
 
@@ -57,20 +59,41 @@ async def create_topics(
             for name, spec in wanted.items()
             if name not in existing
         ]
+        created: list[str] = []
         if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another process got there first
-                await admin.create_topics(missing, timeout_ms=30_000)
+            response = await admin.create_topics(missing, timeout_ms=30_000)
+            for name, code, *_ in response.topic_errors:
+                if code == TopicAlreadyExistsError.errno:  # made since the listing: checked below
+                    existing.add(name)
+                elif code:
+                    raise for_code(code)(f"creating {name}")
+                else:
+                    created.append(name)
         present = [name for name in wanted if name in existing]
-        for described in await admin.describe_topics(present) if present else []:
-            expected = wanted[described["topic"]].partitions
-            if len(described["partitions"]) != expected:
+        for name, partitions in (await _partition_counts(admin, present)).items():
+            if partitions != wanted[name].partitions:
                 raise TopicMismatch(
-                    f"{described['topic']} has {len(described['partitions'])} partitions, the catalogue says "
-                    f"{expected}: recreate it or raise the catalogue's count"
+                    f"{name} has {partitions} partitions, the catalogue says "
+                    f"{wanted[name].partitions}: recreate it or raise the catalogue's count"
                 )
-        return [topic.name for topic in missing]
+        return created
     finally:
         await admin.close()
+
+
+async def _partition_counts(
+    admin: AIOKafkaAdminClient, topics: list[str], seconds: float = 10
+) -> dict[str, int]:
+    """Each topic's partition count, as soon as the broker's metadata has its partitions: a topic made a
+    moment ago (by another process) is described with none at first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        counts = (
+            {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics(topics)} if topics else {}
+        )
+        if all(counts.values()) or time.monotonic() > deadline:
+            return counts
+        await asyncio.sleep(0.1)
 
 
 def producer(bootstrap_servers: str, client_id: str, **overrides: Any) -> AIOKafkaProducer:

@@ -512,6 +512,7 @@ class StreamWorker:
             await self._consumer.start()
             if self.phase == "starting":
                 self.phase = "joining"
+            await self._topics_known(self._consumer)
             self._consumer.subscribe(list(self.routes), listener=_Rebalance(self))
             tasks = [asyncio.create_task(self._start_timer(timer)) for timer in self.timers]
             tasks.append(
@@ -540,6 +541,18 @@ class StreamWorker:
     def stop(self) -> None:
         self.phase = "stopping"
         self._stopping.set()
+
+    async def _topics_known(self, consumer: AIOKafkaConsumer) -> None:
+        """Return once the broker's metadata has every topic this worker reads. A group joined before that
+        gets no partition of a topic created a moment earlier (``make run`` and the tests start processes
+        right after creating the topics) and would notice it only at its next metadata refresh, minutes
+        later."""
+        waiting = set(self.routes) - await consumer.topics()
+        if waiting:
+            log.info("waiting_for_topics", topics=sorted(waiting))
+        while waiting:
+            await asyncio.sleep(0.2)
+            waiting -= await consumer.topics()
 
     async def _consume(self) -> None:
         assert self._consumer is not None
@@ -639,11 +652,12 @@ class StreamWorker:
     def _processed_batch(self, batch: dict[TopicPartition, list[Any]], started: float) -> None:
         """A batch's unit is applied: its records are processed, their offsets may be committed."""
         assert self._consumer is not None
+        held = self._consumer.assignment()  # a rebalance or a stop may have taken some already
         for tp, records in batch.items():
             self._processed[tp] = records[-1].offset + 1
             self.stats.records += len(records)
             self.metrics.consumed(tp.topic, len(records))
-            highwater = self._consumer.highwater(tp)
+            highwater = self._consumer.highwater(tp) if tp in held else None
             if highwater is not None:
                 self.metrics.set_lag(tp.topic, tp.partition, highwater - self._processed[tp])
         self.metrics.batch_done(time.perf_counter() - started)

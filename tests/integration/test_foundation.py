@@ -240,3 +240,40 @@ async def test_batch_routes_write_through_and_dead_letter_single_items(
         key = str(retry.notification_id)
         assert [state for k, state in states if k == key] == ["intent", "done"]
     assert [state for k, state in states if k == str(retries[2].notification_id)] == []  # dead-lettered
+
+
+async def test_a_worker_started_before_its_topics_exist_takes_them_once_they_are_made(
+    kafka_bootstrap: str, prefix: str, tmp_path: Path
+) -> None:
+    """Processes start right after the topics are made (``make run``, the tests, a deployment's topic job
+    beside its pods): a group joined while the broker's metadata lacked a topic was given none of its
+    partitions until its next metadata refresh, minutes later, and processed nothing meanwhile."""
+    from services.runtime.kafka import create_topics
+
+    settings = RuntimeSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=prefix, data_dir=tmp_path
+    )
+    worker = StreamWorker("early-test", settings)
+    outputs = prefix + topic_of(ReferralSubmitted).name
+
+    async def handler(uow: UnitOfWork, envelope: Envelope, event: Event) -> None:
+        out_id = derive_id(envelope.id, "out")
+        uow.emit(
+            SAMPLES[ReferralSubmitted], outputs, event_id=out_id, correlation_id="corr-early", cause=envelope
+        )
+
+    worker.route(REFERRALS_COMMANDS, handler)
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(2)  # the worker is up and waiting: its topics do not exist yet
+        assert not running.done()
+        await create_topics(kafka_bootstrap, prefix=prefix)
+        command = ReassessReferral(referral_id=uuid.uuid4(), as_of="2026-12-01")
+        async with Publisher(kafka_bootstrap, "/tests", prefix=prefix) as publisher:
+            envelope = publisher.envelope(command, correlation_id="corr-early")
+            await publisher.publish(command, envelope)
+        out = await consume(kafka_bootstrap, outputs, 1, seconds=30)
+    finally:
+        worker.stop()
+        await running
+    assert decode(out[0].value, out[0].headers, EVENT_TYPES)[0].id == derive_id(envelope.id, "out")
