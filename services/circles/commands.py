@@ -135,7 +135,11 @@ def _send(build: Callable[[dict[str, Circle], datetime], CircleCommand]) -> tupl
         try:
             await watcher.start()
             async with Publisher(
-                bootstrap(), "/circles/circles/cli", prefix=prefix(), sealer=sealer
+                bootstrap(),
+                "/circles/circles/cli",
+                prefix=prefix(),
+                sealer=sealer,
+                clock=clock_from_setting(settings.clock),
             ) as publisher:
                 envelope = publisher.envelope(
                     command,

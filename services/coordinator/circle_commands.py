@@ -26,7 +26,7 @@ from schemas.events.circles import (
     SubmitMinutes,
 )
 from services.protection.sealer import Sealer, build_sealer
-from services.runtime.clock import Clock, SystemClock
+from services.runtime.clock import Clock, SystemClock, clock_from_setting
 from services.runtime.kafka import Publisher
 from services.runtime.logs import get_logger
 from services.runtime.settings import RuntimeSettings
@@ -142,6 +142,7 @@ class KafkaCommandSink:
             prefix=settings.topic_prefix,
             sealer=self.sealer,
             timeout_s=timeout_s,
+            clock=clock_from_setting(settings.clock),
         )
 
     async def start(self) -> None:

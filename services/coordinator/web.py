@@ -875,7 +875,13 @@ def build_web(settings: CoordinatorSettings) -> FastAPI:
     matching = MatchingClient(settings.matching_api_url, settings.coordinator_api_token)
     policy = load_policy(settings.matching_policy)
     targets = load_targets(settings.scheme_targets)
-    publisher = Publisher(bootstrap, "/circles/coordinator/web", prefix=settings.topic_prefix, timeout_s=10)
+    publisher = Publisher(
+        bootstrap,
+        "/circles/coordinator/web",
+        prefix=settings.topic_prefix,
+        timeout_s=10,
+        clock=clock_from_setting(settings.clock),
+    )
     started = {"ready": False}
 
     async def record(made: SchemeRecord) -> None:

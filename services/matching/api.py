@@ -48,6 +48,7 @@ from services.matching.settings import MatchingSettings
 from services.matching.views import LiveMatchingState, MatchingState
 from services.protection.sealer import build_sealer
 from services.runtime import supervision
+from services.runtime.clock import clock_from_setting
 from services.runtime.http import (
     API_POLICY,
     Hardened,
@@ -252,6 +253,7 @@ class KafkaBackend:
             sealer=self.sealer,
             timeout_s=settings.publish_timeout_s,
             linger_ms=0,
+            clock=clock_from_setting(settings.clock),
         )
         self.volunteers = volunteer_watcher(bootstrap, prefix)
         self.decisions = decision_watcher(bootstrap, prefix)

@@ -6,7 +6,7 @@ import os
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 import click
@@ -31,13 +31,15 @@ from services.matching.settings import MatchingSettings
 from services.matching.views import MatchingState, read_state
 from services.protection.sealer import build_sealer
 from services.runtime.cli_support import CliError, bootstrap, echo_json, os_user_id, prefix, run
+from services.runtime.clock import clock_from_setting
 from services.runtime.kafka import OutcomeWatcher, Publisher
 
 T = TypeVar("T")
 
 
 def _today() -> date:
-    return scheme_day(datetime.now(UTC))
+    """Today by ``CIRCLES_CLOCK`` (a rehearsal's moved clock), as the matching worker sees it."""
+    return scheme_day(clock_from_setting(MatchingSettings().clock).now())
 
 
 def _act(action: Callable[[MatchingState, Publisher, OutcomeWatcher], Awaitable[T]], watch: str) -> T:
@@ -53,7 +55,11 @@ def _act(action: Callable[[MatchingState, Publisher, OutcomeWatcher], Awaitable[
             state = await read_state(bootstrap(), load_policy(settings.matching_policy), sealer, prefix())
             await watcher.start()
             async with Publisher(
-                bootstrap(), "/circles/matching/cli", prefix=prefix(), sealer=sealer
+                bootstrap(),
+                "/circles/matching/cli",
+                prefix=prefix(),
+                sealer=sealer,
+                clock=clock_from_setting(settings.clock),
             ) as publisher:
                 return await action(state, publisher, watcher)
         finally:

@@ -5,7 +5,7 @@ publishes one command, and reports what the matching worker made of it."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 
 from schemas.coordinator_api import DecisionRequest
 from schemas.events.matching import MatchDecided
@@ -102,7 +102,7 @@ async def decide(
         rejected_volunteer_ids=request.rejected_volunteer_ids,
         note=request.note,
         decided_by=decided_by,
-        decided_at=datetime.now(UTC),
+        decided_at=publisher.clock.now(),  # CIRCLES_CLOCK: a rehearsal's moved clock dates the circle
     )
     envelope = publisher.envelope(decision, case.correlation_id or f"decision-{decision.decision_id}")
     await publisher.publish(decision, envelope)

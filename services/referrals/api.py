@@ -719,6 +719,7 @@ def build_api(settings: ReferralsSettings) -> FastAPI:
         sealer=sealer,
         timeout_s=settings.publish_timeout_s,
         linger_ms=0,
+        clock=clock_from_setting(settings.clock),
     )
     started = {"ready": False}
     probes = ProbeServer(

@@ -22,6 +22,7 @@ from aiokafka.structs import RecordMetadata
 
 from schemas.envelope import Envelope, Event
 from schemas.topics import TOPICS, TopicSpec, topic_of
+from services.runtime.clock import Clock, SystemClock
 from services.runtime.codec import PLAIN, Codec, Erased
 from services.runtime.kafka_security import security_options
 from services.runtime.logs import get_logger
@@ -215,8 +216,11 @@ class Publisher:
         timeout_s: float | None = None,
         sealer: Codec | None = None,
         linger_ms: int | None = None,
+        clock: Clock | None = None,
     ) -> None:
         """``sealer``: the codec of a process holding data keys (``services.protection``'s ``Sealer``).
+        ``clock``: the process's ``CIRCLES_CLOCK``, which dates each envelope (its ``time``, what consumers
+        take as when it happened: a webhook's ``occurred_at``, a circle's formation); the real clock if none.
         ``linger_ms``: the producer's (default ``producer()``'s); 0 for a request handler that waits for
         each acknowledgement in turn (an API), where lingering only adds to every request's latency."""
         self.source = source
@@ -226,6 +230,7 @@ class Publisher:
         """For request handlers: ``publish`` gives up after this long with ``KafkaTimeoutError`` (the record
         may still be written later; callers answer so that the same request can be sent again)."""
         self.codec = sealer or PLAIN
+        self.clock: Clock = clock or SystemClock()
         self._bootstrap = bootstrap_servers
         self._producer: Any = None
         self._overrides: dict[str, Any] = {} if linger_ms is None else {"linger_ms": linger_ms}
@@ -248,6 +253,9 @@ class Publisher:
         await self.stop()
 
     def envelope(self, event: Event, correlation_id: str, **kwargs: Any) -> Envelope:
+        """The event's envelope, dated by this publisher's clock unless ``time`` is given."""
+        if kwargs.get("time") is None:
+            kwargs["time"] = self.clock.now()
         return Envelope.for_event(event, source=self.source, correlation_id=correlation_id, **kwargs)
 
     async def publish(self, event: Event, envelope: Envelope, *, topic: str | None = None) -> RecordMetadata:

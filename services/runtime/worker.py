@@ -37,6 +37,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from schemas.envelope import Envelope, Event, UndecodableRecord
 from schemas.topics import TopicSpec, dead_letter_topic, events_of
 from services.runtime import supervision
+from services.runtime.clock import Clock, SystemClock, clock_from_setting
 from services.runtime.codec import PLAIN, SEALED_HEADER, Codec, Erased, RecordHeaders
 from services.runtime.deadletter import (
     MAX_VALUE,
@@ -113,6 +114,7 @@ class UnitOfWork:
         *,
         previous: UnitOfWork | None = None,
         in_flight: InFlight | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.producer = producer
         self.source = source
@@ -120,6 +122,8 @@ class UnitOfWork:
         self.codec = codec
         self.previous = previous
         self.in_flight = in_flight
+        self.clock: Clock = clock or SystemClock()
+        """Dates what it emits (the worker's ``CIRCLES_CLOCK``: a moved clock moves the events' times)."""
         self._writes: dict[Slot, tuple[StateTable[Any], Any]] = {}
         self._through: dict[Slot, tuple[StateTable[Any], Any]] = {}
         self._undo: list[tuple[Slot, Any]] = []
@@ -170,7 +174,12 @@ class UnitOfWork:
     ) -> Envelope:
         """Stage ``event`` for ``topic``; it is encoded (personal fields sealed) when the unit commits."""
         envelope = Envelope.for_event(
-            event, source=self.source, correlation_id=correlation_id, cause=cause, event_id=event_id
+            event,
+            source=self.source,
+            correlation_id=correlation_id,
+            cause=cause,
+            event_id=event_id,
+            time=self.clock.now(),
         )
         self._records.append(_Staged(topic, event, envelope))
         return envelope
@@ -346,6 +355,7 @@ class StreamWorker:
         self.settings = settings
         self.codec: Codec = codec or PLAIN
         self.source = f"/circles/{service}"
+        self.clock = clock_from_setting(settings.clock)
         self.group_id = f"{settings.topic_prefix}circles-{service}"
         self.routes: dict[str, _Route] = {}
         self.tables: list[StateTable[Any]] = []
@@ -624,6 +634,7 @@ class StreamWorker:
             self.codec,
             previous=self._last_unit,
             in_flight=self._in_flight,
+            clock=self.clock,
         )
 
     def _submit(self, uow: UnitOfWork, on_applied: Callable[[], None]) -> None:

@@ -18,7 +18,7 @@ from schemas.events.referrals import ReferralWithdrawn
 from schemas.partner_api import ReferralSubmission
 from schemas.topics import REFERRALS_STATE
 from services.runtime import worker as worker_module
-from services.runtime.clock import FileClock, clock_from_setting
+from services.runtime.clock import FileClock, FixedClock, clock_from_setting
 from services.runtime.deadletter import (
     MAX_VALUE,
     VALUE_DROPPED,
@@ -29,8 +29,9 @@ from services.runtime.deadletter import (
 from services.runtime.ids import derive_id
 from services.runtime.kafka import Publisher, RenewingProducer
 from services.runtime.logs import configure_logging, get_logger, log_context
+from services.runtime.settings import RuntimeSettings
 from services.runtime.tables import StateTable
-from services.runtime.worker import UnitOfWork
+from services.runtime.worker import StreamWorker, UnitOfWork
 from tests.samples import sample, submission_body
 
 
@@ -115,6 +116,28 @@ def test_file_clock_moves_when_the_file_changes(tmp_path: Path) -> None:
     assert clock.now().month == 7
     with pytest.raises(ValueError, match="CIRCLES_CLOCK"):
         clock_from_setting("tomorrow")
+
+
+async def test_what_a_process_publishes_is_dated_by_its_clock(tmp_path: Path) -> None:
+    """A rehearsal's moved clock (``CIRCLES_CLOCK=file:``) dates the records too, not only the deadlines: a
+    circle formed, a webhook's ``occurred_at`` and a referral's receipt follow the envelope's time (walking
+    the circle's life on 3 December 2026, they said the real day while the clock said three days later)."""
+    moved = datetime(2027, 6, 1, 9, tzinfo=UTC)
+    event = sample(ReferralWithdrawn)
+    publisher = Publisher("127.0.0.1:9", "/tests", clock=FixedClock(moved))
+    assert publisher.envelope(event, "c").time == moved
+    given = datetime(2026, 1, 2, tzinfo=UTC)
+    assert publisher.envelope(event, "c", time=given).time == given  # a sample's own time stands
+    uow = UnitOfWork(producer=None, source="/tests", clock=FixedClock(moved))
+    assert uow.emit(event, "t", event_id=derive_id("e"), correlation_id="c").time == moved
+    (tmp_path / "clock").write_text(moved.isoformat())
+    worker = StreamWorker("tests", RuntimeSettings(clock=f"file:{tmp_path / 'clock'}", data_dir=tmp_path))
+    worker._producer = RenewingProducer(lambda: None, "tests")  # never started: nothing is sent
+    assert worker._unit().emit(event, "t", event_id=derive_id("f"), correlation_id="c").time == moved
+    real = UnitOfWork(producer=None, source="/tests").emit(
+        event, "t", event_id=derive_id("g"), correlation_id="c"
+    )
+    assert abs((real.time - datetime.now(UTC)).total_seconds()) < 60  # no clock given: the real one
 
 
 def test_a_missing_java_or_maven_names_what_to_install(
