@@ -9,10 +9,14 @@ them; a unit test holds those lines equal to the groups' own.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 import click
 
 from services.processes import PROCESSES
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "dev": ("services.dev.stack:dev", "Run the system on this machine (development and demonstration)."),
@@ -128,7 +132,20 @@ def main() -> None:
 @click.argument("process", type=click.Choice(sorted(PROCESSES)))
 def run_process(process: str) -> None:
     """Run one process of the system in the foreground (configured by CIRCLES_* variables)."""
-    PROCESSES[process]()
+    from pydantic import ValidationError
+
+    try:
+        PROCESSES[process]()
+    except ValidationError as error:
+        if not error.title.endswith("Settings"):
+            raise
+        raise SystemExit(f"circles run {process}: {settings_problems(error)}") from None
+
+
+def settings_problems(error: ValidationError) -> str:
+    """Every setting a process could not read, on one line, without the values (some are secrets)."""
+    problems = error.errors(include_input=False, include_url=False)
+    return "; ".join(f"setting {'.'.join(map(str, p['loc']))}: {p['msg']}" for p in problems)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ from services.protection.keks import add_kek
 from services.protection.sealer import Sealer, build_sealer
 from services.runtime.kafka import Publisher, read_compacted
 from services.runtime.settings import RuntimeSettings
+from tests import forkserver
+from tests.forkserver import ForkedProcess, fork_server
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -70,20 +72,18 @@ class ServiceProcess:
         self.name = name or process
         LOGS.mkdir(parents=True, exist_ok=True)
         self.log_path = LOGS / f"{env.get('CIRCLES_TOPIC_PREFIX', '').strip('.')}-{self.name}.log"
-        self.popen: subprocess.Popen[bytes] | None = None
+        self.popen: ForkedProcess | None = None
         self.starts = 0
 
     def start(self) -> ServiceProcess:
-        log = self.log_path.open("ab")
-        self.popen = subprocess.Popen(
-            [str(CIRCLES), "run", self.process],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
+        """``circles run <process>``, forked from the fork server (``tests/forkserver.py``)."""
+        log = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        nothing = os.open(os.devnull, os.O_RDONLY)
+        try:
+            self.popen = fork_server().spawn(["run", self.process], self.env, (nothing, log, log))
+        finally:
+            os.close(log)
+            os.close(nothing)
         self.starts += 1
         return self
 
@@ -155,9 +155,8 @@ class ServiceProcess:
 def run_cli(
     env: dict[str, str], *args: str, check: bool = True, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(CIRCLES), *args], env=env, input=input, capture_output=True, text=True, timeout=120, check=False
-    )
+    """``circles <args>``, forked from the fork server, its output captured."""
+    result = forkserver.run(args, env, input=input)
     if check and result.returncode != 0:
         raise AssertionError(
             f"circles {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"

@@ -10,17 +10,13 @@ State survives a stop and start.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
-import importlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from services.dev.broker import local_kafka
+from services.dev.forking import Forked, fork_into, preload
 from services.dev.seed import Credentials, sample_referral, today_utc
 from services.processes import START_GATE, WORKERS
 from services.runtime.settings import RuntimeSettings
@@ -59,47 +56,6 @@ class DevSettings(RuntimeSettings):
     twice as fast, less peak throughput. ``CIRCLES_BROKER_QUICK_START=false`` for the full JIT."""
 
 
-PRELOADED = (
-    "uvicorn",
-    "services.runtime.worker",
-    "services.referrals.api",
-    "services.referrals.agents",
-    "services.matching.api",
-    "services.matching.agents",
-    "services.coordinator.web",
-    "services.coordinator.volunteers_web",
-    "services.coordinator.agents",
-    "services.notifications.agents",
-    "services.circles.agents",
-)
-"""What the processes import, imported once by ``circles dev up`` before it forks them (``preload``): each
-process would otherwise import it all again, about 2 s of CPU each on a loaded machine, nine at once. A
-module left out is only imported by the process itself."""
-
-
-def preload() -> bool:
-    """Import ``PRELOADED``; True when this process may fork its processes from here (no thread started:
-    a fork copies only the calling thread, and a lock another thread held would stay held in the child)."""
-    for module in PRELOADED:
-        importlib.import_module(module)
-    return threading.active_count() == 1
-
-
-class Forked:
-    """A process forked from ``circles dev up`` itself: what ``Managed`` uses of ``subprocess.Popen``."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-
 @dataclass
 class Managed:
     name: str
@@ -113,40 +69,13 @@ class Managed:
         becomes what ``circles run <name>`` would be (own session, log file, environment, signals)."""
         from services.processes import PROCESSES
 
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid:
-            self.popen = Forked(pid)
-            return
-        code = 1
+        out = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        nothing = os.open(os.devnull, os.O_RDONLY)
         try:
-            os.setsid()
-            out = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            nothing = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(nothing, 0)
-            os.dup2(out, 1)
-            os.dup2(out, 2)
+            self.popen = Forked(fork_into(PROCESSES[self.name], self.env, (nothing, out, out)))
+        finally:
             os.close(out)
             os.close(nothing)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.environ.clear()
-            os.environ.update(self.env)
-            PROCESSES[self.name]()
-            code = 0
-        except SystemExit as exit_:
-            if isinstance(exit_.code, str):
-                sys.stderr.write(exit_.code + "\n")
-            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
-        except BaseException:
-            traceback.print_exc()
-        finally:  # never back into this command's code: the child ends here, as an interpreter would
-            with contextlib.suppress(Exception):
-                atexit._run_exitfuncs()  # logging's flush, among others
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os._exit(code)
 
     def start(self) -> None:
         with self.log.open("ab") as out:

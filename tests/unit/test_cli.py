@@ -74,3 +74,16 @@ def test_the_help_lists_every_group_and_a_group_runs_from_the_list() -> None:
     agency = runner.invoke(main, ["agency", "--help"])
     assert agency.exit_code == 0 and "add" in agency.output
     assert runner.invoke(main, ["nonsense"]).exit_code == 2
+
+
+def test_a_process_with_settings_it_cannot_read_says_which_in_one_line_without_their_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CIRCLES_COMMIT_INTERVAL_S", "soon")
+    monkeypatch.setenv("CIRCLES_SESSION_TIMEOUT_S", "never-synthetic")
+    result = CliRunner().invoke(main, ["run", "referrals-worker"])
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0, result.output
+    assert "setting commit_interval_s: Input should be a valid number" in result.output
+    assert "setting session_timeout_s:" in result.output
+    assert "never-synthetic" not in result.output and "Traceback" not in result.output

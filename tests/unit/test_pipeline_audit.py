@@ -119,10 +119,10 @@ def test_the_coordinators_state_must_follow_every_referral_once_as_proposed() ->
 def supervise_a_crash_loop(
     tmp_path: Path, broker_answers: bool, until: Callable[[Pipeline], bool]
 ) -> Pipeline:
-    """A process that fails at once, every time (its Python cannot start: no standard library where
-    PYTHONHOME points), under the pipeline's supervisor, until ``until`` holds."""
+    """A process that fails at once, every time (a setting it cannot read), under the pipeline's
+    supervisor, until ``until`` holds."""
     pipeline = Pipeline("127.0.0.1:9", tmp_path, broker_answers=lambda: broker_answers)
-    broken = {"PATH": "/usr/bin:/bin", "PYTHONHOME": str(tmp_path / "no-python-here")}
+    broken = {"PATH": "/usr/bin:/bin", "CIRCLES_COMMIT_INTERVAL_S": "soon"}
     crashing = ServiceProcess("referrals-worker", broken, name="crash-loop")
     pipeline.members.append(Member(crashing, "http://127.0.0.1:9/ready"))
     crashing.start()
