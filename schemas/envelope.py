@@ -105,9 +105,15 @@ def describe(error: ValidationError) -> str:
 
 def encode(event: Event, envelope: Envelope) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """Key, value and headers of the Kafka record carrying ``event``."""
+    key, headers = encode_key_and_headers(event, envelope)
+    return key, event.model_dump_json().encode(), headers
+
+
+def encode_key_and_headers(event: Event, envelope: Envelope) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """``encode`` without the value (for a codec that writes the value its own way: sealed)."""
     if envelope.type != event.event_type:
         raise ValueError(f"envelope type {envelope.type} does not match event {event.event_type}")
-    return event.partition_key().encode(), event.model_dump_json().encode(), envelope.headers()
+    return event.partition_key().encode(), envelope.headers()
 
 
 Opener = Callable[[type[Event], Any], Any]

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from schemas.envelope import Envelope, Event, decode, encode
+from schemas.envelope import Envelope, Event, decode, encode, encode_key_and_headers
 from schemas.personal import personal_paths
 from services.runtime.codec import PLAIN
 
@@ -23,10 +23,10 @@ async def encode_record(
     Refuses (``SealingRequired``) to write personal data in the clear from a process that has no keys."""
     if sealer is None:
         return await PLAIN.encode(event, envelope)
-    key, value, headers = encode(event, envelope)
     subject = event.data_subject()
     if subject is None or not personal_paths(type(event)):
-        return key, value, headers
+        return encode(event, envelope)
+    key, headers = encode_key_and_headers(event, envelope)  # the value is written sealed, below
     data = await sealer.seal_json(type(event), event.model_dump(mode="json"), subject)
     return key, json.dumps(data, separators=(",", ":")).encode(), headers
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable
+from functools import cache
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -54,13 +55,15 @@ def _aad(path: Path) -> bytes:
 
 def seal(data: Any, paths: Iterable[Path], key: DataKey) -> Any:
     """``data`` (a model's JSON form) with the values at ``paths`` sealed; ``None`` stays ``None``."""
-    for path in paths:
-        data = _map(data, path, (), lambda value, where: key.seal(value, where))
-    return data
+    return _apply_all(data, paths, lambda value, where: key.seal(value, where))
 
 
 def holds_personal(data: Any, paths: Iterable[Path]) -> bool:
     """Whether any value at ``paths`` is present (not ``None``): an erased record holds none."""
+    paths = tuple(paths)
+    tree = _tree(paths)
+    if tree is not None:
+        return _holds(data, tree)
     found = False
 
     def note(value: Any, _: Path) -> Any:
@@ -81,9 +84,97 @@ def open_sealed(data: Any, paths: Iterable[Path], key_for: Callable[[str], DataK
             return key_for(value[len(PREFIX) : len(PREFIX) + 32]).open(value, where)
         return value  # written before sealing existed, or by an agency (inbound): taken as it is
 
+    return _apply_all(data, paths, unseal)
+
+
+# A model's personal paths as one tree, walked once per record (issue 13: the partner API sealed and opened
+# each path in turn, copying the record's outer dicts once per path). A node maps a step to the node below
+# it, or to the whole path where a path ends.
+Tree = dict[str, Any]
+"""step -> the node below (a ``Tree``), or the whole path (a ``Path``) where it ends"""
+
+
+@cache
+def _tree(paths: tuple[Path, ...]) -> Tree | None:
+    """The paths as a tree; ``None`` where a walk of the tree could differ from applying the paths one after
+    another (an empty or repeated path, a path inside another, a list step beside a field step): those are
+    applied in turn (``_map``), as before."""
+    root: Tree = {}
     for path in paths:
-        data = _map(data, path, (), unseal)
-    return data
+        if not path:
+            return None
+        node = root
+        for n, step in enumerate(path):
+            last = n == len(path) - 1
+            below = node.get(step)
+            if below is None:
+                if (step == EACH and node) or (EACH in node):
+                    return None
+                if last:
+                    node[step] = path
+                    break
+                node[step] = below = {}
+            elif last or isinstance(below, tuple):
+                return None  # repeated, or one path inside another
+            node = below
+    return root
+
+
+def _apply_all(data: Any, paths: Iterable[Path], change: Callable[[Any, Path], Any]) -> Any:
+    paths = tuple(paths)
+    tree = _tree(paths)
+    if tree is None:
+        for path in paths:
+            data = _map(data, path, (), change)
+        return data
+    return _walk(data, tree, change)
+
+
+def _walk(data: Any, node: Tree, change: Callable[[Any, Path], Any]) -> Any:
+    """What applying each path of ``node`` in turn with ``_map`` gives, in one walk."""
+    if data is None:
+        return None
+    if EACH in node:
+        below = node[EACH]
+        if isinstance(data, list):
+            return [_step(item, below, change) for item in data]
+        if isinstance(data, dict):
+            return {k: _step(v, below, change) for k, v in data.items()}
+        return data
+    if not isinstance(data, dict):
+        return data
+    changed: dict[str, Any] | None = None
+    for step, below in node.items():
+        if step in data:
+            if changed is None:
+                changed = dict(data)
+            changed[step] = _step(data[step], below, change)
+    return data if changed is None else changed
+
+
+def _step(data: Any, below: Tree | Path, change: Callable[[Any, Path], Any]) -> Any:
+    if data is None:
+        return None
+    if isinstance(below, tuple):
+        return change(data, below)
+    return _walk(data, below, change)
+
+
+def _holds(data: Any, node: Tree | Path) -> bool:
+    if data is None:
+        return False
+    if isinstance(node, tuple):
+        return True
+    if EACH in node:
+        below = node[EACH]
+        if isinstance(data, list):
+            return any(_holds(item, below) for item in data)
+        if isinstance(data, dict):
+            return any(_holds(v, below) for v in data.values())
+        return False
+    if not isinstance(data, dict):
+        return False
+    return any(step in data and _holds(data[step], below) for step, below in node.items())
 
 
 def _map(data: Any, path: Path, done: Path, change: Callable[[Any, Path], Any]) -> Any:

@@ -147,11 +147,14 @@ class RequestMetrics:
             await self.app(scope, receive, send_recording)
         finally:
             seconds = time.perf_counter() - started
-            self.metrics.http_request(scope["method"], self.route_of(scope), status, seconds)
+            route = scope.get("route")  # the router's choice, when the request reached it
+            name = str(getattr(route, "path", UNMATCHED)) if route is not None else self.route_of(scope)
+            self.metrics.http_request(scope["method"], name, status, seconds)
             if status == 500:
                 self.metrics.error(ErrorKind.HTTP_UNHANDLED)
 
     def route_of(self, scope: Scope) -> str:
+        """The route the router would choose (a request refused before it, e.g. a 401, was not routed)."""
         partial = None
         for route in self.fastapi.router.routes:
             match, _ = route.matches(scope)

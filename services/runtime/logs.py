@@ -85,6 +85,13 @@ def configure_logging(service: str, level: str = "info", stream: IO[str] | None 
             structlog.processors.JSONRenderer(),
         ],
     )
+    # No line here says where it was logged from, or in which thread or process (the processors above add
+    # none of them), so stdlib logging does not look them up for every line: the logging HOWTO's
+    # "Optimization" settings (issue 13: the partner API logs a line per request).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()

@@ -7,11 +7,14 @@ import os
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.events.referrals import SubmitReferral
 from schemas.events.volunteers import VolunteerRegistered
 from schemas.partner_api import ReferralSubmission
 from schemas.personal import EACH, personal_paths
+from services.protection import sealing
 from services.protection.errors import KeyDestroyed
 from services.protection.sealing import (
     PREFIX,
@@ -116,3 +119,50 @@ async def test_the_sealer_creates_no_key_for_an_erased_record() -> None:
     assert await sealer.seal_json(ReferralEntry, data, "referral:1") == data
     with pytest.raises(AssertionError, match="a key was created"):
         await sealer.seal_json(ReferralEntry, entry.model_dump(mode="json"), "referral:1")
+
+
+# -- the walk of a model's personal paths as one tree (issue 13) ---------------------------------------
+
+STEPS = st.sampled_from(["a", "b", "c", EACH])
+JSON = st.recursive(
+    st.none() | st.integers(-3, 3) | st.sampled_from(["x", "y"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), inner),
+    max_leaves=12,
+)
+
+
+def _one_at_a_time(data: Any, paths: tuple[tuple[str, ...], ...], change: Any) -> Any:
+    for path in paths:
+        data = sealing._map(data, path, (), change)
+    return data
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=JSON, paths=st.lists(st.lists(STEPS, max_size=4).map(tuple), max_size=5).map(tuple))
+def test_one_walk_of_the_paths_gives_what_applying_them_in_turn_gives(
+    data: Any, paths: tuple[tuple[str, ...], ...]
+) -> None:
+    """Sealing, opening and the "holds personal data" check walk a model's paths as one tree; for any record
+    and any set of paths (nested, in lists, prefixes of each other: those fall back) the result is the
+    one-path-at-a-time result, never the input changed in place."""
+
+    def change(value: Any, where: tuple[str, ...]) -> Any:
+        return ["changed", list(where), value]
+
+    before = json.dumps(data)
+    assert sealing._apply_all(data, paths, change) == _one_at_a_time(data, paths, change)
+    found: list[Any] = []
+
+    def note(value: Any, _: tuple[str, ...]) -> Any:
+        found.append(value)
+        return value
+
+    _one_at_a_time(data, paths, note)
+    assert holds_personal(data, paths) is bool(found)
+    assert json.dumps(data) == before
+
+
+def test_the_referral_paths_are_walked_as_a_tree() -> None:
+    """The contracts' paths need no fallback (the tree is what the record path uses)."""
+    assert sealing._tree(personal_paths(SubmitReferral)) is not None
+    assert sealing._tree((("a",), ("a", "b"))) is None  # one path inside another: applied in turn
