@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -37,10 +38,32 @@ LOGS = ARTIFACTS / "logs"
 CIRCLES = Path(sys.executable).parent / "circles"
 
 
+LISTEN_PORTS = range(20_000, 32_000)
+"""Where the tests' processes listen: below the kernel's ephemeral range (32768-60999 here), from which
+every bind to port 0 (a worker's probe server without a set port) and every outgoing connection takes its
+port. A port chosen by binding to 0 was free only until the next such bind: a worker's probe took the
+coordinator page's port in the moment before the page bound it."""
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port for a test's process to listen on: free now, in this pytest worker's own slice of
+    ``LISTEN_PORTS`` (xdist workers never share one), and never handed out before in this run."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    size = len(LISTEN_PORTS) // workers
+    ports = LISTEN_PORTS[worker * size : (worker + 1) * size]
+    for port in random.sample(ports, len(ports)):
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {ports}")
 
 
 def service_env(bootstrap: str, prefix: str, data_dir: Path, **extra: str) -> dict[str, str]:
